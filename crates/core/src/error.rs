@@ -1,0 +1,67 @@
+//! The core's one error type. Every fallible public function returns [`Result`].
+
+use std::time::Duration;
+
+/// Everything that can go wrong in the core, with enough context to tell the user what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `OLLAMA_HOST` (or a configured URL) could not be turned into a URL.
+    #[error("invalid Ollama host {value:?}: {reason}")]
+    InvalidHost { value: String, reason: String },
+
+    /// Ollama could not be reached at all (connection refused, DNS, connect timeout).
+    #[error("Ollama is not reachable at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+
+    /// A request took longer than its deadline.
+    #[error("Ollama did not answer {what} within {after:?}")]
+    Timeout { what: String, after: Duration },
+
+    /// A stream went quiet for longer than the idle timeout between chunks.
+    #[error("the stream from Ollama stalled: no data for {after:?}")]
+    StreamStalled { after: Duration },
+
+    /// Ollama answered with an error status; `message` is Ollama's own error text.
+    #[error("Ollama returned HTTP {status}: {message}")]
+    Api { status: u16, message: String },
+
+    /// Ollama wrote an `{"error": …}` line in the middle of a 200 stream.
+    #[error("Ollama reported an error mid-stream: {message}")]
+    StreamError { message: String },
+
+    /// The connection closed before a chunk with `done: true` arrived.
+    #[error("the stream from Ollama ended before it was done ({received} chunks received)")]
+    StreamTruncated { received: usize },
+
+    /// A line of the NDJSON stream was not the JSON we expected.
+    #[error("invalid line {line} in the stream from Ollama: {reason}")]
+    InvalidChunk { line: usize, reason: String },
+
+    /// A single NDJSON line grew beyond the configured limit without a newline.
+    #[error("a line in the stream from Ollama exceeded {limit} bytes without ending")]
+    LineTooLong { limit: usize },
+
+    /// A non-streaming response body was not what the API documents.
+    #[error("unexpected response from Ollama for {what}: {reason}")]
+    InvalidResponse { what: String, reason: String },
+
+    /// Transport error not covered above (connection reset mid-body, TLS, …).
+    #[error("HTTP error talking to Ollama: {0}")]
+    Http(String),
+
+    /// The operation was cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// Filesystem error with the path it concerned.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

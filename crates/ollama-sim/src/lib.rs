@@ -1,0 +1,1 @@
+//! ollama-sim: an Ollama server simulator (library + binary). Being written.
