@@ -6,5 +6,6 @@
 pub mod alerts;
 pub mod error;
 pub mod ollama;
+pub mod warm;
 
 pub use error::{Error, Result};
