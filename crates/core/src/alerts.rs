@@ -9,6 +9,8 @@
 //! The policy is a pure state machine over caller-supplied time, so it is tested without
 //! sleeping and costs nothing on the watchdog tick.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -73,32 +75,28 @@ struct Open<A> {
     notified: bool,
 }
 
-/// Alert state of one model.
 #[derive(Debug, Clone)]
-pub struct AlertPolicy<A> {
-    settings: AlertSettings,
+struct Track<A> {
     open: Option<Open<A>>,
     last_resolved_at: Option<Instant>,
+}
+
+/// Alert state of every model, keyed by `K` (the model name). Incident ids are unique across
+/// keys, so a notifier can use them as notification ids.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy<K, A> {
+    settings: AlertSettings,
+    tracks: HashMap<K, Track<A>>,
     next_id: u64,
 }
 
-impl<A: Clone> AlertPolicy<A> {
+impl<K: Eq + Hash + Clone, A: Clone> AlertPolicy<K, A> {
     /// A policy with no open incident.
     pub fn new(settings: AlertSettings) -> Self {
         AlertPolicy {
             settings,
-            open: None,
-            last_resolved_at: None,
+            tracks: HashMap::new(),
             next_id: 1,
-        }
-    }
-
-    /// Starts numbering incidents at `first`, so several policies (one per model) can hand out
-    /// ids that never collide.
-    pub fn with_first_id(settings: AlertSettings, first: u64) -> Self {
-        AlertPolicy {
-            next_id: first,
-            ..AlertPolicy::new(settings)
         }
     }
 
@@ -112,28 +110,41 @@ impl<A: Clone> AlertPolicy<A> {
         self.settings.muted
     }
 
-    /// The currently open incident, if any.
-    pub fn open_incident(&self) -> Option<(IncidentId, &A)> {
-        self.open.as_ref().map(|o| (o.id, &o.alert))
+    /// The open incident of `key`, if any.
+    pub fn open_incident(&self, key: &K) -> Option<(IncidentId, &A)> {
+        let open = self.tracks.get(key)?.open.as_ref()?;
+        Some((open.id, &open.alert))
     }
 
-    /// Feeds one observation taken at `now`; returns what to announce, if anything.
-    pub fn observe(&mut self, now: Instant, health: Health<A>) -> Option<AlertAction<A>> {
+    /// How many incidents are open over all keys.
+    pub fn open_count(&self) -> usize {
+        self.tracks.values().filter(|t| t.open.is_some()).count()
+    }
+
+    /// Feeds one observation of `key` taken at `now`; returns what to announce, if anything.
+    pub fn observe(&mut self, key: &K, now: Instant, health: Health<A>) -> Option<AlertAction<A>> {
+        if matches!(health, Health::Neutral) {
+            return None;
+        }
+        let track = self.tracks.entry(key.clone()).or_insert(Track {
+            open: None,
+            last_resolved_at: None,
+        });
         match health {
             Health::Neutral => None,
             Health::Bad(alert) => {
-                if let Some(open) = self.open.as_mut() {
+                if let Some(open) = track.open.as_mut() {
                     // Same incident: keep the freshest text (numbers move) but say nothing.
                     open.alert = alert;
                     return None;
                 }
-                let in_cooldown = self
+                let in_cooldown = track
                     .last_resolved_at
                     .is_some_and(|t| now.saturating_duration_since(t) < self.settings.cooldown);
                 let notify = !self.settings.muted && !in_cooldown;
                 let id = IncidentId(self.next_id);
                 self.next_id += 1;
-                self.open = Some(Open {
+                track.open = Some(Open {
                     id,
                     alert: alert.clone(),
                     notified: notify,
@@ -145,8 +156,8 @@ impl<A: Clone> AlertPolicy<A> {
                 })
             }
             Health::Good => {
-                let open = self.open.take()?;
-                self.last_resolved_at = Some(now);
+                let open = track.open.take()?;
+                track.last_resolved_at = Some(now);
                 Some(AlertAction::Resolve {
                     incident: open.id,
                     alert: open.alert,
@@ -162,7 +173,9 @@ impl<A: Clone> AlertPolicy<A> {
 mod tests {
     use super::*;
 
-    fn policy() -> AlertPolicy<&'static str> {
+    const M: &str = "llama3.2:3b";
+
+    fn policy() -> AlertPolicy<&'static str, &'static str> {
         AlertPolicy::new(AlertSettings {
             cooldown: Duration::from_secs(60),
             muted: false,
@@ -181,12 +194,16 @@ mod tests {
     fn one_alert_and_one_resolution_per_incident() {
         let mut p = policy();
         let t0 = Instant::now();
-        let mut out = vec![p.observe(t0, Health::Good)];
+        let mut out = vec![p.observe(&M, t0, Health::Good)];
         for i in 1..10 {
-            out.push(p.observe(t0 + Duration::from_secs(2 * i), Health::Bad("62% on CPU")));
+            out.push(p.observe(
+                &M,
+                t0 + Duration::from_secs(2 * i),
+                Health::Bad("62% on CPU"),
+            ));
         }
-        out.push(p.observe(t0 + Duration::from_secs(30), Health::Good));
-        out.push(p.observe(t0 + Duration::from_secs(32), Health::Good));
+        out.push(p.observe(&M, t0 + Duration::from_secs(30), Health::Good));
+        out.push(p.observe(&M, t0 + Duration::from_secs(32), Health::Good));
         assert_eq!(notified(&out), (1, 1));
         assert!(matches!(
             out[1],
@@ -208,16 +225,16 @@ mod tests {
     fn neutral_neither_raises_nor_resolves() {
         let mut p = policy();
         let t0 = Instant::now();
-        assert_eq!(p.observe(t0, Health::Neutral), None);
-        assert!(p.observe(t0, Health::Bad("cpu")).is_some());
+        assert_eq!(p.observe(&M, t0, Health::Neutral), None);
+        assert!(p.observe(&M, t0, Health::Bad("cpu")).is_some());
         // Ollama restarts mid-incident: the incident stays open, nothing is announced.
         assert_eq!(
-            p.observe(t0 + Duration::from_secs(2), Health::Neutral),
+            p.observe(&M, t0 + Duration::from_secs(2), Health::Neutral),
             None
         );
-        assert!(p.open_incident().is_some());
+        assert!(p.open_incident(&M).is_some());
         assert!(matches!(
-            p.observe(t0 + Duration::from_secs(4), Health::Good),
+            p.observe(&M, t0 + Duration::from_secs(4), Health::Good),
             Some(AlertAction::Resolve { notify: true, .. })
         ));
     }
@@ -234,7 +251,7 @@ mod tests {
             } else {
                 Health::Good
             };
-            out.push(p.observe(t0 + s(2 * i), h));
+            out.push(p.observe(&M, t0 + s(2 * i), h));
         }
         assert_eq!(
             notified(&out),
@@ -246,7 +263,7 @@ mod tests {
             10,
             "every change is still published"
         );
-        let late = p.observe(t0 + s(200), Health::Bad("cpu"));
+        let late = p.observe(&M, t0 + s(200), Health::Bad("cpu"));
         assert!(matches!(
             late,
             Some(AlertAction::Raise { notify: true, .. })
@@ -258,7 +275,7 @@ mod tests {
         let mut p = policy();
         p.set_muted(true);
         let t0 = Instant::now();
-        let raise = p.observe(t0, Health::Bad("cpu"));
+        let raise = p.observe(&M, t0, Health::Bad("cpu"));
         assert!(matches!(
             raise,
             Some(AlertAction::Raise { notify: false, .. })
@@ -266,10 +283,10 @@ mod tests {
         p.set_muted(false);
         // Unmuting mid-incident does not replay the alert, and its resolution stays quiet.
         assert_eq!(
-            p.observe(t0 + Duration::from_secs(2), Health::Bad("cpu")),
+            p.observe(&M, t0 + Duration::from_secs(2), Health::Bad("cpu")),
             None
         );
-        let resolve = p.observe(t0 + Duration::from_secs(4), Health::Good);
+        let resolve = p.observe(&M, t0 + Duration::from_secs(4), Health::Good);
         assert!(matches!(
             resolve,
             Some(AlertAction::Resolve { notify: false, .. })
@@ -277,11 +294,41 @@ mod tests {
     }
 
     #[test]
+    fn models_are_tracked_separately_with_unique_ids() {
+        let mut p = policy();
+        let t0 = Instant::now();
+        let a = p.observe(&"a", t0, Health::Bad("cpu"));
+        let b = p.observe(&"b", t0, Health::Bad("cpu"));
+        assert!(matches!(
+            a,
+            Some(AlertAction::Raise {
+                incident: IncidentId(1),
+                notify: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            b,
+            Some(AlertAction::Raise {
+                incident: IncidentId(2),
+                notify: true,
+                ..
+            })
+        ));
+        assert_eq!(p.open_count(), 2);
+        assert!(matches!(
+            p.observe(&"a", t0, Health::Good),
+            Some(AlertAction::Resolve { .. })
+        ));
+        assert_eq!(p.open_count(), 1);
+    }
+
+    #[test]
     fn open_incident_keeps_freshest_text() {
         let mut p = policy();
         let t0 = Instant::now();
-        p.observe(t0, Health::Bad("40% on CPU"));
-        p.observe(t0 + Duration::from_secs(2), Health::Bad("62% on CPU"));
-        assert_eq!(p.open_incident().map(|(_, a)| *a), Some("62% on CPU"));
+        p.observe(&M, t0, Health::Bad("40% on CPU"));
+        p.observe(&M, t0 + Duration::from_secs(2), Health::Bad("62% on CPU"));
+        assert_eq!(p.open_incident(&M).map(|(_, a)| *a), Some("62% on CPU"));
     }
 }
