@@ -290,6 +290,13 @@ pub(crate) async fn run(shared: Arc<Shared>, req: GenRequest) -> Response {
         guard: Some(guard),
     };
     if req.stream {
+        // An error before any chunk is written is a real HTTP error (routes.go streamResponse).
+        if let Some(Step::Error { message, oom }) = job.steps.front() {
+            if *oom {
+                shared.lock().runners.clear();
+            }
+            return error_response(500, message);
+        }
         stream_response(job)
     } else {
         collected_response(job).await
@@ -405,7 +412,12 @@ fn stream_response(job: Gen) -> Response {
                 futures_util::future::pending::<()>().await;
                 return None;
             }
-            Out::Truncate => Err(std::io::Error::other("simulated truncated stream")),
+            Out::Truncate => {
+                // Yield once so hyper flushes the chunks already written; an error while
+                // they sit in its write buffer would discard them too.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(std::io::Error::other("simulated truncated stream"))
+            }
         };
         let more = item.is_ok();
         Some((item, more.then_some(job)))

@@ -27,7 +27,12 @@ async fn differing_num_ctx_reloads_identical_does_not() {
     bounded(async {
         let sim = sim(fast()).await;
         chat(&sim, "llama3.2:3b", Some(json!({"num_ctx": 8192}))).await;
-        chat(&sim, "llama3.2:3b", Some(json!({"num_ctx": 8192, "temperature": 0.1}))).await;
+        chat(
+            &sim,
+            "llama3.2:3b",
+            Some(json!({"num_ctx": 8192, "temperature": 0.1})),
+        )
+        .await;
         assert_eq!((sim.load_count(), sim.reload_count()), (1, 0));
         chat(&sim, "llama3.2:3b", Some(json!({"num_ctx": 16384}))).await;
         assert_eq!((sim.load_count(), sim.reload_count()), (2, 1));
@@ -40,7 +45,11 @@ async fn differing_num_ctx_reloads_identical_does_not() {
         chat(&sim, "qwen2.5:7b", Some(json!({"num_ctx": 65536}))).await;
         chat(&sim, "qwen2.5:7b", Some(json!({"num_ctx": 32768}))).await;
         assert_eq!(sim.reload_count(), 2);
-        let qwen = ps(&sim).await.into_iter().find(|m| m["name"] == "qwen2.5:7b").expect("qwen");
+        let qwen = ps(&sim)
+            .await
+            .into_iter()
+            .find(|m| m["name"] == "qwen2.5:7b")
+            .expect("qwen");
         assert_eq!(qwen["context_length"], 32768);
     })
     .await;
@@ -57,9 +66,19 @@ async fn other_load_time_options_and_num_gpu_auto() {
         assert_eq!(sim.reload_count(), 0);
         chat(&sim, "llama3.2:3b", Some(json!({"num_gpu": 12}))).await;
         assert_eq!(sim.reload_count(), 1);
-        chat(&sim, "llama3.2:3b", Some(json!({"num_gpu": 12, "num_batch": 1024}))).await;
+        chat(
+            &sim,
+            "llama3.2:3b",
+            Some(json!({"num_gpu": 12, "num_batch": 1024})),
+        )
+        .await;
         assert_eq!(sim.reload_count(), 2);
-        chat(&sim, "llama3.2:3b", Some(json!({"num_gpu": 12, "num_batch": 1024, "top_k": 5, "seed": 3}))).await;
+        chat(
+            &sim,
+            "llama3.2:3b",
+            Some(json!({"num_gpu": 12, "num_batch": 1024, "top_k": 5, "seed": 3})),
+        )
+        .await;
         assert_eq!(sim.reload_count(), 2, "sampling options never reload");
     })
     .await;
@@ -103,7 +122,10 @@ async fn placement_full_partial_cpu() {
         // 131072 ctx: ~14 GiB of KV cannot fit a 12 GiB card.
         load(&sim, "yollayah-old", json!({})).await;
         let m = &ps(&sim).await[0];
-        let (size, vram) = (m["size"].as_u64().expect("size"), m["size_vram"].as_u64().expect("vram"));
+        let (size, vram) = (
+            m["size"].as_u64().expect("size"),
+            m["size_vram"].as_u64().expect("vram"),
+        );
         assert!(vram > 0 && vram < size, "partial offload: {vram}/{size}");
         assert!(vram <= 12_878_610_432 - (1 << 30), "fit margin respected");
         let view = sim.gpu_view();
@@ -112,7 +134,11 @@ async fn placement_full_partial_cpu() {
 
         // num_gpu 0 forces CPU.
         load(&sim, "qwen2.5:7b", json!({"options": {"num_gpu": 0}})).await;
-        let q = ps(&sim).await.into_iter().find(|m| m["name"] == "qwen2.5:7b").expect("qwen");
+        let q = ps(&sim)
+            .await
+            .into_iter()
+            .find(|m| m["name"] == "qwen2.5:7b")
+            .expect("qwen");
         assert_eq!(q["size_vram"], 0);
         assert!(q["size"].as_u64().expect("size") > 4_683_073_184);
         let q_runner = sim
@@ -132,17 +158,28 @@ async fn other_process_vram_causes_partial_offload() {
         sim.set_other_vram(vec![OtherProcess::new("game.exe", 5151, 10 << 30)]);
         load(&sim, "llama3.2:3b", json!({})).await;
         let m = &ps(&sim).await[0];
-        let (size, vram) = (m["size"].as_u64().expect("size"), m["size_vram"].as_u64().expect("vram"));
+        let (size, vram) = (
+            m["size"].as_u64().expect("size"),
+            m["size_vram"].as_u64().expect("vram"),
+        );
         assert!(vram > 0 && vram < size, "partial: {vram}/{size}");
         let gpu = &sim.gpu_view().gpu.gpus[0];
         assert_eq!(gpu.memory_used, (10 << 30) + vram);
         assert_eq!(gpu.memory_free, gpu.memory_total - gpu.memory_used);
-        assert!(gpu.processes.iter().any(|p| p.name == "game.exe" && p.pid == 5151));
+        assert!(
+            gpu.processes
+                .iter()
+                .any(|p| p.name == "game.exe" && p.pid == 5151)
+        );
 
         // Nothing left at all: everything on the CPU.
         sim.set_other_vram(vec![OtherProcess::new("hog", 1, 12 << 30)]);
         load(&sim, "qwen2.5:7b", json!({})).await;
-        let q = ps(&sim).await.into_iter().find(|m| m["name"] == "qwen2.5:7b").expect("qwen");
+        let q = ps(&sim)
+            .await
+            .into_iter()
+            .find(|m| m["name"] == "qwen2.5:7b")
+            .expect("qwen");
         assert_eq!(q["size_vram"], 0);
     })
     .await;
@@ -153,14 +190,21 @@ async fn eviction_at_max_loaded_models_prefers_shortest_keep_alive() {
     bounded(async {
         let sc = Scenario {
             max_loaded_models: 2,
-            gpus: vec![GpuSpec { memory_total: 80 << 30, ..GpuSpec::default() }],
+            gpus: vec![GpuSpec {
+                memory_total: 80 << 30,
+                ..GpuSpec::default()
+            }],
             ..fast()
         };
         let sim = sim(sc).await;
         load(&sim, "qwen2.5:7b", json!({"keep_alive": -1})).await;
         load(&sim, "llama3.2:3b", json!({"keep_alive": "10m"})).await;
         load(&sim, "qwen2.5:14b", json!({})).await;
-        let mut names: Vec<String> = ps(&sim).await.iter().filter_map(|m| m["name"].as_str().map(String::from)).collect();
+        let mut names: Vec<String> = ps(&sim)
+            .await
+            .iter()
+            .filter_map(|m| m["name"].as_str().map(String::from))
+            .collect();
         names.sort();
         assert_eq!(names, vec!["qwen2.5:14b", "qwen2.5:7b"]);
         assert_eq!(sim.load_count(), 3);
@@ -201,7 +245,11 @@ async fn keep_alive_expiry_on_the_simulated_clock() {
         // A request without keep_alive keeps the runner's 10m (does not reset to 5m)...
         chat(&sim, "llama3.2:3b", None).await;
         sim.advance_clock(Duration::from_secs(7 * 60));
-        assert_eq!(ps(&sim).await.len(), 2, "10m kept, not reset to the 5m default");
+        assert_eq!(
+            ps(&sim).await.len(),
+            2,
+            "10m kept, not reset to the 5m default"
+        );
         // ...and the timer restarted when that request ended.
         sim.advance_clock(Duration::from_secs(4 * 60));
         let rows = ps(&sim).await;
@@ -230,15 +278,28 @@ async fn keep_alive_forms_set_expires_at() {
                 body["keep_alive"] = ka.clone();
             }
             // Unload first so that `null` gets the default of a fresh load.
-            post(&sim, "/api/generate", json!({"model": "llama3.2:3b", "keep_alive": 0})).await;
+            post(
+                &sim,
+                "/api/generate",
+                json!({"model": "llama3.2:3b", "keep_alive": 0}),
+            )
+            .await;
             assert_eq!(post(&sim, "/api/chat", body).await.status(), 200);
             let row = ps(&sim).await.into_iter().next().expect("loaded");
             let exp = parse_time(row["expires_at"].as_str().expect("expires_at"));
             let delta = (exp - time::OffsetDateTime::now_utc()).whole_seconds();
-            assert!((secs - 3..=secs).contains(&delta), "{ka}: {delta}s vs {secs}s");
+            assert!(
+                (secs - 3..=secs).contains(&delta),
+                "{ka}: {delta}s vs {secs}s"
+            );
         }
         // Real wall-clock expiry works too (0.3 s keep-alive), polled with a deadline.
-        post(&sim, "/api/generate", json!({"model": "llama3.2:3b", "keep_alive": 0.3})).await;
+        post(
+            &sim,
+            "/api/generate",
+            json!({"model": "llama3.2:3b", "keep_alive": 0.3}),
+        )
+        .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !ps(&sim).await.is_empty() {
             assert!(tokio::time::Instant::now() < deadline, "real-time expiry");
@@ -262,7 +323,10 @@ async fn no_gpu_and_small_gpu_scenarios() {
         load(&sim_cpu, "llama3.2:3b", json!({})).await;
         assert_eq!(ps(&sim_cpu).await[0]["size_vram"], 0);
         let view = sim_cpu.gpu_view();
-        assert!(matches!(view.gpu.nvml, ollama_sim::NvmlStatus::Unavailable { .. }));
+        assert!(matches!(
+            view.gpu.nvml,
+            ollama_sim::NvmlStatus::Unavailable { .. }
+        ));
         assert!(view.gpu.gpus.is_empty());
 
         let small = Scenario::from_file(&dir.join("small-gpu.toml")).expect("small parses");
@@ -272,8 +336,14 @@ async fn no_gpu_and_small_gpu_scenarios() {
         assert_eq!(m["size"], m["size_vram"]);
         load(&sim8, "yollayah-old", json!({})).await;
         let m = &ps(&sim8).await[0];
-        let (size, vram) = (m["size"].as_u64().expect("size"), m["size_vram"].as_u64().expect("vram"));
-        assert!(vram < size / 2, "derived 131072-ctx model spills: {vram}/{size}");
+        let (size, vram) = (
+            m["size"].as_u64().expect("size"),
+            m["size_vram"].as_u64().expect("vram"),
+        );
+        assert!(
+            vram < size / 2,
+            "derived 131072-ctx model spills: {vram}/{size}"
+        );
 
         let default = Scenario::from_file(&dir.join("default.toml")).expect("default parses");
         assert_eq!(default.gpus[0].memory_total, 12_878_610_432);

@@ -67,7 +67,10 @@ pub async fn ndjson(sim: &SimHandle, path: &str, body: Value) -> Vec<Value> {
     assert_eq!(r.status(), 200);
     assert_eq!(content_type(&r), "application/x-ndjson");
     let text = r.text().await.expect("body");
-    assert!(text.ends_with('\n'), "every chunk ends with a newline: {text:?}");
+    assert!(
+        text.ends_with('\n'),
+        "every chunk ends with a newline: {text:?}"
+    );
     text.lines()
         .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
         .collect()
