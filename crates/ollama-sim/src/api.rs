@@ -80,14 +80,14 @@ pub(crate) fn ps_entries(shared: &Shared) -> Vec<Value> {
             (expires, v)
         })
         .collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     rows.into_iter().map(|(_, v)| v).collect()
 }
 
 pub(crate) async fn show(State(shared): S, body: Bytes) -> Response {
     let req = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = req
         .get("model")
@@ -113,13 +113,13 @@ pub(crate) async fn chat(State(shared): S, body: Bytes) -> Response {
 }
 
 /// Parses a JSON object body with gin's error texts.
-fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
+fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(error_response(400, "missing request body"));
+        return Err(Box::new(error_response(400, "missing request body")));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(error_response(
+        Ok(other) => Err(Box::new(error_response(
             400,
             &format!(
                 "json: cannot unmarshal {} into Go value of type api.Request",
@@ -131,8 +131,8 @@ fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
                     _ => "null",
                 }
             ),
-        )),
-        Err(e) => Err(error_response(400, &e.to_string())),
+        ))),
+        Err(e) => Err(Box::new(error_response(400, &e.to_string()))),
     }
 }
 
@@ -192,7 +192,7 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
     let start = tokio::time::Instant::now();
     let req = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // Decoding errors (keep_alive, types) come from binding, before any model lookup.
     let keep_alive = match parse_keep_alive(req.get("keep_alive")) {

@@ -228,7 +228,11 @@ impl Scenario {
                 "parallel must be at least 1".into(),
             ));
         }
-        if !(sc.tokens_per_second > 0.0) || !(sc.prompt_tokens_per_second > 0.0) {
+        if sc.tokens_per_second.is_nan()
+            || sc.tokens_per_second <= 0.0
+            || sc.prompt_tokens_per_second.is_nan()
+            || sc.prompt_tokens_per_second <= 0.0
+        {
             return Err(SimError::InvalidScenario(
                 "tokens_per_second and prompt_tokens_per_second must be > 0".into(),
             ));

@@ -143,7 +143,7 @@ impl State {
                 let m = crate::catalog::normalize_name(model);
                 m == r.model.name
                     || *model == r.model.blob_path
-                    || catalog_names_for_blob.iter().any(|n| *n == m)
+                    || catalog_names_for_blob.contains(&m)
             }
             _ => false,
         })
