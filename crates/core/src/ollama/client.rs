@@ -364,11 +364,11 @@ impl OllamaClient {
             return Ok(resp);
         }
         // Whatever part of the body arrived is still the best explanation there is.
-        let body = match read_capped(resp, MAX_ERROR_BODY_BYTES).await {
-            Ok(Some(b)) => b,
-            Ok(None) => Bytes::new(),
-            Err(_) => Bytes::new(),
-        };
+        let body = read_capped(resp, MAX_ERROR_BODY_BYTES)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Err(Error::Api {
             status: status.as_u16(),
             message: error_message(status, &body),

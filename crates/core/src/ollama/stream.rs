@@ -280,12 +280,23 @@ fn decode_line<T: StreamItem>(line: &[u8], line_no: usize, limit: usize) -> Opti
     if starts_with_error_key(line) {
         return Some(Err(error_line(line, line_no)));
     }
-    Some(match serde_json::from_slice::<T>(line) {
+    // Validating UTF-8 once for the whole line lets serde_json skip validating every string
+    // on its own, which is most of the per-token cost for short chunks.
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => {
+            return Some(Err(Error::InvalidChunk {
+                line: line_no,
+                reason: format!("not UTF-8: {e}"),
+            }));
+        }
+    };
+    Some(match serde_json::from_str::<T>(text) {
         Ok(mut item) => match item.take_error() {
             Some(message) => Err(Error::StreamError { message }),
             None => Ok(item),
         },
-        Err(e) => match serde_json::from_slice::<ErrorProbe>(line) {
+        Err(e) => match serde_json::from_str::<ErrorProbe>(text) {
             // Not a T, but an error object with other keys first: still Ollama's error.
             Ok(ErrorProbe { error: Some(v) }) => Err(Error::StreamError {
                 message: error_text(v),
@@ -545,6 +556,10 @@ mod tests {
             out[..],
             [Err(Error::InvalidChunk { line: 1, .. })]
         ));
+        let out = run::<ChatChunk>(&[b"{\"model\":\"\xff\"}\n"], 1024);
+        assert!(
+            matches!(&out[..], [Err(Error::InvalidChunk { line: 1, reason })] if reason.contains("UTF-8"))
+        );
         let out = run::<ChatChunk>(&[b"{\"error\":\"unterminated\n"], 1024);
         assert!(matches!(
             out[..],

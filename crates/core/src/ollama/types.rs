@@ -472,6 +472,45 @@ mod tests {
     }
 
     #[test]
+    fn chunks_round_trip_through_the_flat_wire_form() {
+        let chat = ChatChunk {
+            model: "m".into(),
+            created_at: "2026-11-21T10:00:00Z".into(),
+            message: Some(Message::new("assistant", "hi")),
+            done: true,
+            done_reason: Some("stop".into()),
+            metrics: Metrics {
+                eval_count: Some(7),
+                total_duration: Some(9),
+                ..Metrics::default()
+            },
+            error: None,
+        };
+        let text = serde_json::to_string(&chat).unwrap();
+        assert!(text.contains(r#""eval_count":7"#), "{text}");
+        assert_eq!(serde_json::from_str::<ChatChunk>(&text).unwrap(), chat);
+
+        let generate = GenerateChunk {
+            model: "m".into(),
+            response: "x".into(),
+            thinking: Some("t".into()),
+            metrics: Metrics {
+                prompt_eval_duration: Some(3),
+                ..Metrics::default()
+            },
+            error: Some("boom".into()),
+            ..GenerateChunk::default()
+        };
+        let text = serde_json::to_string(&generate).unwrap();
+        assert_eq!(
+            serde_json::from_str::<GenerateChunk>(&text).unwrap(),
+            generate
+        );
+        let err: ChatChunk = serde_json::from_str(r#"{"error":"e"}"#).unwrap();
+        assert_eq!(err.error.as_deref(), Some("e"));
+    }
+
+    #[test]
     fn final_chunk_metrics_and_speed() {
         let c: ChatChunk = serde_json::from_str(
             r#"{"model":"m","created_at":"2026-11-21T10:00:00Z","message":{"role":"assistant","content":""},
