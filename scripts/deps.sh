@@ -7,7 +7,7 @@ purpose=${1:-test}
 
 need=()
 case "$purpose" in
-  test|run) pkgs=(pkg-config) ;;
+  test|run) pkgs=(pkg-config libssl-dev) ;;
   *) echo "deps.sh: unknown purpose '$purpose' (test|run)" >&2; exit 2 ;;
 esac
 for p in "${pkgs[@]}"; do

@@ -3,5 +3,8 @@
 //! Everything here follows `docs/ollama-facts.md`-verified behaviour of the real server; the
 //! simulator in `crates/ollama-sim` implements the other side of the same wire format.
 
+pub mod client;
+pub mod host;
 pub mod params;
+pub mod stream;
 pub mod types;

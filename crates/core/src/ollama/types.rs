@@ -277,7 +277,7 @@ impl Metrics {
 
 /// One chunk of a `/api/chat` stream (or the single non-streamed object).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, from = "wire::ChatChunkWire")]
 pub struct ChatChunk {
     pub model: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -288,11 +288,15 @@ pub struct ChatChunk {
     pub done_reason: Option<String>,
     #[serde(flatten)]
     pub metrics: Metrics,
+    /// Set when the line was Ollama's mid-stream `{"error": …}` (fact sheet §3); the stream
+    /// decoder turns it into [`crate::Error::StreamError`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One chunk of a `/api/generate` stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, from = "wire::GenerateChunkWire")]
 pub struct GenerateChunk {
     pub model: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -305,6 +309,97 @@ pub struct GenerateChunk {
     pub done_reason: Option<String>,
     #[serde(flatten)]
     pub metrics: Metrics,
+    /// Set when the line was Ollama's mid-stream `{"error": …}` (fact sheet §3); the stream
+    /// decoder turns it into [`crate::Error::StreamError`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Flat mirrors of the chunk types for deserialising. `#[serde(flatten)]` makes serde buffer
+/// every field into an intermediate map first, which costs more than the parse itself on the
+/// per-token hot path; these read the same JSON in one pass.
+mod wire {
+    use serde::Deserialize;
+
+    use super::{ChatChunk, GenerateChunk, Message, Metrics};
+
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    pub(super) struct ChatChunkWire {
+        model: String,
+        created_at: String,
+        message: Option<Message>,
+        done: bool,
+        done_reason: Option<String>,
+        error: Option<String>,
+        total_duration: Option<u64>,
+        load_duration: Option<u64>,
+        prompt_eval_count: Option<u64>,
+        prompt_eval_duration: Option<u64>,
+        eval_count: Option<u64>,
+        eval_duration: Option<u64>,
+    }
+
+    impl From<ChatChunkWire> for ChatChunk {
+        fn from(w: ChatChunkWire) -> Self {
+            ChatChunk {
+                model: w.model,
+                created_at: w.created_at,
+                message: w.message,
+                done: w.done,
+                done_reason: w.done_reason,
+                metrics: Metrics {
+                    total_duration: w.total_duration,
+                    load_duration: w.load_duration,
+                    prompt_eval_count: w.prompt_eval_count,
+                    prompt_eval_duration: w.prompt_eval_duration,
+                    eval_count: w.eval_count,
+                    eval_duration: w.eval_duration,
+                },
+                error: w.error,
+            }
+        }
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    pub(super) struct GenerateChunkWire {
+        model: String,
+        created_at: String,
+        response: String,
+        thinking: Option<String>,
+        done: bool,
+        done_reason: Option<String>,
+        error: Option<String>,
+        total_duration: Option<u64>,
+        load_duration: Option<u64>,
+        prompt_eval_count: Option<u64>,
+        prompt_eval_duration: Option<u64>,
+        eval_count: Option<u64>,
+        eval_duration: Option<u64>,
+    }
+
+    impl From<GenerateChunkWire> for GenerateChunk {
+        fn from(w: GenerateChunkWire) -> Self {
+            GenerateChunk {
+                model: w.model,
+                created_at: w.created_at,
+                response: w.response,
+                thinking: w.thinking,
+                done: w.done,
+                done_reason: w.done_reason,
+                metrics: Metrics {
+                    total_duration: w.total_duration,
+                    load_duration: w.load_duration,
+                    prompt_eval_count: w.prompt_eval_count,
+                    prompt_eval_duration: w.prompt_eval_duration,
+                    eval_count: w.eval_count,
+                    eval_duration: w.eval_duration,
+                },
+                error: w.error,
+            }
+        }
+    }
 }
 
 /// `{"error": "..."}`, the body of every Ollama error and of a mid-stream error line.
@@ -374,6 +469,45 @@ mod tests {
             serde_json::to_string(&req).unwrap(),
             r#"{"model":"m","messages":[]}"#
         );
+    }
+
+    #[test]
+    fn chunks_round_trip_through_the_flat_wire_form() {
+        let chat = ChatChunk {
+            model: "m".into(),
+            created_at: "2026-11-21T10:00:00Z".into(),
+            message: Some(Message::new("assistant", "hi")),
+            done: true,
+            done_reason: Some("stop".into()),
+            metrics: Metrics {
+                eval_count: Some(7),
+                total_duration: Some(9),
+                ..Metrics::default()
+            },
+            error: None,
+        };
+        let text = serde_json::to_string(&chat).unwrap();
+        assert!(text.contains(r#""eval_count":7"#), "{text}");
+        assert_eq!(serde_json::from_str::<ChatChunk>(&text).unwrap(), chat);
+
+        let generate = GenerateChunk {
+            model: "m".into(),
+            response: "x".into(),
+            thinking: Some("t".into()),
+            metrics: Metrics {
+                prompt_eval_duration: Some(3),
+                ..Metrics::default()
+            },
+            error: Some("boom".into()),
+            ..GenerateChunk::default()
+        };
+        let text = serde_json::to_string(&generate).unwrap();
+        assert_eq!(
+            serde_json::from_str::<GenerateChunk>(&text).unwrap(),
+            generate
+        );
+        let err: ChatChunk = serde_json::from_str(r#"{"error":"e"}"#).unwrap();
+        assert_eq!(err.error.as_deref(), Some("e"));
     }
 
     #[test]
