@@ -3,7 +3,11 @@
 //! The tray app (`src-tauri`) and the CLI (`crates/cli`) only present what this crate
 //! observes and decides; nothing in here may depend on a display, GTK or a webview.
 
+pub mod capture;
+pub mod diagnose;
 pub mod error;
+pub mod gpu;
 pub mod ollama;
+pub mod placement;
 
 pub use error::{Error, Result};
