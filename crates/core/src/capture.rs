@@ -74,6 +74,9 @@ pub struct CaptureBundle {
     pub captured_at: OffsetDateTime,
     /// The Ollama base URL that was observed.
     pub ollama_url: String,
+    /// Free text: what the user was doing, or which incident a fixture replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// `/api/version`; `None` when Ollama was down.
     #[serde(default)]
     pub ollama_version: Option<String>,
@@ -117,6 +120,7 @@ impl CaptureBundle {
             version: VERSION,
             captured_at: OffsetDateTime::now_utc(),
             ollama_url: ollama_url.into(),
+            description: None,
             ollama_version: None,
             ps: PsResponse::default(),
             show: BTreeMap::new(),

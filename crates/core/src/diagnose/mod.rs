@@ -206,6 +206,16 @@ fn budget(obs: &Observation<'_>, runner: Option<&Runner>, ps: Option<&PsModel>) 
         let runner_known = runner.is_some_and(|r| g.lists(r.pid));
         b.total = g.memory_total;
         b.others = if runner_known { g.memory_used } else { g.memory_used.saturating_sub(own) };
+        if ps.is_none() {
+            // Predicting a load: Ollama evicts idle models when the newcomer does not fit, so
+            // other runners' memory is not a fixed cost here.
+            let runners: u64 = obs
+                .runners
+                .iter()
+                .filter_map(|r| g.used_by(r.pid))
+                .sum();
+            b.others = b.others.saturating_sub(runners);
+        }
         b.gpus[0] = Some(g.index);
         n = 1;
     }
