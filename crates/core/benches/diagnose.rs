@@ -10,10 +10,14 @@ use yollayah_core::diagnose::diagnose;
 
 fn bench(c: &mut Criterion) {
     for name in ["incident_9902.json", "incident_7370.json", "full_gpu.json"] {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
         let b = CaptureBundle::read(&p).expect("fixture bundle is valid");
         let obs = b.observation();
-        c.bench_function(&format!("diagnose/{name}"), |bn| bn.iter(|| diagnose(black_box(&obs))));
+        c.bench_function(&format!("diagnose/{name}"), |bn| {
+            bn.iter(|| diagnose(black_box(&obs)))
+        });
     }
 }
 

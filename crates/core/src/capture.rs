@@ -28,21 +28,42 @@ pub const VERSION: u64 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OllamaEnv {
-    #[serde(rename = "OLLAMA_NUM_PARALLEL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OLLAMA_NUM_PARALLEL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_parallel: Option<String>,
-    #[serde(rename = "OLLAMA_KV_CACHE_TYPE", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OLLAMA_KV_CACHE_TYPE",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kv_cache_type: Option<String>,
-    #[serde(rename = "OLLAMA_FLASH_ATTENTION", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OLLAMA_FLASH_ATTENTION",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub flash_attention: Option<String>,
-    #[serde(rename = "OLLAMA_CONTEXT_LENGTH", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OLLAMA_CONTEXT_LENGTH",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub context_length: Option<String>,
-    #[serde(rename = "OLLAMA_MAX_LOADED_MODELS", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OLLAMA_MAX_LOADED_MODELS",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_loaded_models: Option<String>,
     #[serde(rename = "OLLAMA_KEEP_ALIVE", skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<String>,
-    #[serde(rename = "LLAMA_ARG_FIT_TARGET", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "LLAMA_ARG_FIT_TARGET",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub llama_arg_fit_target: Option<String>,
-    #[serde(rename = "CUDA_VISIBLE_DEVICES", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CUDA_VISIBLE_DEVICES",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cuda_visible_devices: Option<String>,
 }
 

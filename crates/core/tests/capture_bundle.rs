@@ -7,7 +7,9 @@ use yollayah_core::capture::{CaptureBundle, FORMAT, VERSION};
 use yollayah_core::diagnose::diagnose;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
@@ -30,7 +32,9 @@ fn unsupported_version_is_a_typed_error_naming_it() {
         .unwrap()
         .replacen("\"version\": 1", "\"version\": 7", 1);
     match CaptureBundle::from_json(&text) {
-        Err(Error::UnsupportedCapture { version, format, .. }) => {
+        Err(Error::UnsupportedCapture {
+            version, format, ..
+        }) => {
             assert_eq!((version, format.as_str()), (7, FORMAT));
         }
         other => panic!("expected UnsupportedCapture, got {other:?}"),

@@ -11,7 +11,9 @@ use yollayah_core::diagnose::{Code, ModelDiagnosis, diagnose};
 use yollayah_core::placement::Placement;
 
 fn bundle(name: &str) -> CaptureBundle {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     CaptureBundle::read(&p).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -28,7 +30,9 @@ fn codes(d: &ModelDiagnosis) -> Vec<Code> {
 }
 
 fn top(d: &ModelDiagnosis) -> Code {
-    d.top().map(|f| f.code).unwrap_or_else(|| panic!("no findings: {d:#?}"))
+    d.top()
+        .map(|f| f.code)
+        .unwrap_or_else(|| panic!("no findings: {d:#?}"))
 }
 
 /// Rebuilds the fit model from the finding's own evidence and checks that the advice fits,
@@ -51,9 +55,16 @@ fn assert_advice_is_tight(d: &ModelDiagnosis, expected: u64) {
         true_max += 1;
     }
     assert!(m.fits(advice), "advice {advice} does not fit");
-    assert!(true_max - advice < CTX_STEP, "advice {advice} more than one step below {true_max}");
+    assert!(
+        true_max - advice < CTX_STEP,
+        "advice {advice} more than one step below {true_max}"
+    );
     assert!(m.need(advice) + RESERVE > m.need(0), "sanity");
-    assert!(f.remedy.contains(&format!("num_ctx to {advice}")), "{}", f.remedy);
+    assert!(
+        f.remedy.contains(&format!("num_ctx to {advice}")),
+        "{}",
+        f.remedy
+    );
 }
 
 #[test]
@@ -130,7 +141,10 @@ fn ps_contradicted_by_nvml() {
     // The runner holds 6 GiB of a 21.66 GB model → about 70 % is elsewhere.
     assert_eq!(d.placement.placement, Placement::Partial { cpu_pct: 70 });
     assert_eq!(top(&d), Code::PsContradictsNvml);
-    assert_eq!(d.top().unwrap().number("runner_gpu_bytes"), Some(6.0 * (1u64 << 30) as f64));
+    assert_eq!(
+        d.top().unwrap().number("runner_gpu_bytes"),
+        Some(6.0 * (1u64 << 30) as f64)
+    );
 }
 
 #[test]
@@ -148,10 +162,19 @@ fn incident_9902_derived_128k_context_runs_on_cpu() {
     // 1 GiB = 3255084300; / 262144 = 12417 tokens → 12288.
     assert_advice_is_tight(&d, 12288);
     // The derived model's num_ctx differs from its base: reload thrash, also reported.
-    let derived = d.finding(Code::DerivedParamsDiffer).expect("derived finding");
-    assert!(derived.title.contains("num_ctx 131072 vs unset"), "{}", derived.title);
+    let derived = d
+        .finding(Code::DerivedParamsDiffer)
+        .expect("derived finding");
+    assert!(
+        derived.title.contains("num_ctx 131072 vs unset"),
+        "{}",
+        derived.title
+    );
     assert!(derived.rank > 1);
-    assert!(!codes(&d).contains(&Code::NumGpuZero), "Ollama's computed -ngl 0 is not a user setting");
+    assert!(
+        !codes(&d).contains(&Code::NumGpuZero),
+        "Ollama's computed -ngl 0 is not a user setting"
+    );
 }
 
 #[test]
@@ -187,7 +210,10 @@ fn incident_4681_other_gpu_app_holds_vram() {
     assert_eq!(top(&d), Code::VramHeldByOtherProcess);
     let f = d.top().unwrap();
     assert!(f.title.contains("python3 (3100) 9420 MiB"), "{}", f.title);
-    assert!(!codes(&d).contains(&Code::CtxTooLarge), "4K context is not the problem");
+    assert!(
+        !codes(&d).contains(&Code::CtxTooLarge),
+        "4K context is not the problem"
+    );
     assert!(d.findings.iter().all(|f| f.suggested_num_ctx.is_none()));
 }
 

@@ -31,7 +31,15 @@ fn finds_runner_with_model_and_ignores_discovery_process() {
     );
     let discovery = Kill(
         Command::new(&exe)
-            .args(["-c", "sleep 30; true", "--port", "2", "--host", "127.0.0.1", "--no-webui"])
+            .args([
+                "-c",
+                "sleep 30; true",
+                "--port",
+                "2",
+                "--host",
+                "127.0.0.1",
+                "--no-webui",
+            ])
             .spawn()
             .unwrap(),
     );
@@ -46,13 +54,19 @@ fn finds_runner_with_model_and_ignores_discovery_process() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let r = found.iter().find(|r| r.pid == want).expect("runner with --model found");
+    let r = found
+        .iter()
+        .find(|r| r.pid == want)
+        .expect("runner with --model found");
     assert_eq!(r.model_path, blob);
     assert_eq!(r.exe, "llama-server");
     assert!(r.cmdline.iter().any(|a| a == "--model"));
     assert!(r.rss_bytes > 0);
     assert!(r.has_blob_path());
-    assert!(found.iter().all(|r| r.pid != unwanted), "discovery process must be ignored");
+    assert!(
+        found.iter().all(|r| r.pid != unwanted),
+        "discovery process must be ignored"
+    );
     // A second scan with the same long-lived System still sees it (CPU usage is a delta).
     assert!(scanner.scan().iter().any(|r| r.pid == want));
     drop(with_model);

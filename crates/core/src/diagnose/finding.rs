@@ -129,7 +129,13 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(crate) fn new(code: Code, severity: Severity, score: u8, title: String, remedy: String) -> Self {
+    pub(crate) fn new(
+        code: Code,
+        severity: Severity,
+        score: u8,
+        title: String,
+        remedy: String,
+    ) -> Self {
         Finding {
             code,
             severity,
@@ -144,11 +150,14 @@ impl Finding {
 
     /// The numeric evidence called `label`, if present.
     pub fn number(&self, label: &str) -> Option<f64> {
-        self.evidence.iter().find(|e| e.label == label).and_then(|e| match e.value {
-            EvidenceValue::Int(v) => Some(v as f64),
-            EvidenceValue::Uint(v) => Some(v as f64),
-            EvidenceValue::Float(v) => Some(v),
-            _ => None,
-        })
+        self.evidence
+            .iter()
+            .find(|e| e.label == label)
+            .and_then(|e| match e.value {
+                EvidenceValue::Int(v) => Some(v as f64),
+                EvidenceValue::Uint(v) => Some(v as f64),
+                EvidenceValue::Float(v) => Some(v),
+                _ => None,
+            })
     }
 }

@@ -55,7 +55,8 @@ pub struct ModelShape {
 }
 
 fn num(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
 }
 
 /// Per-layer values of a key that may be a number or an array; `None` when absent or `[]`.
@@ -104,13 +105,20 @@ pub fn model_shape(info: &BTreeMap<String, Value>, key: &mut String) -> Option<M
     let heads = per_layer(get("attention.head_count"), layers);
     let head_max = heads.as_ref().map_or(0, PerLayer::max);
     let head_dim = if head_max > 0 { embd / head_max } else { 0 };
-    let k_len = get("attention.key_length").and_then(num).unwrap_or(head_dim);
-    let v_len = get("attention.value_length").and_then(num).unwrap_or(head_dim);
+    let k_len = get("attention.key_length")
+        .and_then(num)
+        .unwrap_or(head_dim);
+    let v_len = get("attention.value_length")
+        .and_then(num)
+        .unwrap_or(head_dim);
     let (kv_heads_sum, assumed) = match per_layer(get("attention.head_count_kv"), layers) {
         Some(p) => (p.sum(), false),
         // Absent means plain multi-head attention; a truncated array means unknown, and
         // head_count is the safe upper bound.
-        None => (heads.as_ref().map_or(0, PerLayer::sum), get("attention.head_count_kv").is_some()),
+        None => (
+            heads.as_ref().map_or(0, PerLayer::sum),
+            get("attention.head_count_kv").is_some(),
+        ),
     };
     let kv_elements_per_token = kv_heads_sum * (k_len + v_len);
     if kv_elements_per_token == 0 {
@@ -198,9 +206,11 @@ mod tests {
     #[test]
     fn gqa_scalar_shape() {
         // qwen2 32B: 64 layers, 40 heads, 8 KV heads, head dim 5120/40 = 128.
-        let i = info(serde_json::json!({"general.architecture":"qwen2","qwen2.block_count":64,
+        let i = info(
+            serde_json::json!({"general.architecture":"qwen2","qwen2.block_count":64,
             "qwen2.attention.head_count":40,"qwen2.attention.head_count_kv":8,
-            "qwen2.embedding_length":5120,"qwen2.context_length":131072}));
+            "qwen2.embedding_length":5120,"qwen2.context_length":131072}),
+        );
         let s = model_shape(&i, &mut String::new()).unwrap();
         assert_eq!(s.kv_elements_per_token, 64 * 8 * 256);
         assert_eq!(s.train_ctx, 131072);
@@ -210,14 +220,18 @@ mod tests {
 
     #[test]
     fn per_layer_kv_heads_are_summed_and_truncated_arrays_assume_mha() {
-        let i = info(serde_json::json!({"general.architecture":"x","x.block_count":4,
+        let i = info(
+            serde_json::json!({"general.architecture":"x","x.block_count":4,
             "x.attention.head_count":[8,8,8,8],"x.attention.head_count_kv":[2,0,2,4],
-            "x.attention.key_length":64,"x.attention.value_length":32,"x.embedding_length":512}));
+            "x.attention.key_length":64,"x.attention.value_length":32,"x.embedding_length":512}),
+        );
         let s = model_shape(&i, &mut String::new()).unwrap();
         assert_eq!(s.kv_elements_per_token, 8 * 96);
         assert!(!s.kv_heads_assumed);
-        let i = info(serde_json::json!({"general.architecture":"x","x.block_count":4,
-            "x.attention.head_count":8,"x.attention.head_count_kv":[],"x.embedding_length":512}));
+        let i = info(
+            serde_json::json!({"general.architecture":"x","x.block_count":4,
+            "x.attention.head_count":8,"x.attention.head_count_kv":[],"x.embedding_length":512}),
+        );
         let s = model_shape(&i, &mut String::new()).unwrap();
         assert_eq!(s.kv_elements_per_token, 4 * 8 * 128);
         assert!(s.kv_heads_assumed);
@@ -245,7 +259,10 @@ mod tests {
         assert_eq!(m.largest_fit(0), Some(16384));
         assert!(m.fits(16384) && !m.fits(16385));
         assert_eq!(m.largest_fit(8192), Some(8192));
-        let tight = FitModel { available: 11 * GIB + 100 * MIB, ..m };
+        let tight = FitModel {
+            available: 11 * GIB + 100 * MIB,
+            ..m
+        };
         assert_eq!(tight.largest_fit(0), None);
     }
 }

@@ -73,10 +73,11 @@ pub fn diagnose(obs: &Observation<'_>) -> Vec<ModelDiagnosis> {
         out.push(diagnose_model(obs, &ps.name, Some(ps), &mut key));
     }
     for name in obs.requested_models {
-        let loaded = obs
-            .ps
-            .iter()
-            .any(|p| &p.name == name || &p.model == name || show_blob(obs, name).is_some_and(|b| show_blob(obs, &p.name) == Some(b)));
+        let loaded = obs.ps.iter().any(|p| {
+            &p.name == name
+                || &p.model == name
+                || show_blob(obs, name).is_some_and(|b| show_blob(obs, &p.name) == Some(b))
+        });
         if !loaded {
             out.push(diagnose_model(obs, name, None, &mut key));
         }
@@ -90,7 +91,10 @@ fn show_for<'a>(obs: &Observation<'a>, name: &str) -> Option<&'a ShowResponse> {
         if name.contains(':') {
             name.strip_suffix(":latest").and_then(|n| obs.show.get(n))
         } else {
-            obs.show.iter().find(|(k, _)| k.strip_suffix(":latest") == Some(name)).map(|(_, v)| v)
+            obs.show
+                .iter()
+                .find(|(k, _)| k.strip_suffix(":latest") == Some(name))
+                .map(|(_, v)| v)
         }
     })
 }
@@ -128,11 +132,13 @@ fn param_raw<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 fn option_i64(opts: Option<&Options>, key: &str) -> Option<i64> {
     let v = opts?.get(key)?;
-    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
 }
 
 fn env_u64(v: &Option<String>) -> Option<u64> {
-    v.as_deref().and_then(|s| s.trim().split(',').next()?.trim().parse().ok())
+    v.as_deref()
+        .and_then(|s| s.trim().split(',').next()?.trim().parse().ok())
 }
 
 /// Architectures for which Ollama forces one slot (`sched.go` `load`).
@@ -168,7 +174,9 @@ impl Budget {
         self.gpus.iter().any(|g| *g == Some(idx))
     }
     fn available(&self) -> u64 {
-        self.total.saturating_sub(self.others).saturating_sub(self.margin)
+        self.total
+            .saturating_sub(self.others)
+            .saturating_sub(self.margin)
     }
 }
 
@@ -176,7 +184,8 @@ fn budget(obs: &Observation<'_>, runner: Option<&Runner>, ps: Option<&PsModel>) 
     if !obs.gpu.is_ok() || obs.gpu.gpus.is_empty() {
         return None;
     }
-    let margin_one = env_u64(&obs.env.llama_arg_fit_target).unwrap_or(memory::DEFAULT_FIT_MARGIN_MIB) * MIB;
+    let margin_one =
+        env_u64(&obs.env.llama_arg_fit_target).unwrap_or(memory::DEFAULT_FIT_MARGIN_MIB) * MIB;
     let mut b = Budget {
         total: 0,
         others: 0,
@@ -205,15 +214,15 @@ fn budget(obs: &Observation<'_>, runner: Option<&Runner>, ps: Option<&PsModel>) 
             .max_by_key(|g| g.memory_total.saturating_sub(g.memory_used))?;
         let runner_known = runner.is_some_and(|r| g.lists(r.pid));
         b.total = g.memory_total;
-        b.others = if runner_known { g.memory_used } else { g.memory_used.saturating_sub(own) };
+        b.others = if runner_known {
+            g.memory_used
+        } else {
+            g.memory_used.saturating_sub(own)
+        };
         if ps.is_none() {
             // Predicting a load: Ollama evicts idle models when the newcomer does not fit, so
             // other runners' memory is not a fixed cost here.
-            let runners: u64 = obs
-                .runners
-                .iter()
-                .filter_map(|r| g.used_by(r.pid))
-                .sum();
+            let runners: u64 = obs.runners.iter().filter_map(|r| g.used_by(r.pid)).sum();
             b.others = b.others.saturating_sub(runners);
         }
         b.gpus[0] = Some(g.index);
@@ -256,7 +265,12 @@ fn facts<'a>(
     let (parallel, _) = match args.parallel {
         Some(p) if p > 0 => (p, "runner"),
         _ if forced_single_slot(arch) || embedding => (1, "forced"),
-        _ => (env_u64(&obs.env.num_parallel).filter(|p| *p > 0).unwrap_or(1), "env"),
+        _ => (
+            env_u64(&obs.env.num_parallel)
+                .filter(|p| *p > 0)
+                .unwrap_or(1),
+            "env",
+        ),
     };
     let train = shape.map_or(0, |s| s.train_ctx);
     let cap = |c: u64| if train > 0 { c.min(train) } else { c };
@@ -284,7 +298,11 @@ fn facts<'a>(
 
     let kv_type = args
         .cache_type_k
-        .or(obs.env.kv_cache_type.as_deref().filter(|s| !s.trim().is_empty()))
+        .or(obs
+            .env
+            .kv_cache_type
+            .as_deref()
+            .filter(|s| !s.trim().is_empty()))
         .unwrap_or("f16");
     let kv_bpe = memory::kv_bytes_per_element(kv_type).unwrap_or(2.0);
     let flash_off = match args.flash_attn {
@@ -298,11 +316,16 @@ fn facts<'a>(
     let num_gpu = option_i64(obs.request_options, "num_gpu")
         .filter(|n| *n >= 0)
         .map(|n| (n, "request options"))
-        .or_else(|| param_i64(params, "num_gpu").filter(|n| *n >= 0).map(|n| (n, "Modelfile PARAMETER")));
+        .or_else(|| {
+            param_i64(params, "num_gpu")
+                .filter(|n| *n >= 0)
+                .map(|n| (n, "Modelfile PARAMETER"))
+        });
     // The runner's -ngl is not used here: runners before 0.30 always received Ollama's own
     // computed layer count, which is a consequence of placement, not a user setting.
 
-    let kv_now = |s: &ModelShape| (s.kv_elements_per_token as f64 * kv_bpe * (ctx * parallel) as f64) as u64;
+    let kv_now =
+        |s: &ModelShape| (s.kv_elements_per_token as f64 * kv_bpe * (ctx * parallel) as f64) as u64;
     let weights = tag_size(obs, name)
         .map(|w| (w, "/api/tags size"))
         .or_else(|| {
@@ -345,7 +368,12 @@ fn not_loaded_report() -> PlacementReport {
     }
 }
 
-fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: &mut String) -> ModelDiagnosis {
+fn diagnose_model(
+    obs: &Observation<'_>,
+    name: &str,
+    ps: Option<&PsModel>,
+    key: &mut String,
+) -> ModelDiagnosis {
     let show = show_for(obs, name).or_else(|| ps.and_then(|p| show_for(obs, &p.model)));
     let blob = show.and_then(|s| blob_path_from_modelfile(&s.modelfile));
     let runner = blob.and_then(|b| obs.runners.iter().find(|r| r.model_path == b));
@@ -363,14 +391,26 @@ fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: 
         None => not_loaded_report(),
     };
     let loaded = ps.is_some() && !expired;
-    let f = facts(obs, name, ps, show, runner, report.suspicious_no_buffer_fallback, key);
+    let f = facts(
+        obs,
+        name,
+        ps,
+        show,
+        runner,
+        report.suspicious_no_buffer_fallback,
+        key,
+    );
     let budget = budget(obs, runner, ps);
     let fit = match (&budget, f.shape, f.weights) {
         (Some(b), Some(s), Some((w, _))) => Some(FitModel {
             weights: w,
             kv_per_token: s.kv_elements_per_token as f64 * f.kv_bpe,
             parallel: f.parallel,
-            no_fa_per_token: if f.flash_off { memory::no_fa_per_token(s.head_count_max) } else { 0.0 },
+            no_fa_per_token: if f.flash_off {
+                memory::no_fa_per_token(s.head_count_max)
+            } else {
+                0.0
+            },
             available: b.available(),
         }),
         _ => None,
@@ -413,7 +453,11 @@ fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: 
     let not_on_gpu = (loaded && !full_gpu) || predict_miss;
 
     // Checks on the truth of /api/ps itself.
-    let near_zero = report.runner_gpu_bytes.is_some_and(|b| b <= placement::NEAR_ZERO.min(ps.map_or(0, |p| p.size_vram) / 4).max(MIB));
+    let near_zero = report.runner_gpu_bytes.is_some_and(|b| {
+        b <= placement::NEAR_ZERO
+            .min(ps.map_or(0, |p| p.size_vram) / 4)
+            .max(MIB)
+    });
     let backend_lost_ps_gpu = loaded
         && obs.gpu.is_ok()
         && !obs.gpu.gpus.is_empty()
@@ -444,7 +488,10 @@ fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: 
         );
         push_ps_vs_runner(&mut x, ps, &report, runner, gpu_util);
         if report.cpu_busy_gpu_idle {
-            x.evidence.push(Evidence::t("cpu_busy_gpu_idle", "runner uses several cores while the GPU is idle"));
+            x.evidence.push(Evidence::t(
+                "cpu_busy_gpu_idle",
+                "runner uses several cores while the GPU is idle",
+            ));
         }
         findings.push(x);
     }
@@ -458,7 +505,8 @@ fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: 
         );
         if let Some(p) = ps {
             x.evidence.push(Evidence::u("ps_size_bytes", p.size));
-            x.evidence.push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+            x.evidence
+                .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
         }
         if let Some(s) = tag_size(obs, name) {
             x.evidence.push(Evidence::u("model_file_bytes", s));
@@ -467,7 +515,19 @@ fn diagnose_model(obs: &Observation<'_>, name: &str, ps: Option<&PsModel>, key: 
     }
 
     if not_on_gpu {
-        causes(obs, name, ps, show, runner, &report, &f, budget.as_ref(), fit, loaded, &mut findings);
+        causes(
+            obs,
+            name,
+            ps,
+            show,
+            runner,
+            &report,
+            &f,
+            budget.as_ref(),
+            fit,
+            loaded,
+            &mut findings,
+        );
     }
 
     findings.sort_by(|a, b| b.score.cmp(&a.score));
@@ -490,18 +550,22 @@ fn push_ps_vs_runner(
     gpu_util: Option<u32>,
 ) {
     if let Some(p) = ps {
-        x.evidence.push(Evidence::t("ps_processor", report.ps_processor.clone()));
-        x.evidence.push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+        x.evidence
+            .push(Evidence::t("ps_processor", report.ps_processor.clone()));
+        x.evidence
+            .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
     }
     if let Some(b) = report.runner_gpu_bytes {
         x.evidence.push(Evidence::u("runner_gpu_bytes", b));
     }
     if let Some(r) = runner {
         x.evidence.push(Evidence::u("runner_pid", u64::from(r.pid)));
-        x.evidence.push(Evidence::f("runner_cpu_percent", f64::from(r.cpu_percent)));
+        x.evidence
+            .push(Evidence::f("runner_cpu_percent", f64::from(r.cpu_percent)));
     }
     if let Some(u) = gpu_util {
-        x.evidence.push(Evidence::u("gpu_utilization_pct", u64::from(u)));
+        x.evidence
+            .push(Evidence::u("gpu_utilization_pct", u64::from(u)));
     }
 }
 
@@ -556,7 +620,8 @@ fn causes(
                 "Remove the num_gpu setting (automatic placement is -1) so llama.cpp can fit as many layers as VRAM allows.".into(),
             );
             x.evidence.push(Evidence::i("num_gpu", n));
-            x.evidence.push(Evidence::u("offloadable_layers", layers + 1));
+            x.evidence
+                .push(Evidence::u("offloadable_layers", layers + 1));
             x.evidence.push(Evidence::t("num_gpu_source", src));
             out.push(x);
         }
@@ -578,13 +643,16 @@ fn causes(
         );
         if let (Some(m), Some(b)) = (fit, budget) {
             x.evidence.push(Evidence::u("needed_bytes", m.need(f.ctx)));
-            x.evidence.push(Evidence::u("available_bytes", b.available()));
+            x.evidence
+                .push(Evidence::u("available_bytes", b.available()));
         }
         out.push(x);
     }
 
     let kv_now = fit.map(|m| m.kv_bytes(f.ctx)).or_else(|| {
-        f.shape.map(|s| (s.kv_elements_per_token as f64 * f.kv_bpe * (f.ctx * f.parallel) as f64) as u64)
+        f.shape.map(|s| {
+            (s.kv_elements_per_token as f64 * f.kv_bpe * (f.ctx * f.parallel) as f64) as u64
+        })
     });
 
     // Weights alone do not fit.
@@ -641,7 +709,11 @@ fn causes(
             let title = format!(
                 "The context (num_ctx {}{}) needs {:.1} GiB of KV cache, more than the GPU has room for next to the weights.",
                 f.ctx,
-                if f.parallel > 1 { format!(" × {} slots", f.parallel) } else { String::new() },
+                if f.parallel > 1 {
+                    format!(" × {} slots", f.parallel)
+                } else {
+                    String::new()
+                },
                 gib(kv)
             );
             let remedy = match advice.filter(|a| *a < f.ctx) {
@@ -658,9 +730,15 @@ fn causes(
             x.evidence.push(Evidence::u("kv_cache_bytes", kv));
             x.evidence.push(Evidence::t("kv_cache_type", f.kv_type));
             if let Some(s) = f.shape {
-                x.evidence.push(Evidence::u("kv_bytes_per_token", (s.kv_elements_per_token as f64 * f.kv_bpe) as u64));
+                x.evidence.push(Evidence::u(
+                    "kv_bytes_per_token",
+                    (s.kv_elements_per_token as f64 * f.kv_bpe) as u64,
+                ));
                 if s.kv_heads_assumed {
-                    x.evidence.push(Evidence::t("kv_heads", "unknown (truncated array): assumed head_count, an upper bound"));
+                    x.evidence.push(Evidence::t(
+                        "kv_heads",
+                        "unknown (truncated array): assumed head_count, an upper bound",
+                    ));
                 }
             }
             if let Some((w, src)) = f.weights {
@@ -682,14 +760,22 @@ fn causes(
         let mut ev = Vec::new();
         let mut names = String::new();
         for g in obs.gpu.gpus.iter().filter(|g| b.covers(g.index)) {
-            for p in g.processes.iter().filter(|p| !runner_pids(p.pid) && Some(p.pid) != runner.map(|r| r.pid)) {
+            for p in g
+                .processes
+                .iter()
+                .filter(|p| !runner_pids(p.pid) && Some(p.pid) != runner.map(|r| r.pid))
+            {
                 match p.used_memory {
                     Some(m) if m >= 32 * MIB => {
                         held += m;
                         if !names.is_empty() {
                             names.push_str(", ");
                         }
-                        let label = if p.name.is_empty() { "pid" } else { p.name.as_str() };
+                        let label = if p.name.is_empty() {
+                            "pid"
+                        } else {
+                            p.name.as_str()
+                        };
                         names.push_str(&format!("{label} ({}) {} MiB", p.pid, mib(m)));
                         ev.push(Evidence::u("process_bytes", m));
                     }
@@ -709,7 +795,10 @@ fn causes(
                 Code::VramHeldByOtherProcess,
                 Severity::Cause,
                 share_score(held, d, 75),
-                format!("Other programs hold {} MiB of GPU memory: {names}.", mib(held)),
+                format!(
+                    "Other programs hold {} MiB of GPU memory: {names}.",
+                    mib(held)
+                ),
                 "Close those programs (or move them to another GPU) and reload the model.".into(),
             );
             x.evidence.push(Evidence::u("held_bytes", held));
@@ -752,7 +841,8 @@ fn causes(
             format!("Another model is loaded and holds GPU memory: {other_names}."),
             "Unload it (ollama stop <model>) or set OLLAMA_MAX_LOADED_MODELS=1, then reload this model.".into(),
         );
-        x.evidence.push(Evidence::u("other_models_bytes", other_bytes));
+        x.evidence
+            .push(Evidence::u("other_models_bytes", other_bytes));
         if let Some(d) = deficit {
             x.evidence.push(Evidence::u("deficit_bytes", d));
         }
@@ -820,7 +910,11 @@ fn causes(
                 diffs.push_str(&format!(
                     "{k} {} vs {}",
                     mine.unwrap_or("unset"),
-                    if base.is_some() { theirs.unwrap_or("unset") } else { "unknown" }
+                    if base.is_some() {
+                        theirs.unwrap_or("unset")
+                    } else {
+                        "unknown"
+                    }
                 ));
                 if let Some(v) = param_i64(&s.parameters, k) {
                     ev.push(Evidence::i(k, v));
@@ -833,8 +927,12 @@ fn causes(
                 Code::DerivedParamsDiffer,
                 Severity::Cause,
                 if base.is_some() { 45 } else { 40 },
-                format!("{name} is derived from {base_name} but loads with different settings ({diffs}); switching between them reloads the model every time."),
-                format!("Keep load-time PARAMETERs (num_ctx, num_gpu…) of {name} equal to {base_name}'s, or use the base model with request options."),
+                format!(
+                    "{name} is derived from {base_name} but loads with different settings ({diffs}); switching between them reloads the model every time."
+                ),
+                format!(
+                    "Keep load-time PARAMETERs (num_ctx, num_gpu…) of {name} equal to {base_name}'s, or use the base model with request options."
+                ),
             );
             x.evidence.push(Evidence::t("base_model", base_name));
             x.evidence.extend(ev);
