@@ -43,11 +43,11 @@ fn assert_advice_is_tight(d: &ModelDiagnosis, expected: u64) {
     assert_eq!(advice, expected, "{f:#?}");
     assert_eq!(advice % CTX_STEP, 0);
     let m = FitModel {
-        weights: f.number("weights_bytes").unwrap() as u64,
-        kv_per_token: f.number("kv_bytes_per_token").unwrap(),
-        parallel: f.number("parallel").unwrap() as u64,
+        weights: f.number("weights_bytes").expect("weights") as u64,
+        kv_per_token: f.number("kv_bytes_per_token").expect("kv per token"),
+        parallel: f.number("parallel").expect("parallel") as u64,
         no_fa_per_token: 0.0,
-        available: f.number("available_bytes").unwrap() as u64,
+        available: f.number("available_bytes").expect("available") as u64,
     };
     // Brute force in single tokens from the advice upward.
     let mut true_max = advice;

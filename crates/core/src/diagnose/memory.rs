@@ -104,7 +104,7 @@ pub fn model_shape(info: &BTreeMap<String, Value>, key: &mut String) -> Option<M
     let embd = get("embedding_length").and_then(num).unwrap_or(0);
     let heads = per_layer(get("attention.head_count"), layers);
     let head_max = heads.as_ref().map_or(0, PerLayer::max);
-    let head_dim = if head_max > 0 { embd / head_max } else { 0 };
+    let head_dim = embd.checked_div(head_max).unwrap_or(0);
     let k_len = get("attention.key_length")
         .and_then(num)
         .unwrap_or(head_dim);

@@ -171,7 +171,7 @@ struct Budget {
 
 impl Budget {
     fn covers(&self, idx: u32) -> bool {
-        self.gpus.iter().any(|g| *g == Some(idx))
+        self.gpus.contains(&Some(idx))
     }
     fn available(&self) -> u64 {
         self.total
@@ -530,7 +530,7 @@ fn diagnose_model(
         );
     }
 
-    findings.sort_by(|a, b| b.score.cmp(&a.score));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.score));
     for (i, x) in findings.iter_mut().enumerate() {
         x.rank = i as u32 + 1;
     }
