@@ -61,6 +61,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A GPU snapshot, runner list or capture bundle was not valid JSON of the expected shape.
+    #[error("invalid {what}: {reason}")]
+    InvalidSnapshot { what: String, reason: String },
+
+    /// A capture bundle was written by a format or version this build does not read.
+    #[error(
+        "unsupported capture bundle: format {format:?} version {version} (this build reads {expected_format:?} version {expected_version})"
+    )]
+    UnsupportedCapture {
+        format: String,
+        version: u64,
+        expected_format: &'static str,
+        expected_version: u64,
+    },
 }
 
 /// `Result` with the core's [`Error`].

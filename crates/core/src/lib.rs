@@ -4,8 +4,12 @@
 //! observes and decides; nothing in here may depend on a display, GTK or a webview.
 
 pub mod alerts;
+pub mod capture;
+pub mod diagnose;
 pub mod error;
+pub mod gpu;
 pub mod ollama;
+pub mod placement;
 pub mod warm;
 
 pub use error::{Error, Result};

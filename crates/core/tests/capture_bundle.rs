@@ -1,0 +1,67 @@
+//! Capture bundles: round trip, version and format checks, clear errors.
+
+use std::path::PathBuf;
+
+use yollayah_core::Error;
+use yollayah_core::capture::{CaptureBundle, FORMAT, VERSION};
+use yollayah_core::diagnose::diagnose;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn round_trip_keeps_everything_the_diagnosis_reads() {
+    let b = CaptureBundle::read(fixture("incident_9902.json")).unwrap();
+    assert_eq!((b.format.as_str(), b.version), (FORMAT, VERSION));
+    assert_eq!(b.ps.models.len(), 1);
+    assert!(b.show.contains_key("deepseek-r1:32b"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("b.json");
+    b.write(&p).unwrap();
+    let again = CaptureBundle::read(&p).unwrap();
+    assert_eq!(again, b);
+    assert_eq!(diagnose(&again.observation()), diagnose(&b.observation()));
+}
+
+#[test]
+fn unsupported_version_is_a_typed_error_naming_it() {
+    let text = std::fs::read_to_string(fixture("full_gpu.json"))
+        .unwrap()
+        .replacen("\"version\": 1", "\"version\": 7", 1);
+    match CaptureBundle::from_json(&text) {
+        Err(Error::UnsupportedCapture {
+            version, format, ..
+        }) => {
+            assert_eq!((version, format.as_str()), (7, FORMAT));
+        }
+        other => panic!("expected UnsupportedCapture, got {other:?}"),
+    }
+    let e = CaptureBundle::from_json(r#"{"format":"something-else","version":1}"#).unwrap_err();
+    assert!(e.to_string().contains("something-else"), "{e}");
+}
+
+#[test]
+fn malformed_bundle_and_missing_file_are_clear() {
+    let e = CaptureBundle::from_json(r#"{"format":"yollayah-capture","version":1}"#).unwrap_err();
+    assert!(matches!(e, Error::InvalidSnapshot { .. }), "{e}");
+    assert!(e.to_string().contains("captured_at"), "{e}");
+    let e = CaptureBundle::read("/nonexistent/bundle.json").unwrap_err();
+    assert!(matches!(e, Error::Io { .. }));
+    assert!(CaptureBundle::from_json("not json").is_err());
+}
+
+#[test]
+fn new_bundle_is_stamped_with_format_and_version() {
+    let b = CaptureBundle::new(
+        "http://127.0.0.1:11434",
+        yollayah_core::gpu::GpuSnapshot::unavailable("no driver"),
+    );
+    let j: serde_json::Value = serde_json::from_str(&b.to_json().unwrap()).unwrap();
+    assert_eq!(j["format"], "yollayah-capture");
+    assert_eq!(j["version"], 1);
+    assert_eq!(j["gpu"]["nvml"]["reason"], "no driver");
+    assert!(CaptureBundle::from_json(&b.to_json().unwrap()).is_ok());
+}

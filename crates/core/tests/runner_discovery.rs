@@ -1,0 +1,74 @@
+//! Runner discovery against real processes: a process named `llama-server` with `--model`
+//! (a symlink to /bin/sh, so argv looks exactly like Ollama's runner) must be found with its
+//! blob path; an identical one without `--model` (Ollama's discovery process) must not.
+#![cfg(target_os = "linux")]
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use yollayah_core::gpu::RunnerScanner;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn finds_runner_with_model_and_ignores_discovery_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("llama-server");
+    std::os::unix::fs::symlink("/bin/sh", &exe).unwrap();
+    let blob = format!("/tmp/x/blobs/sha256-{}", "ab".repeat(32));
+    // `; true` keeps sh alive as the parent instead of exec'ing sleep.
+    let with_model = Kill(
+        Command::new(&exe)
+            .args(["-c", "sleep 30; true", "--model", &blob, "--port", "1"])
+            .spawn()
+            .unwrap(),
+    );
+    let discovery = Kill(
+        Command::new(&exe)
+            .args([
+                "-c",
+                "sleep 30; true",
+                "--port",
+                "2",
+                "--host",
+                "127.0.0.1",
+                "--no-webui",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let (want, unwanted) = (with_model.0.id(), discovery.0.id());
+
+    let mut scanner = RunnerScanner::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let runners = scanner.scan();
+        if runners.iter().any(|r| r.pid == want) || Instant::now() > deadline {
+            break runners;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = found
+        .iter()
+        .find(|r| r.pid == want)
+        .expect("runner with --model found");
+    assert_eq!(r.model_path, blob);
+    assert_eq!(r.exe, "llama-server");
+    assert!(r.cmdline.iter().any(|a| a == "--model"));
+    assert!(r.rss_bytes > 0);
+    assert!(r.has_blob_path());
+    assert!(
+        found.iter().all(|r| r.pid != unwanted),
+        "discovery process must be ignored"
+    );
+    // A second scan with the same long-lived System still sees it (CPU usage is a delta).
+    assert!(scanner.scan().iter().any(|r| r.pid == want));
+    drop(with_model);
+    drop(discovery);
+}
