@@ -531,15 +531,31 @@ async fn keep_alive_forms() {
         // Same options every time: one load, no reloads.
         assert_eq!((sim.load_count(), sim.reload_count()), (1, 0));
 
-        // Fractional seconds: 1.5 s, then gone once the (simulated) clock passes it.
+        // Fractional seconds: 1.5 s (sent as a JSON float), then gone once the (simulated)
+        // clock passes it. The expiry is bracketed by wall times taken around the calls, so
+        // the bound is exact however slow this machine is.
+        let before = OffsetDateTime::now_utc();
         c.load(m, Some(KeepAlive::Seconds(1.5)), None)
             .await
             .expect("load");
-        let got = expires_in(&c, m).await;
+        let expires = ps_entry(&c, m)
+            .await
+            .and_then(|e| e.expires_at)
+            .expect("loaded with expires_at");
+        let after = OffsetDateTime::now_utc();
+        let ka = time::Duration::milliseconds(1500);
+        let ms = time::Duration::milliseconds(5);
         assert!(
-            got > time::Duration::milliseconds(500) && got <= time::Duration::milliseconds(1500),
-            "{got}"
+            expires >= before + ka - ms && expires <= after + ka + ms,
+            "{expires} not within [{before}, {after}] + 1.5s"
         );
+        let sent = sim.requests();
+        assert_eq!(
+            sent.last().map(|r| &r.path).map(String::as_str),
+            Some("/api/ps")
+        );
+        let load_body = &sent[sent.len() - 2].body;
+        assert_eq!(load_body["keep_alive"], json!(1.5));
         sim.advance_clock(Duration::from_secs(2));
         assert!(c.ps().await.expect("ps").models.is_empty());
 
