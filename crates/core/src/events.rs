@@ -1,0 +1,188 @@
+//! What the watchdog publishes. The tray, the notifier, the chat window and `yollayah watch`
+//! all render these and nothing else: the GUI never polls and never decides.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::alerts::IncidentId;
+use crate::diagnose::{Code, ModelDiagnosis};
+use crate::gpu::NvmlStatus;
+use crate::placement::Placement;
+use crate::warm::WarmReason;
+
+/// Names of the events as the tray app emits them to the webview; one place, not literals.
+pub mod names {
+    /// A new [`super::Snapshot`].
+    pub const SNAPSHOT: &str = "yollayah://snapshot";
+    /// An [`super::Alert`] raised or resolved.
+    pub const ALERT: &str = "yollayah://alert";
+    /// A [`super::WarmEvent`].
+    pub const WARM: &str = "yollayah://warm";
+    /// A chat reply event ([`crate::chat::ChatEvent`]).
+    pub const CHAT: &str = "yollayah://chat";
+}
+
+/// One event on the watchdog's broadcast channel.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The full state after a tick.
+    Snapshot(Arc<Snapshot>),
+    /// Ollama stopped answering (published once per outage).
+    OllamaDown { url: String, reason: String },
+    /// Ollama answers again (or for the first time).
+    OllamaUp { version: String },
+    /// A loaded model's effective placement changed (or it was just loaded).
+    PlacementChanged {
+        model: String,
+        from: Option<Placement>,
+        to: Placement,
+    },
+    /// Keep-warm activity.
+    Warm(WarmEvent),
+    /// A new incident; `notify` says whether to show a desktop notification.
+    AlertRaised(Alert),
+    /// An incident ended; replaces the notification of the raise with the same incident id.
+    AlertResolved(Alert),
+}
+
+/// The user-facing text of an incident.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub incident: IncidentId,
+    pub model: String,
+    /// What happened, e.g. "llama3.2:3b is running 62% on CPU".
+    pub title: String,
+    /// Why, and the fix, in one or two lines.
+    pub body: String,
+    /// The top diagnosis code, if any.
+    pub code: Option<Code>,
+    pub placement: Placement,
+    /// Show a desktop notification (false when muted or inside the flap cooldown).
+    pub notify: bool,
+}
+
+/// Keep-warm activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WarmEvent {
+    Started {
+        model: String,
+        reason: WarmReason,
+    },
+    Finished {
+        model: String,
+        load_ms: u64,
+    },
+    Failed {
+        model: String,
+        error: String,
+        retry: bool,
+    },
+    Reasserted {
+        model: String,
+        expires_in_s: i64,
+    },
+    Unloaded {
+        model: String,
+    },
+    /// Somebody else reloaded the model with another context size.
+    OptionsDrifted {
+        model: String,
+        expected_num_ctx: u64,
+        loaded_num_ctx: u64,
+    },
+    /// Another model keeps evicting ours; re-warming is paused until it goes.
+    Contention {
+        model: String,
+        with: Vec<String>,
+    },
+}
+
+/// Ollama's reachability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OllamaState {
+    /// Not asked yet.
+    Unknown,
+    Up {
+        version: String,
+    },
+    Down {
+        reason: String,
+    },
+}
+
+/// The one-word state of the configured model, as the tray icon shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Verdict {
+    Gpu,
+    Partial { cpu_pct: u8 },
+    Cpu,
+    Warming,
+    NotLoaded,
+    Down,
+    Unknown,
+}
+
+/// One GPU, summarised for the status line and the sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuSummary {
+    pub name: String,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub utilization_gpu: Option<u32>,
+}
+
+/// Everything a tick saw, ready to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub url: String,
+    pub ollama: OllamaState,
+    /// The configured model.
+    pub model: String,
+    pub verdict: Verdict,
+    /// "llama3.2:3b · 100% GPU · VRAM 3.4/12.0 GiB".
+    pub headline: String,
+    /// The diagnosis of the configured model in plain words (top finding + fix), if any.
+    pub advice: Option<String>,
+    pub diagnoses: Vec<ModelDiagnosis>,
+    pub gpus: Vec<GpuSummary>,
+    pub nvml: NvmlStatus,
+    pub warming: bool,
+    pub muted: bool,
+    pub open_incidents: usize,
+}
+
+impl Snapshot {
+    /// The state before the first tick.
+    pub fn initial(url: &str, model: &str) -> Self {
+        Snapshot {
+            at: OffsetDateTime::now_utc(),
+            url: url.to_owned(),
+            ollama: OllamaState::Unknown,
+            model: model.to_owned(),
+            verdict: Verdict::Unknown,
+            headline: format!("{model} · checking…"),
+            advice: None,
+            diagnoses: Vec::new(),
+            gpus: Vec::new(),
+            nvml: NvmlStatus::Unavailable {
+                reason: "not probed yet".into(),
+            },
+            warming: false,
+            muted: false,
+            open_incidents: 0,
+        }
+    }
+
+    /// The diagnosis of the configured model, if it has one.
+    pub fn target(&self) -> Option<&ModelDiagnosis> {
+        self.diagnoses.iter().find(|d| d.model == self.model)
+    }
+}
