@@ -374,7 +374,12 @@ fn describe_key(text: &str, offset: usize) -> String {
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     let line = text[line_start..line_end].trim();
     let Some((key, value)) = line.split_once('=') else {
-        return String::new();
+        // A table header such as `[gpu]`: quote it as written.
+        return if line.starts_with('[') {
+            format!("`{line}`: ")
+        } else {
+            String::new()
+        };
     };
     let key = key.trim();
     let value = value.trim();
