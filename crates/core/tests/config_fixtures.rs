@@ -11,7 +11,9 @@ use yollayah_core::config::Config;
 use yollayah_core::ollama::types::KeepAlive;
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -44,7 +46,12 @@ fn invalid_configs_fail_naming_key_and_value() {
         let Error::Config { line_col, .. } = &err else {
             panic!("{}: wrong error kind {err:?}", file.display());
         };
-        assert_eq!(line_col.map(|(l, _)| l), Some(3), "{}: {err}", file.display());
+        assert_eq!(
+            line_col.map(|(l, _)| l),
+            Some(3),
+            "{}: {err}",
+            file.display()
+        );
         let message = err.to_string();
         assert!(
             message.contains(&format!("{}:3:", file.display())),
