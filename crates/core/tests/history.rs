@@ -1,5 +1,8 @@
 //! History store: lifecycle of messages, crash recovery, migrations, corrupt and locked files.
 
+// Helpers outside #[test] fns are test code too; clippy.toml only exempts the fns.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,8 @@
 //! Persona parsing, composition and live reload.
 
+// Helpers outside #[test] fns are test code too; clippy.toml only exempts the fns.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::time::Duration;
 
