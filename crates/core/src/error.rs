@@ -76,7 +76,47 @@ pub enum Error {
         expected_format: &'static str,
         expected_version: u64,
     },
+    /// The persona file is missing, unreadable, not UTF-8 or malformed. `line_col` is the
+    /// 1-based position in the file when the problem has one.
+    #[error("persona {path}{}: {message}", at(.line_col))]
+    Persona {
+        path: String,
+        line_col: Option<(usize, usize)>,
+        message: String,
+    },
+
+    /// The config file is malformed; `message` names the key and quotes the bad value.
+    #[error("config {path}{}: {message}", at(.line_col))]
+    Config {
+        path: String,
+        line_col: Option<(usize, usize)>,
+        message: String,
+    },
+
+    /// The history file is not a SQLite database or fails its integrity check. It is never
+    /// modified in that case, so the user can rescue it.
+    #[error(
+        "history database {path} is damaged or not a SQLite database ({reason}); it was left \
+         untouched: move it aside to start a new history"
+    )]
+    HistoryCorrupt { path: String, reason: String },
+
+    /// Another process held the history database's lock for longer than the busy timeout.
+    #[error("history database {path} is locked by another process (gave up after {waited:?})")]
+    HistoryLocked { path: String, waited: Duration },
+
+    /// Any other history database failure (unknown id, newer schema, SQLite error).
+    #[error("history database {path}: {reason}")]
+    History { path: String, reason: String },
 }
 
 /// `Result` with the core's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `:line:column` when a position is known, for `path:line:column: message` errors.
+fn at(line_col: &Option<(usize, usize)>) -> String {
+    match line_col {
+        Some((line, col)) => format!(":{line}:{col}"),
+        None => String::new(),
+    }
+}

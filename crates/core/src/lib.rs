@@ -5,12 +5,15 @@
 
 pub mod alerts;
 pub mod capture;
+pub mod config;
 pub mod diagnose;
 pub mod error;
 pub mod events;
 pub mod gpu;
+pub mod history;
 pub mod machine;
 pub mod ollama;
+pub mod persona;
 pub mod placement;
 pub mod warm;
 

@@ -215,6 +215,30 @@ impl Message {
     }
 }
 
+/// A request-side message that borrows its text, so composing a request does not copy the
+/// persona's system prompt or the history. Serialises to exactly the same JSON as the
+/// [`Message`] it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MessageRef<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub images: &'a [String],
+}
+
+impl<'a> From<&'a Message> for MessageRef<'a> {
+    fn from(m: &'a Message) -> Self {
+        MessageRef {
+            role: &m.role,
+            content: &m.content,
+            thinking: m.thinking.as_deref(),
+            images: &m.images,
+        }
+    }
+}
+
 /// `POST /api/chat` request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {

@@ -1,0 +1,580 @@
+//! Conversation history in SQLite (`$XDG_DATA_HOME/yollayah/history.sqlite3` by default).
+//!
+//! The user's message is stored before it is sent (`pending`), a reply is created `streaming`
+//! and checkpointed while it streams, then becomes `complete` or `incomplete` with a reason.
+//! A reply left `streaming` by a crash is marked `incomplete` ("interrupted") on the next open.
+//! A file that is not a healthy SQLite database is reported and never modified. The API is
+//! synchronous: async callers run it on a blocking thread.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::ollama::types::{Message, Metrics};
+
+/// Forward migrations; entry `i` takes the schema from `user_version = i` to `i + 1`. Never
+/// edit a shipped entry: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // v1: conversations and messages.
+    "CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        model TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        metrics TEXT
+    );",
+    // v2: why a reply is incomplete, and indexes for the two hot queries.
+    "ALTER TABLE messages ADD COLUMN status_reason TEXT;
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE INDEX messages_by_status ON messages(status);
+    CREATE INDEX conversations_by_update ON conversations(updated_at DESC, id DESC);",
+];
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a statement waits for another connection's lock before failing.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Characters of the last message shown in [`ConversationSummary::preview`].
+const PREVIEW_CHARS: i64 = 120;
+
+/// Reason recorded for a reply that was streaming when the process died.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// A conversation's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(pub i64);
+
+/// A message's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub i64);
+
+/// Where a stored message is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// A user message stored before sending, whose reply has not started.
+    Pending,
+    /// A reply being received; its content is the last checkpoint.
+    Streaming,
+    /// Finished normally.
+    Complete,
+    /// A reply that stopped early, with why (cancelled, error text, [`INTERRUPTED`]).
+    Incomplete { reason: String },
+}
+
+impl MessageStatus {
+    fn as_str(&self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Complete => "complete",
+            MessageStatus::Incomplete { .. } => "incomplete",
+        }
+    }
+}
+
+/// One message as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub conversation: ConversationId,
+    pub role: String,
+    pub content: String,
+    pub status: MessageStatus,
+    pub created_at: OffsetDateTime,
+    /// The final chunk's metrics, for complete replies.
+    pub metrics: Option<Metrics>,
+}
+
+impl StoredMessage {
+    /// The wire message to send back as history.
+    pub fn to_message(&self) -> Message {
+        Message::new(self.role.clone(), self.content.clone())
+    }
+}
+
+/// A row of the conversation list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationSummary {
+    pub id: ConversationId,
+    pub title: String,
+    pub model: String,
+    pub persona: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub message_count: u64,
+    /// The start of the latest message, if any.
+    pub preview: Option<String>,
+}
+
+/// An open history database.
+#[derive(Debug)]
+pub struct History {
+    conn: Connection,
+    path: String,
+    busy_timeout: Duration,
+}
+
+impl History {
+    /// `$XDG_DATA_HOME/yollayah/history.sqlite3`, if a home is known.
+    pub fn default_path() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("yollayah").join("history.sqlite3"))
+    }
+
+    /// Opens (creating if absent) the database at `path` with [`DEFAULT_BUSY_TIMEOUT`].
+    pub fn open(path: impl AsRef<Path>) -> Result<History> {
+        History::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// Opens the database at `path`; lock waits give up after `busy_timeout`.
+    ///
+    /// Refuses, without writing a byte, a file that is not SQLite or fails `quick_check`, and
+    /// a database made by a newer Yollayah.
+    pub fn open_with_busy_timeout(
+        path: impl AsRef<Path>,
+        busy_timeout: Duration,
+    ) -> Result<History> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        check_header(path, &shown)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| db_error(&shown, busy_timeout, e))?;
+        History::init(conn, shown, busy_timeout)
+    }
+
+    /// A private in-memory database (tests, `--no-history`).
+    pub fn open_in_memory() -> Result<History> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| db_error(":memory:", DEFAULT_BUSY_TIMEOUT, e))?;
+        History::init(conn, ":memory:".into(), DEFAULT_BUSY_TIMEOUT)
+    }
+
+    fn init(conn: Connection, path: String, busy_timeout: Duration) -> Result<History> {
+        let mut history = History {
+            conn,
+            path,
+            busy_timeout,
+        };
+        let err = |e| db_error(&history.path, busy_timeout, e);
+        history.conn.busy_timeout(busy_timeout).map_err(err)?;
+        // Read-only checks first: nothing may be written to a file we have not verified.
+        let check: String = history
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(Error::HistoryCorrupt {
+                path: history.path.clone(),
+                reason: format!("quick_check: {check}"),
+            });
+        }
+        let version: i64 = history
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::History {
+                path: history.path.clone(),
+                reason: format!(
+                    "schema version {version} was written by a newer Yollayah (this one knows \
+                     up to {SCHEMA_VERSION}); upgrade Yollayah"
+                ),
+            });
+        }
+        // WAL lets the tray and the CLI read while the other writes.
+        history
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(err)?;
+        history
+            .conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(err)?;
+        history.migrate(version)?;
+        history.recover_interrupted()?;
+        Ok(history)
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<()> {
+        let (path, timeout) = (self.path.clone(), self.busy_timeout);
+        let err = |e| db_error(&path, timeout, e);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Replies still `streaming` at open were cut off by a crash or a kill.
+    fn recover_interrupted(&mut self) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE messages SET status = 'incomplete', status_reason = ?1
+                 WHERE status = 'streaming'",
+                params![INTERRUPTED],
+            )
+            .map_err(|e| self.err(e))?;
+        if n > 0 {
+            tracing::info!(
+                replies = n,
+                "marked replies interrupted by a previous crash"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database file (or `:memory:`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Starts a conversation.
+    pub fn create_conversation(
+        &mut self,
+        title: &str,
+        model: &str,
+        persona: &str,
+    ) -> Result<ConversationId> {
+        let now = now_ms();
+        self.conn
+            .execute(
+                "INSERT INTO conversations (title, model, persona, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![title, model, persona, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(ConversationId(self.conn.last_insert_rowid()))
+    }
+
+    /// The `limit` most recently updated conversations, newest first, with a preview of each
+    /// one's latest message.
+    pub fn list_conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.title, c.model, c.persona, c.created_at, c.updated_at,
+                    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
+                    (SELECT substr(m.content, 1, ?2) FROM messages m
+                       WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)
+                 FROM conversations c
+                 ORDER BY c.updated_at DESC, c.id DESC
+                 LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![limit, PREVIEW_CHARS], |r| {
+                Ok(ConversationSummary {
+                    id: ConversationId(r.get(0)?),
+                    title: r.get(1)?,
+                    model: r.get(2)?,
+                    persona: r.get(3)?,
+                    created_at: from_ms(r.get(4)?),
+                    updated_at: from_ms(r.get(5)?),
+                    message_count: r.get::<_, i64>(6)?.max(0) as u64,
+                    preview: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A conversation's messages, oldest first.
+    pub fn messages(&self, conversation: ConversationId) -> Result<Vec<StoredMessage>> {
+        self.require_conversation(conversation)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, role, content, status, status_reason, created_at, metrics
+                 FROM messages WHERE conversation_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![conversation.0], |r| {
+                let status: String = r.get(3)?;
+                let reason: Option<String> = r.get(4)?;
+                let metrics: Option<String> = r.get(6)?;
+                Ok(StoredMessage {
+                    id: MessageId(r.get(0)?),
+                    conversation,
+                    role: r.get(1)?,
+                    content: r.get(2)?,
+                    status: match status.as_str() {
+                        "pending" => MessageStatus::Pending,
+                        "streaming" => MessageStatus::Streaming,
+                        "complete" => MessageStatus::Complete,
+                        _ => MessageStatus::Incomplete {
+                            reason: reason.unwrap_or_else(|| status.clone()),
+                        },
+                    },
+                    created_at: from_ms(r.get(5)?),
+                    // Metrics are informational: a row written by a future version with
+                    // fields we cannot read still shows its text.
+                    metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores the user's message as `pending`; call this BEFORE sending it.
+    pub fn add_user_message(
+        &mut self,
+        conversation: ConversationId,
+        text: &str,
+    ) -> Result<MessageId> {
+        self.insert_message(conversation, "user", text, MessageStatus::Pending)
+    }
+
+    /// Creates an empty `streaming` assistant reply; the conversation's pending user messages
+    /// become `complete` (they have been sent).
+    pub fn begin_reply(&mut self, conversation: ConversationId) -> Result<MessageId> {
+        self.insert_message(conversation, "assistant", "", MessageStatus::Streaming)
+    }
+
+    /// Checkpoints the partial text of a streaming reply, so a crash loses little.
+    pub fn save_partial(&mut self, id: MessageId, text: &str) -> Result<()> {
+        self.update_streaming(id, text, &MessageStatus::Streaming, None)
+    }
+
+    /// Stores the final text and metrics of a streaming reply and marks it `complete`.
+    pub fn finish_reply(
+        &mut self,
+        id: MessageId,
+        text: &str,
+        metrics: Option<&Metrics>,
+    ) -> Result<()> {
+        let metrics = match metrics {
+            Some(m) => Some(serde_json::to_string(m).map_err(|e| Error::History {
+                path: self.path.clone(),
+                reason: format!("cannot encode metrics: {e}"),
+            })?),
+            None => None,
+        };
+        self.update_streaming(id, text, &MessageStatus::Complete, metrics.as_deref())
+    }
+
+    /// Stores what arrived of a reply that stopped early and why.
+    pub fn mark_incomplete(&mut self, id: MessageId, text: &str, reason: &str) -> Result<()> {
+        self.update_streaming(
+            id,
+            text,
+            &MessageStatus::Incomplete {
+                reason: reason.to_owned(),
+            },
+            None,
+        )
+    }
+
+    fn insert_message(
+        &mut self,
+        conversation: ConversationId,
+        role: &str,
+        text: &str,
+        status: MessageStatus,
+    ) -> Result<MessageId> {
+        let (path, timeout) = (self.path.clone(), self.busy_timeout);
+        let err = |e| db_error(&path, timeout, e);
+        let now = now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let touched = tx
+            .execute(
+                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+                params![conversation.0, now],
+            )
+            .map_err(err)?;
+        if touched == 0 {
+            return Err(Error::History {
+                path,
+                reason: format!("no conversation {}", conversation.0),
+            });
+        }
+        if status == MessageStatus::Streaming {
+            tx.execute(
+                "UPDATE messages SET status = 'complete'
+                 WHERE conversation_id = ?1 AND status = 'pending'",
+                params![conversation.0],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT INTO messages (conversation_id, role, content, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![conversation.0, role, text, status.as_str(), now],
+        )
+        .map_err(err)?;
+        let id = MessageId(tx.last_insert_rowid());
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    fn update_streaming(
+        &mut self,
+        id: MessageId,
+        text: &str,
+        status: &MessageStatus,
+        metrics: Option<&str>,
+    ) -> Result<()> {
+        let reason = match status {
+            MessageStatus::Incomplete { reason } => Some(reason.as_str()),
+            _ => None,
+        };
+        let (path, timeout) = (self.path.clone(), self.busy_timeout);
+        let err = |e| db_error(&path, timeout, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let n = tx
+            .execute(
+                "UPDATE messages SET content = ?2, status = ?3, status_reason = ?4,
+                    metrics = coalesce(?5, metrics)
+                 WHERE id = ?1 AND status = 'streaming'",
+                params![id.0, text, status.as_str(), reason, metrics],
+            )
+            .map_err(err)?;
+        if n == 0 {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT status FROM messages WHERE id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            return Err(Error::History {
+                path,
+                reason: match current {
+                    Some(s) => format!("message {} is {s}, not streaming", id.0),
+                    None => format!("no message {}", id.0),
+                },
+            });
+        }
+        if status != &MessageStatus::Streaming {
+            tx.execute(
+                "UPDATE conversations SET updated_at = ?2
+                 WHERE id = (SELECT conversation_id FROM messages WHERE id = ?1)",
+                params![id.0, now_ms()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn require_conversation(&self, conversation: ConversationId) -> Result<()> {
+        let exists = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM conversations WHERE id = ?1",
+                params![conversation.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match exists {
+            Some(()) => Ok(()),
+            None => Err(Error::History {
+                path: self.path.clone(),
+                reason: format!("no conversation {}", conversation.0),
+            }),
+        }
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        db_error(&self.path, self.busy_timeout, e)
+    }
+}
+
+/// Refuses a non-empty file that does not start with SQLite's magic header, before SQLite
+/// gets a chance to touch it.
+fn check_header(path: &Path, shown: &str) -> Result<()> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                path: shown.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut head = Vec::with_capacity(16);
+    file.by_ref()
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(|source| Error::Io {
+            path: shown.to_owned(),
+            source,
+        })?;
+    if head.is_empty() || head.as_slice() == MAGIC {
+        return Ok(());
+    }
+    Err(Error::HistoryCorrupt {
+        path: shown.to_owned(),
+        reason: "the file does not start with the SQLite header".into(),
+    })
+}
+
+fn db_error(path: &str, busy_timeout: Duration, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::HistoryLocked {
+            path: path.to_owned(),
+            waited: busy_timeout,
+        },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::HistoryCorrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        _ => Error::History {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,244 @@
+//! History store: lifecycle of messages, crash recovery, migrations, corrupt and locked files.
+
+// Helpers outside #[test] fns are test code too; clippy.toml only exempts the fns.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use yollayah_core::Error;
+use yollayah_core::history::{History, INTERRUPTED, MessageStatus, SCHEMA_VERSION};
+use yollayah_core::ollama::types::Metrics;
+
+#[test]
+fn message_lifecycle() {
+    let mut h = History::open_in_memory().unwrap();
+    let c = h
+        .create_conversation("First chat", "llama3.2:3b", "Yollayah")
+        .unwrap();
+    let u = h.add_user_message(c, "hello").unwrap();
+    assert_eq!(h.messages(c).unwrap()[0].status, MessageStatus::Pending);
+
+    let r = h.begin_reply(c).unwrap();
+    let msgs = h.messages(c).unwrap();
+    assert_eq!((msgs[0].id, &msgs[0].status), (u, &MessageStatus::Complete));
+    assert_eq!(
+        (msgs[1].id, &msgs[1].status),
+        (r, &MessageStatus::Streaming)
+    );
+
+    h.save_partial(r, "Hel").unwrap();
+    assert_eq!(h.messages(c).unwrap()[1].content, "Hel");
+    let metrics = Metrics {
+        eval_count: Some(3),
+        eval_duration: Some(1_000_000),
+        ..Metrics::default()
+    };
+    h.finish_reply(r, "Hello!", Some(&metrics)).unwrap();
+    let reply = &h.messages(c).unwrap()[1];
+    assert_eq!(reply.content, "Hello!");
+    assert_eq!(reply.status, MessageStatus::Complete);
+    assert_eq!(reply.metrics, Some(metrics));
+    assert_eq!(reply.to_message().role, "assistant");
+    // A finished reply cannot be overwritten by a late checkpoint.
+    assert!(matches!(
+        h.save_partial(r, "late"),
+        Err(Error::History { .. })
+    ));
+
+    h.add_user_message(c, "tell me more").unwrap();
+    let r2 = h.begin_reply(c).unwrap();
+    h.mark_incomplete(r2, "Well", "cancelled").unwrap();
+    let last = h.messages(c).unwrap().pop().unwrap();
+    assert_eq!(last.content, "Well");
+    assert_eq!(
+        last.status,
+        MessageStatus::Incomplete {
+            reason: "cancelled".into()
+        }
+    );
+
+    assert!(matches!(
+        h.add_user_message(yollayah_core::history::ConversationId(999), "x"),
+        Err(Error::History { .. })
+    ));
+}
+
+#[test]
+fn list_is_newest_first_with_preview() {
+    let mut h = History::open_in_memory().unwrap();
+    let a = h.create_conversation("A", "m", "p").unwrap();
+    let b = h.create_conversation("B", "m", "p").unwrap();
+    h.add_user_message(a, &"long ".repeat(100)).unwrap();
+    let list = h.list_conversations(10).unwrap();
+    assert_eq!(list.len(), 2);
+    // `a` was touched last (same-millisecond ties are broken by id, so check content too).
+    let first = list.iter().find(|s| s.id == a).unwrap();
+    assert_eq!(first.message_count, 1);
+    assert_eq!(first.preview.as_ref().unwrap().chars().count(), 120);
+    assert!(list.iter().find(|s| s.id == b).unwrap().preview.is_none());
+    assert!(list[0].updated_at >= list[1].updated_at);
+    assert_eq!(h.list_conversations(1).unwrap().len(), 1);
+}
+
+#[test]
+fn crash_leaves_streaming_which_becomes_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let (c, r) = {
+        let mut h = History::open(&path).unwrap();
+        let c = h.create_conversation("t", "m", "p").unwrap();
+        h.add_user_message(c, "q").unwrap();
+        let r = h.begin_reply(c).unwrap();
+        h.save_partial(r, "partial answ").unwrap();
+        (c, r)
+        // Dropped without finish_reply: as if the process died mid-stream.
+    };
+    let h = History::open(&path).unwrap();
+    let msg = h
+        .messages(c)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == r)
+        .unwrap();
+    assert_eq!(msg.content, "partial answ");
+    assert_eq!(
+        msg.status,
+        MessageStatus::Incomplete {
+            reason: INTERRUPTED.into()
+        }
+    );
+}
+
+#[test]
+fn v1_database_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        // The v1 schema exactly as the first release wrote it.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE conversations (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
+                model TEXT NOT NULL, persona TEXT NOT NULL, created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL);
+             CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL
+                REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL,
+                content TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
+                metrics TEXT);
+             INSERT INTO conversations VALUES (1, 'old', 'm', 'p', 1000, 2000);
+             INSERT INTO messages VALUES (1, 1, 'user', 'old question', 'complete', 1000, NULL);
+             INSERT INTO messages VALUES (2, 1, 'assistant', 'half', 'streaming', 1500, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let mut h = History::open(&path).unwrap();
+    let msgs = h
+        .messages(yollayah_core::history::ConversationId(1))
+        .unwrap();
+    assert_eq!(msgs[0].content, "old question");
+    // The v2 column exists and crash recovery used it.
+    assert_eq!(
+        msgs[1].status,
+        MessageStatus::Incomplete {
+            reason: INTERRUPTED.into()
+        }
+    );
+    let c = h.create_conversation("new", "m", "p").unwrap();
+    h.add_user_message(c, "works").unwrap();
+    drop(h);
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.sqlite3");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 5))
+        .unwrap();
+    let err = History::open(&path).unwrap_err();
+    assert!(err.to_string().contains("newer Yollayah"), "{err}");
+}
+
+#[test]
+fn garbage_file_is_refused_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(&path, &garbage).unwrap();
+    let err = History::open(&path).unwrap_err();
+    assert!(matches!(err, Error::HistoryCorrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("h.sqlite3"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), garbage);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no -wal/-shm/new files"
+    );
+}
+
+#[test]
+fn damaged_database_is_refused_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    {
+        let mut h = History::open(&path).unwrap();
+        let c = h.create_conversation("t", "m", "p").unwrap();
+        for i in 0..200 {
+            h.add_user_message(c, &format!("message number {i} with some text"))
+                .unwrap();
+        }
+    }
+    // Fold the WAL into the main file so that the damage below hits real data.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096);
+    // Keep the 100-byte header valid, smash the pages after the first.
+    for b in &mut bytes[4096..] {
+        *b = 0xA5;
+    }
+    fs::write(&path, &bytes).unwrap();
+    let err = History::open(&path).unwrap_err();
+    assert!(matches!(err, Error::HistoryCorrupt { .. }), "{err:?}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn lock_held_elsewhere_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let timeout = Duration::from_millis(300);
+    let mut h = History::open_with_busy_timeout(&path, timeout).unwrap();
+    let c = h.create_conversation("t", "m", "p").unwrap();
+
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+
+    let start = Instant::now();
+    let err = h.add_user_message(c, "blocked").unwrap_err();
+    let waited = start.elapsed();
+    assert!(matches!(err, Error::HistoryLocked { .. }), "{err:?}");
+    assert!(
+        waited >= timeout && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // Opening while locked also fails cleanly.
+    let err = History::open_with_busy_timeout(&path, timeout).unwrap_err();
+    assert!(matches!(err, Error::HistoryLocked { .. }), "{err:?}");
+
+    other.execute_batch("COMMIT;").unwrap();
+    h.add_user_message(c, "unblocked").unwrap();
+    assert_eq!(h.messages(c).unwrap().len(), 1);
+}
