@@ -50,6 +50,10 @@ pub enum Error {
     #[error("HTTP error talking to Ollama: {0}")]
     Http(String),
 
+    /// Loading (warming) the model failed; `reason` is Ollama's own text.
+    #[error("warming {model} failed: {reason}")]
+    WarmFailed { model: String, reason: String },
+
     /// The operation was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod capture;
+pub mod chat;
 pub mod config;
 pub mod diagnose;
 pub mod error;
@@ -15,6 +16,8 @@ pub mod machine;
 pub mod ollama;
 pub mod persona;
 pub mod placement;
+pub mod profile;
 pub mod warm;
+pub mod watchdog;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::config::parse_go_duration;
 use crate::ollama::types::{KeepAlive, PsModel};
 
 /// `ollama ps` shows "Forever" when the expiry is more than this far ahead (`format/time.go`).
@@ -280,55 +281,16 @@ impl KeepWarm {
         match &self.keep_alive {
             KeepAlive::Seconds(s) if *s < 0.0 => None,
             KeepAlive::Seconds(s) => Some(Duration::from_secs_f64(*s)),
-            KeepAlive::Duration(d) => match crate::warm::go_duration(d) {
-                Some(secs) if secs < 0.0 => None,
-                Some(secs) => Some(Duration::from_secs_f64(secs)),
-                None => None,
+            // Config validation already rejected strings Ollama would refuse; an unparsable one
+            // here can only mean "not finite", which we treat like forever.
+            KeepAlive::Duration(d) => match parse_go_duration(d) {
+                Ok(ns) if ns >= 0 => {
+                    Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+                }
+                _ => None,
             },
         }
     }
-}
-
-/// Parses a Go duration string (`"5m"`, `"1h30m"`, `"-1m"`, `"0"`, `"1.5s"`) into seconds.
-/// Returns `None` when Go's `time.ParseDuration` would reject it (e.g. `"300"` with no unit).
-pub fn go_duration(s: &str) -> Option<f64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0.0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Some(if neg { -total } else { total })
 }
 
 #[cfg(test)]
@@ -503,23 +465,5 @@ mod tests {
             }]
         );
         assert!(tick(&mut kw, t, Some(&reloaded)).is_empty());
-    }
-
-    #[test]
-    fn go_durations() {
-        for (s, v) in [
-            ("5m", Some(300.0)),
-            ("1h30m", Some(5400.0)),
-            ("-1m", Some(-60.0)),
-            ("0", Some(0.0)),
-            ("1.5s", Some(1.5)),
-            ("300", None),
-            ("", None),
-            ("5x", None),
-            ("-1", None),
-            ("250ms", Some(0.25)),
-        ] {
-            assert_eq!(go_duration(s), v, "{s}");
-        }
     }
 }

@@ -1,0 +1,828 @@
+//! The watchdog: one tokio task that observes, classifies, keeps the model warm and publishes.
+//!
+//! Each tick (default every 2 s, and at once when kicked — the chat kicks it as soon as a
+//! reply starts streaming, so a load caused by the chat is classified before its first token
+//! is shown) reads `/api/ps`, the GPU and the runner processes, runs [`crate::diagnose`],
+//! feeds the keep-warm policy ([`crate::warm`]) and the alert policy ([`crate::alerts`]), and
+//! publishes typed [`Event`]s on a broadcast channel plus the latest [`Snapshot`] on a watch
+//! channel. Ollama being down is a state (one `OllamaDown` event), never an error storm.
+//!
+//! `/api/show` and `/api/tags` are read only when a model is seen for the first time (or its
+//! digest changes), so a steady-state tick costs one local HTTP request and one GPU probe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{AlertAction, AlertPolicy, AlertSettings, Health};
+use crate::capture::{CaptureBundle, OllamaEnv};
+use crate::diagnose::{self, ModelDiagnosis, Observation};
+use crate::error::{Error, Result};
+use crate::events::{Alert, Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
+use crate::gpu::blob_path_from_modelfile;
+use crate::machine::{Machine, MachineView};
+use crate::ollama::client::OllamaClient;
+use crate::ollama::types::{PsModel, ShowResponse, TagModel};
+use crate::placement::Placement;
+use crate::profile::ModelProfile;
+use crate::warm::{KeepWarm, WarmAction, WarmObservation, WarmReason};
+
+/// How often and how loudly the watchdog works.
+#[derive(Debug, Clone)]
+pub struct WatchdogSettings {
+    pub tick: Duration,
+    /// Re-warm automatically after eviction, expiry, OOM or restart.
+    pub rewarm: bool,
+    pub backoff_max: Duration,
+    /// Raise alerts at all (false: state only).
+    pub alerts_enabled: bool,
+    /// Alert on a partial offload, not only on full CPU.
+    pub on_partial: bool,
+    /// A partial offload below this CPU share is not an incident.
+    pub min_cpu_pct: f64,
+    pub alert: AlertSettings,
+    /// Warm the model as soon as the watchdog starts.
+    pub warm_on_start: bool,
+}
+
+impl Default for WatchdogSettings {
+    fn default() -> Self {
+        WatchdogSettings {
+            tick: Duration::from_secs(2),
+            rewarm: true,
+            backoff_max: Duration::from_secs(60),
+            alerts_enabled: true,
+            on_partial: true,
+            min_cpu_pct: 5.0,
+            alert: AlertSettings::default(),
+            warm_on_start: true,
+        }
+    }
+}
+
+impl WatchdogSettings {
+    /// Settings from the `[watchdog]` and `[alerts]` sections of the config.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        WatchdogSettings {
+            tick: config.watchdog.tick(),
+            rewarm: config.watchdog.rewarm,
+            backoff_max: config.watchdog.rewarm_backoff_max(),
+            alerts_enabled: config.alerts.enabled,
+            on_partial: config.alerts.on_partial,
+            min_cpu_pct: config.alerts.min_cpu_pct,
+            alert: AlertSettings {
+                cooldown: config.alerts.cooldown(),
+                muted: false,
+            },
+            warm_on_start: config.watchdog.rewarm,
+        }
+    }
+}
+
+/// Result of an explicit warm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WarmOutcome {
+    pub model: String,
+    pub load_ms: u64,
+    /// The effective placement right after loading, when the follow-up tick could tell.
+    pub placement: Option<Placement>,
+}
+
+enum Command {
+    Kick(Option<oneshot::Sender<()>>),
+    Warm(oneshot::Sender<Result<WarmOutcome>>),
+    Unload(oneshot::Sender<Result<()>>),
+    SetMuted(bool),
+    Capture(oneshot::Sender<CaptureBundle>),
+}
+
+/// The handle to a running watchdog. Cheap to clone; the task stops when [`shutdown`] is
+/// called or the cancellation token given to [`spawn`] is cancelled.
+///
+/// [`shutdown`]: WatchdogHandle::shutdown
+#[derive(Clone)]
+pub struct WatchdogHandle {
+    events: broadcast::Sender<Event>,
+    latest: watch::Receiver<Arc<Snapshot>>,
+    commands: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+    profile: Arc<ModelProfile>,
+}
+
+impl std::fmt::Debug for WatchdogHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchdogHandle")
+            .field("model", &self.profile.model)
+            .finish()
+    }
+}
+
+impl WatchdogHandle {
+    /// Events from now on. A slow subscriber that falls behind loses the oldest events
+    /// (`RecvError::Lagged`) but can always read [`latest`](Self::latest).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The latest snapshot (the initial one before the first tick).
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.latest.borrow().clone()
+    }
+
+    /// A receiver that wakes on every new snapshot.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.latest.clone()
+    }
+
+    /// The profile the watchdog keeps warm.
+    pub fn profile(&self) -> &Arc<ModelProfile> {
+        &self.profile
+    }
+
+    /// Ticks now, without waiting for it.
+    pub fn kick(&self) {
+        // A full queue means a tick is already pending, which is all a kick asks for.
+        let _ = self.commands.try_send(Command::Kick(None));
+    }
+
+    /// Ticks now and waits (at most `limit`) until that tick has been published.
+    pub async fn kick_and_wait(&self, limit: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Kick(Some(tx))).await.is_ok() {
+            let _ = tokio::time::timeout(limit, rx).await;
+        }
+    }
+
+    /// Loads the model now (keep_alive and load options from the profile) and waits.
+    pub async fn warm(&self) -> Result<WarmOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Warm(tx))
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Unloads the model now and pauses automatic re-warming until the next warm or chat.
+    pub async fn unload(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Unload(tx))
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Mutes or unmutes alerts (state is still published).
+    pub async fn set_muted(&self, muted: bool) {
+        let _ = self.commands.send(Command::SetMuted(muted)).await;
+    }
+
+    /// Everything the last tick read, as a capture bundle.
+    pub async fn capture(&self) -> Result<CaptureBundle> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Capture(tx))
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        rx.await.map_err(|_| Error::Cancelled)
+    }
+
+    /// Stops the task.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts the watchdog on the current tokio runtime.
+pub fn spawn(
+    client: OllamaClient,
+    machine: Machine,
+    profile: ModelProfile,
+    env: OllamaEnv,
+    settings: WatchdogSettings,
+    cancel: CancellationToken,
+) -> WatchdogHandle {
+    let profile = Arc::new(profile);
+    let (events, _) = broadcast::channel(256);
+    let initial = Arc::new(Snapshot::initial(client.base_url(), &profile.model));
+    let (latest_tx, latest) = watch::channel(initial);
+    let (commands, rx) = mpsc::channel(16);
+    let (warm_done_tx, warm_done_rx) = mpsc::channel(4);
+    let keep_warm = KeepWarm::new(
+        profile.keep_alive.clone(),
+        profile.num_ctx(),
+        settings.backoff_max,
+    );
+    let state = State {
+        alerts: AlertPolicy::new(settings.alert),
+        settings,
+        client,
+        machine,
+        profile: profile.clone(),
+        env,
+        events: events.clone(),
+        latest: latest_tx,
+        keep_warm,
+        up: None,
+        version: None,
+        show: BTreeMap::new(),
+        show_digest: HashMap::new(),
+        tags: Vec::new(),
+        last: None,
+        placements: HashMap::new(),
+        warming: None,
+        warm_waiters: Vec::new(),
+        warm_done_tx,
+        paused_by_unload: false,
+    };
+    tokio::spawn(run(state, rx, warm_done_rx, cancel.clone()));
+    WatchdogHandle {
+        events,
+        latest,
+        commands,
+        cancel,
+        profile,
+    }
+}
+
+struct WarmDone {
+    result: Result<u64>,
+    reason: WarmReason,
+    reassert: bool,
+}
+
+struct LastTick {
+    ps: Vec<PsModel>,
+    view: MachineView,
+    at: OffsetDateTime,
+}
+
+struct State {
+    settings: WatchdogSettings,
+    client: OllamaClient,
+    machine: Machine,
+    profile: Arc<ModelProfile>,
+    env: OllamaEnv,
+    events: broadcast::Sender<Event>,
+    latest: watch::Sender<Arc<Snapshot>>,
+    keep_warm: KeepWarm,
+    alerts: AlertPolicy<String, Alert>,
+    /// `None` before the first answer.
+    up: Option<bool>,
+    version: Option<String>,
+    show: BTreeMap<String, ShowResponse>,
+    show_digest: HashMap<String, String>,
+    tags: Vec<TagModel>,
+    last: Option<LastTick>,
+    placements: HashMap<String, Placement>,
+    /// Reason of the warm in flight.
+    warming: Option<WarmReason>,
+    warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
+    warm_done_tx: mpsc::Sender<WarmDone>,
+    paused_by_unload: bool,
+}
+
+async fn run(
+    mut state: State,
+    mut commands: mpsc::Receiver<Command>,
+    mut warm_done: mpsc::Receiver<WarmDone>,
+    cancel: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(state.settings.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if state.settings.warm_on_start {
+        state.start_warm(WarmReason::Requested, false);
+    }
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = interval.tick() => state.tick().await,
+            Some(done) = warm_done.recv() => {
+                state.finish_warm(done);
+                state.tick().await;
+            }
+            Some(cmd) = commands.recv() => match cmd {
+                Command::Kick(done) => {
+                    state.tick().await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                Command::Warm(reply) => {
+                    state.keep_warm.user_requested();
+                    state.paused_by_unload = false;
+                    state.warm_waiters.push(reply);
+                    if state.warming.is_none() {
+                        state.start_warm(WarmReason::Requested, false);
+                    }
+                }
+                Command::Unload(reply) => {
+                    let result = state.client.unload(&state.profile.model).await;
+                    if result.is_ok() {
+                        state.paused_by_unload = true;
+                        state.publish(Event::Warm(WarmEvent::Unloaded {
+                            model: state.profile.model.clone(),
+                        }));
+                    }
+                    let _ = reply.send(result);
+                    state.tick().await;
+                }
+                Command::SetMuted(muted) => {
+                    state.alerts.set_muted(muted);
+                    state.republish_muted(muted);
+                }
+                Command::Capture(reply) => {
+                    let _ = reply.send(state.capture());
+                }
+            },
+        }
+    }
+}
+
+impl State {
+    fn publish(&self, event: Event) {
+        // No subscriber is fine: the watch channel still holds the latest snapshot.
+        let _ = self.events.send(event);
+    }
+
+    fn is_ours(&self, m: &PsModel) -> bool {
+        if m.name == self.profile.model || m.model == self.profile.model {
+            return true;
+        }
+        // A model made with `ollama create FROM ours` shares our weights blob and therefore our
+        // runner (fact sheet §7): ps shows whichever name loaded it.
+        let blob = |name: &str| {
+            self.show
+                .get(name)
+                .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+        };
+        matches!((blob(&m.name), blob(&self.profile.model)), (Some(a), Some(b)) if a == b)
+    }
+
+    fn start_warm(&mut self, reason: WarmReason, reassert: bool) {
+        if self.warming.is_some() {
+            return;
+        }
+        self.keep_warm.warm_started();
+        self.warming = Some(reason.clone());
+        if !reassert {
+            self.publish(Event::Warm(WarmEvent::Started {
+                model: self.profile.model.clone(),
+                reason: reason.clone(),
+            }));
+        }
+        let client = self.client.clone();
+        let profile = self.profile.clone();
+        let tx = self.warm_done_tx.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = client
+                .load(
+                    &profile.model,
+                    Some(profile.keep_alive.clone()),
+                    Some(profile.load_options()),
+                )
+                .await
+                .map(|_| started.elapsed().as_millis() as u64);
+            let _ = tx
+                .send(WarmDone {
+                    result,
+                    reason,
+                    reassert,
+                })
+                .await;
+        });
+    }
+
+    fn finish_warm(&mut self, done: WarmDone) {
+        self.warming = None;
+        let model = self.profile.model.clone();
+        match &done.result {
+            Ok(load_ms) => {
+                self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
+                if !done.reassert {
+                    self.publish(Event::Warm(WarmEvent::Finished {
+                        model: model.clone(),
+                        load_ms: *load_ms,
+                    }));
+                }
+            }
+            Err(e) => {
+                self.keep_warm.warm_failed(Instant::now());
+                self.publish(Event::Warm(WarmEvent::Failed {
+                    model: model.clone(),
+                    error: e.to_string(),
+                    retry: self.settings.rewarm,
+                }));
+            }
+        }
+        let _ = done.reason;
+        for waiter in self.warm_waiters.drain(..) {
+            let reply = match &done.result {
+                Ok(load_ms) => Ok(WarmOutcome {
+                    model: model.clone(),
+                    load_ms: *load_ms,
+                    placement: None,
+                }),
+                Err(e) => Err(Error::WarmFailed {
+                    model: model.clone(),
+                    reason: e.to_string(),
+                }),
+            };
+            let _ = waiter.send(reply);
+        }
+    }
+
+    async fn refresh_metadata(&mut self, ps: &[PsModel]) {
+        let mut wanted: Vec<(String, String)> = ps
+            .iter()
+            .map(|m| (m.name.clone(), m.digest.clone()))
+            .collect();
+        wanted.push((self.profile.model.clone(), String::new()));
+        let mut new_model = false;
+        for (name, digest) in wanted {
+            let known = self.show_digest.get(&name);
+            let stale = match known {
+                None => true,
+                Some(d) => !digest.is_empty() && d != &digest,
+            };
+            if !stale {
+                continue;
+            }
+            new_model = true;
+            match self.client.show(&name).await {
+                Ok(mut show) => {
+                    // Nothing here reads the chat template or license; keep ticks lean.
+                    show.template.clear();
+                    show.license.clear();
+                    self.show.insert(name.clone(), show);
+                    self.show_digest.insert(name, digest);
+                }
+                Err(e) => {
+                    tracing::debug!("show {name}: {e}");
+                    // Remember the failure for this digest so a missing model is not asked
+                    // about on every tick.
+                    self.show_digest.insert(name, digest);
+                }
+            }
+        }
+        if new_model {
+            if let Ok(tags) = self.client.tags().await {
+                self.tags = tags.models;
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let wall = OffsetDateTime::now_utc();
+        let ps = self.client.ps().await;
+        let ps = match ps {
+            Ok(ps) => ps.models,
+            Err(e) => {
+                self.went_down(e);
+                return;
+            }
+        };
+        if self.up != Some(true) {
+            self.came_up().await;
+        }
+        self.refresh_metadata(&ps).await;
+        let view = self.machine.observe().await;
+
+        let requested = [self.profile.model.clone()];
+        let obs = Observation {
+            captured_at: Some(wall),
+            ps: &ps,
+            show: &self.show,
+            tags: &self.tags,
+            gpu: &view.gpu,
+            runners: &view.runners,
+            env: &self.env,
+            requested_models: &requested,
+            request_options: Some(self.profile.load_options()),
+        };
+        let diagnoses = diagnose::diagnose(&obs);
+
+        self.keep_warm_tick(now, wall, &ps);
+        self.placement_events(&diagnoses);
+        self.alert_tick(now, &diagnoses, &view);
+        let snapshot = self.snapshot(wall, &ps, diagnoses, &view);
+        self.latest.send_replace(Arc::new(snapshot.clone()));
+        self.publish(Event::Snapshot(Arc::new(snapshot)));
+        self.last = Some(LastTick { ps, view, at: wall });
+    }
+
+    fn went_down(&mut self, e: Error) {
+        let was_up = self.up;
+        self.up = Some(false);
+        self.version = None;
+        let ours = |_: &PsModel| false;
+        self.keep_warm.on_tick(&WarmObservation {
+            now: Instant::now(),
+            wall: OffsetDateTime::now_utc(),
+            ps: None,
+            is_ours: &ours,
+        });
+        let reason = e.to_string();
+        if was_up != Some(false) {
+            self.publish(Event::OllamaDown {
+                url: self.client.base_url().to_owned(),
+                reason: reason.clone(),
+            });
+        }
+        let mut snap = Snapshot::initial(self.client.base_url(), &self.profile.model);
+        snap.ollama = OllamaState::Down { reason };
+        snap.verdict = Verdict::Down;
+        snap.headline = format!("{} · Ollama down", self.profile.model);
+        snap.advice = Some(
+            "Ollama is not running or not reachable: start it with `ollama serve` \
+             (or `systemctl start ollama`)."
+                .into(),
+        );
+        snap.muted = self.alerts.muted();
+        snap.open_incidents = self.alerts.open_count();
+        let changed = self.latest.borrow().verdict != Verdict::Down;
+        self.latest.send_replace(Arc::new(snap.clone()));
+        if changed {
+            self.publish(Event::Snapshot(Arc::new(snap)));
+        }
+    }
+
+    async fn came_up(&mut self) {
+        self.up = Some(true);
+        let version = match self.client.version().await {
+            Ok(v) => v.version,
+            Err(_) => "unknown".to_owned(),
+        };
+        self.version = Some(version.clone());
+        // A restarted server may have other models and digests; ask again.
+        self.show_digest.clear();
+        self.publish(Event::OllamaUp { version });
+    }
+
+    fn keep_warm_tick(&mut self, now: Instant, wall: OffsetDateTime, ps: &[PsModel]) {
+        let our_names: Vec<String> = ps
+            .iter()
+            .filter(|m| self.is_ours(m))
+            .map(|m| m.name.clone())
+            .collect();
+        let ours = |m: &PsModel| our_names.contains(&m.name);
+        let actions = self.keep_warm.on_tick(&WarmObservation {
+            now,
+            wall,
+            ps: Some(ps),
+            is_ours: &ours,
+        });
+        for action in actions {
+            let model = self.profile.model.clone();
+            match action {
+                WarmAction::Warm { reason } => {
+                    if self.settings.rewarm && !self.paused_by_unload {
+                        self.start_warm(reason, false);
+                    }
+                }
+                WarmAction::Reassert { expires_in_s } => {
+                    if !self.paused_by_unload {
+                        self.publish(Event::Warm(WarmEvent::Reasserted {
+                            model,
+                            expires_in_s,
+                        }));
+                        self.start_warm(WarmReason::Requested, true);
+                    }
+                }
+                WarmAction::OptionsDrifted {
+                    expected_num_ctx,
+                    loaded_num_ctx,
+                } => {
+                    self.publish(Event::Warm(WarmEvent::OptionsDrifted {
+                        model,
+                        expected_num_ctx,
+                        loaded_num_ctx,
+                    }));
+                }
+                WarmAction::Contention { with } => {
+                    self.publish(Event::Warm(WarmEvent::Contention { model, with }));
+                }
+            }
+        }
+    }
+
+    fn placement_events(&mut self, diagnoses: &[ModelDiagnosis]) {
+        for d in diagnoses.iter().filter(|d| d.loaded) {
+            let to = d.placement.placement;
+            let from = self.placements.insert(d.model.clone(), to);
+            if from != Some(to) {
+                self.publish(Event::PlacementChanged {
+                    model: d.model.clone(),
+                    from,
+                    to,
+                });
+            }
+        }
+        self.placements
+            .retain(|m, _| diagnoses.iter().any(|d| d.loaded && &d.model == m));
+    }
+
+    fn alert_tick(&mut self, now: Instant, diagnoses: &[ModelDiagnosis], view: &MachineView) {
+        if !self.settings.alerts_enabled {
+            return;
+        }
+        for d in diagnoses {
+            let health = self.health(d, view);
+            match self.alerts.observe(&d.model, now, health) {
+                Some(AlertAction::Raise {
+                    incident,
+                    mut alert,
+                    notify,
+                }) => {
+                    alert.incident = incident;
+                    alert.notify = notify;
+                    self.publish(Event::AlertRaised(alert));
+                }
+                Some(AlertAction::Resolve {
+                    incident,
+                    alert,
+                    notify,
+                }) => {
+                    self.publish(Event::AlertResolved(Alert {
+                        incident,
+                        title: format!("{} is back on the GPU", alert.model),
+                        body: format!("100% GPU · {}", vram_line(view).unwrap_or_default()),
+                        code: None,
+                        placement: Placement::Gpu,
+                        notify,
+                        model: alert.model,
+                    }));
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn health(&self, d: &ModelDiagnosis, _view: &MachineView) -> Health<Alert> {
+        if !d.loaded {
+            return Health::Neutral;
+        }
+        let p = &d.placement;
+        let bad = match p.placement {
+            Placement::Gpu => p.contradiction,
+            Placement::Cpu => true,
+            Placement::Partial { cpu_pct } => {
+                p.contradiction
+                    || (self.settings.on_partial && f64::from(cpu_pct) >= self.settings.min_cpu_pct)
+            }
+            Placement::Unknown => return Health::Neutral,
+        };
+        if !bad {
+            return if matches!(p.placement, Placement::Partial { .. }) && !p.contradiction {
+                // Below the threshold: neither an incident nor "back on GPU".
+                Health::Neutral
+            } else {
+                Health::Good
+            };
+        }
+        let title = alert_title(&d.model, p.placement, p.contradiction);
+        let body = match d.top() {
+            Some(f) => format!("{} {}", f.title, f.remedy),
+            None => "Run `yollayah doctor` for details.".to_owned(),
+        };
+        Health::Bad(Alert {
+            incident: crate::alerts::IncidentId(0),
+            model: d.model.clone(),
+            title,
+            body,
+            code: d.top().map(|f| f.code),
+            placement: p.placement,
+            notify: false,
+        })
+    }
+
+    fn verdict<'a>(
+        &self,
+        ps: &[PsModel],
+        diagnoses: &'a [ModelDiagnosis],
+    ) -> (Verdict, Option<&'a ModelDiagnosis>) {
+        let ours = ps.iter().find(|m| self.is_ours(m));
+        let diag = ours.and_then(|m| diagnoses.iter().find(|d| d.model == m.name));
+        let verdict = match diag {
+            _ if self.warming.is_some() && ours.is_none() => Verdict::Warming,
+            None => Verdict::NotLoaded,
+            Some(d) => match d.placement.placement {
+                Placement::Gpu => Verdict::Gpu,
+                Placement::Partial { cpu_pct } => Verdict::Partial { cpu_pct },
+                Placement::Cpu => Verdict::Cpu,
+                Placement::Unknown => Verdict::Unknown,
+            },
+        };
+        let diag = diag.or_else(|| diagnoses.iter().find(|d| d.model == self.profile.model));
+        (verdict, diag)
+    }
+
+    fn snapshot(
+        &self,
+        wall: OffsetDateTime,
+        ps: &[PsModel],
+        diagnoses: Vec<ModelDiagnosis>,
+        view: &MachineView,
+    ) -> Snapshot {
+        let (verdict, diag) = self.verdict(ps, &diagnoses);
+        let placement_text = match verdict {
+            Verdict::Gpu => "100% GPU".to_owned(),
+            Verdict::Partial { cpu_pct } => format!("{cpu_pct}% on CPU"),
+            Verdict::Cpu => "on CPU".to_owned(),
+            Verdict::Warming => "warming…".to_owned(),
+            Verdict::NotLoaded => "not loaded".to_owned(),
+            Verdict::Down => "Ollama down".to_owned(),
+            Verdict::Unknown => "placement unknown".to_owned(),
+        };
+        let mut headline = format!("{} · {placement_text}", self.profile.model);
+        if let Some(vram) = vram_line(view) {
+            headline.push_str(" · ");
+            headline.push_str(&vram);
+        }
+        let advice = diag.and_then(|d| match verdict {
+            Verdict::Gpu if !d.placement.contradiction => None,
+            _ => d.top().map(|f| format!("{} {}", f.title, f.remedy)),
+        });
+        let gpus = view
+            .gpu
+            .gpus
+            .iter()
+            .map(|g| GpuSummary {
+                name: g.name.clone(),
+                memory_used: g.memory_used,
+                memory_total: g.memory_total,
+                utilization_gpu: g.utilization_gpu,
+            })
+            .collect();
+        Snapshot {
+            at: wall,
+            url: self.client.base_url().to_owned(),
+            ollama: OllamaState::Up {
+                version: self.version.clone().unwrap_or_default(),
+            },
+            model: self.profile.model.clone(),
+            verdict,
+            headline,
+            advice,
+            diagnoses,
+            gpus,
+            nvml: view.gpu.nvml.clone(),
+            warming: self.warming.is_some(),
+            muted: self.alerts.muted(),
+            open_incidents: self.alerts.open_count(),
+        }
+    }
+
+    fn republish_muted(&self, muted: bool) {
+        let mut snap = (**self.latest.borrow()).clone();
+        snap.muted = muted;
+        self.latest.send_replace(Arc::new(snap.clone()));
+        self.publish(Event::Snapshot(Arc::new(snap)));
+    }
+
+    fn capture(&self) -> CaptureBundle {
+        let gpu = self
+            .last
+            .as_ref()
+            .map(|l| l.view.gpu.clone())
+            .unwrap_or_else(|| crate::gpu::GpuSnapshot::unavailable("no tick yet"));
+        let mut b = CaptureBundle::new(self.client.base_url(), gpu);
+        if let Some(last) = &self.last {
+            b.captured_at = last.at;
+            b.ps.models = last.ps.clone();
+            b.runners = last.view.runners.clone();
+        }
+        b.ollama_version = self.version.clone();
+        b.show = self.show.clone();
+        b.tags = self.tags.clone();
+        b.env = self.env.clone();
+        b.requested_models = vec![self.profile.model.clone()];
+        b.request_options = Some(self.profile.load_options().clone());
+        b
+    }
+}
+
+fn alert_title(model: &str, placement: Placement, contradiction: bool) -> String {
+    match placement {
+        _ if contradiction => format!("{model} is running on the CPU although Ollama reports GPU"),
+        Placement::Partial { cpu_pct } => format!("{model} is running {cpu_pct}% on CPU"),
+        _ => format!("{model} is running on the CPU"),
+    }
+}
+
+fn vram_line(view: &MachineView) -> Option<String> {
+    let (used, total) = view.gpu.gpus.iter().fold((0u64, 0u64), |(u, t), g| {
+        (u + g.memory_used, t + g.memory_total)
+    });
+    (total > 0).then(|| {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        format!("VRAM {:.1}/{:.1} GiB", gib(used), gib(total))
+    })
+}
