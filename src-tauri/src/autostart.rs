@@ -15,12 +15,18 @@ pub const ENTRY_NAME: &str = "yollayah-tray.desktop";
 
 /// `$XDG_CONFIG_HOME/autostart/yollayah-tray.desktop` (or `~/.config/…`).
 pub fn entry_path() -> Result<PathBuf> {
-    Ok(dirs::config_dir().ok_or(Error::NoConfigDir)?.join("autostart").join(ENTRY_NAME))
+    Ok(dirs::config_dir()
+        .ok_or(Error::NoConfigDir)?
+        .join("autostart")
+        .join(ENTRY_NAME))
 }
 
 /// The config file the core reads: `$XDG_CONFIG_HOME/yollayah/config.toml`.
 pub fn config_path() -> Result<PathBuf> {
-    Ok(dirs::config_dir().ok_or(Error::NoConfigDir)?.join("yollayah").join("config.toml"))
+    Ok(dirs::config_dir()
+        .ok_or(Error::NoConfigDir)?
+        .join("yollayah")
+        .join("config.toml"))
 }
 
 /// Whether our autostart entry exists.
@@ -77,7 +83,10 @@ pub fn open_config() -> Result<()> {
     let target = if file.is_file() {
         file
     } else {
-        let dir = file.parent().map(Path::to_path_buf).ok_or(Error::NoConfigDir)?;
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or(Error::NoConfigDir)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         dir
@@ -103,7 +112,10 @@ mod tests {
         set_at(&path, true, exe).expect("enable");
         let text = std::fs::read_to_string(&path).expect("written");
         assert!(text.starts_with("[Desktop Entry]\n"));
-        assert!(text.contains("\nExec=\"/opt/my apps/yollayah-tray\\$1\"\n"), "{text}");
+        assert!(
+            text.contains("\nExec=\"/opt/my apps/yollayah-tray\\$1\"\n"),
+            "{text}"
+        );
         set_at(&path, false, exe).expect("disable");
         assert!(!path.exists());
         set_at(&path, false, exe).expect("disabling twice is fine");

@@ -162,12 +162,24 @@ mod tests {
     #[test]
     fn check_items_toggle_the_shown_value() {
         let mut view = TrayView::default();
-        assert_eq!(MenuId::MuteAlerts.command(&view), Some(AppCommand::SetMuted(true)));
-        assert_eq!(MenuId::StartAtLogin.command(&view), Some(AppCommand::SetAutostart(true)));
+        assert_eq!(
+            MenuId::MuteAlerts.command(&view),
+            Some(AppCommand::SetMuted(true))
+        );
+        assert_eq!(
+            MenuId::StartAtLogin.command(&view),
+            Some(AppCommand::SetAutostart(true))
+        );
         view.muted = true;
         view.autostart = true;
-        assert_eq!(MenuId::MuteAlerts.command(&view), Some(AppCommand::SetMuted(false)));
-        assert_eq!(MenuId::StartAtLogin.command(&view), Some(AppCommand::SetAutostart(false)));
+        assert_eq!(
+            MenuId::MuteAlerts.command(&view),
+            Some(AppCommand::SetMuted(false))
+        );
+        assert_eq!(
+            MenuId::StartAtLogin.command(&view),
+            Some(AppCommand::SetAutostart(false))
+        );
         assert_eq!(MenuId::Status.command(&view), None);
         assert_eq!(MenuId::Diagnosis.command(&view), None);
     }

@@ -25,25 +25,30 @@ pub use view::{TrayState, TrayView};
 /// Builds the app: managed state, IPC commands, capabilities. No tray, no single-instance
 /// socket, no bus checks: those are [`run`]'s, so tests can boot this with
 /// `tauri::test::mock_builder()` and no display.
-pub fn run_app<R: Runtime>(builder: Builder<R>) -> tauri::Result<App<R>> {
-    builder
+pub fn run_app<R: Runtime>(builder: Builder<R>) -> Result<App<R>> {
+    let app = builder
         .invoke_handler(tauri::generate_handler![cmd::status])
-        .setup(|app| {
-            let handle = app.handle().clone();
-            let notifier = Notifier::spawn(notify::DbusBackend, move |cmd| {
-                command::dispatch(&handle, cmd);
-            })?;
-            let view = TrayView { autostart: autostart::is_enabled(), ..TrayView::default() };
-            app.manage(AppState::new(view, notifier));
-            Ok(())
-        })
-        .build(tauri::generate_context!())
+        .build(tauri::generate_context!())?;
+    // Managed here rather than in a setup hook: the mock runtime runs setup only once the event
+    // loop starts, and tests never start it.
+    let handle = app.handle().clone();
+    let notifier = Notifier::spawn(notify::DbusBackend, move |cmd| {
+        command::dispatch(&handle, cmd);
+    })?;
+    let view = TrayView {
+        autostart: autostart::is_enabled(),
+        ..TrayView::default()
+    };
+    app.manage(AppState::new(view, notifier));
+    Ok(app)
 }
 
 /// Changes what the tray shows. Callable from any thread: the state changes at once, the tray
 /// is redrawn on the main thread (GTK's).
 pub fn set_view<R: Runtime>(app: &AppHandle<R>, change: impl FnOnce(&mut TrayView)) {
-    let Some(state) = app.try_state::<AppState>() else { return };
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
     state.update_view(change);
     let handle = app.clone();
     let queued = app.run_on_main_thread(move || {
@@ -79,12 +84,16 @@ fn try_run() -> Result<()> {
     };
     let app = run_app(Builder::default())?;
     let handle = app.handle().clone();
-    single::serve(listener, move || command::dispatch(&handle, AppCommand::OpenChat))?;
+    single::serve(listener, move || {
+        command::dispatch(&handle, AppCommand::OpenChat)
+    })?;
     tray::install(app.handle())?;
     tray::check_host(app.handle());
     app.run(move |_app, event| match event {
         // Closing the chat window must not end a tray app; only Quit (an explicit exit code) does.
-        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => {
             let _ = std::fs::remove_file(&socket);
         }
@@ -121,7 +130,10 @@ mod tests {
     fn status_returns_the_view_model_to_the_chat_window() {
         let status = invoke_status(chat::CHAT_LABEL).expect("status allowed for chat");
         assert_eq!(status["view"]["state"], "unknown");
-        assert_eq!(status["view"]["status_line"], TrayView::default().status_line);
+        assert_eq!(
+            status["view"]["status_line"],
+            TrayView::default().status_line
+        );
         assert_eq!(status["view"]["muted"], false);
         assert_eq!(status["tray_host"], serde_json::Value::Null);
         assert_eq!(status["notifications"]["state"], "idle");
@@ -144,7 +156,10 @@ mod tests {
         });
         let status = app.state::<AppState>().status();
         assert_eq!(status.view.state, TrayState::Partial);
-        assert_eq!(status.view.diagnosis_text(), "Context too large for the free VRAM");
+        assert_eq!(
+            status.view.diagnosis_text(),
+            "Context too large for the free VRAM"
+        );
     }
 
     #[test]

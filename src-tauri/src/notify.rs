@@ -137,7 +137,8 @@ pub trait Backend: Send + 'static {
     /// The daemon's capabilities (`actions`, `body`, …).
     fn capabilities(&mut self) -> Result<Vec<String>>;
     /// Shows `notice`, replacing the daemon's alert `replaces`, with buttons if `with_actions`.
-    fn show(&mut self, notice: &Notice, replaces: Option<u32>, with_actions: bool) -> Result<Shown>;
+    fn show(&mut self, notice: &Notice, replaces: Option<u32>, with_actions: bool)
+    -> Result<Shown>;
 }
 
 /// The real daemon, over the session bus.
@@ -149,7 +150,12 @@ impl Backend for DbusBackend {
         Ok(notify_rust::get_capabilities()?)
     }
 
-    fn show(&mut self, notice: &Notice, replaces: Option<u32>, with_actions: bool) -> Result<Shown> {
+    fn show(
+        &mut self,
+        notice: &Notice,
+        replaces: Option<u32>,
+        with_actions: bool,
+    ) -> Result<Shown> {
         let mut n = notify_rust::Notification::new();
         n.appname("Yollayah")
             .summary(&notice.summary)
@@ -228,7 +234,9 @@ impl Notifier {
     pub fn send(&self, notice: Notice) {
         let problem = match self.tx.try_send(notice) {
             Ok(()) => return,
-            Err(TrySendError::Full(_)) => "alert dropped: the notification service is not answering",
+            Err(TrySendError::Full(_)) => {
+                "alert dropped: the notification service is not answering"
+            }
             Err(TrySendError::Disconnected(_)) => "alert dropped: the notification thread ended",
         };
         tracing::warn!("{problem}");
@@ -240,7 +248,9 @@ impl Notifier {
     /// The current health.
     pub fn health(&self) -> NotifierHealth {
         let shared = lock(&self.shared);
-        let stuck = shared.busy_since.is_some_and(|t| t.elapsed() >= STUCK_AFTER);
+        let stuck = shared
+            .busy_since
+            .is_some_and(|t| t.elapsed() >= STUCK_AFTER);
         let state = if stuck {
             NotifyState::Stuck
         } else if shared.failing {
@@ -321,19 +331,21 @@ fn spawn_waiter(
     let waiters = Arc::clone(waiters);
     let on_command = Arc::clone(on_command);
     waiters.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new().name("notice-action".into()).spawn({
-        let waiters = Arc::clone(&waiters);
-        move || {
-            // Blocks until the alert is clicked or closes (it expires after SHOW_FOR).
-            if let Some(key) = wait() {
-                match NoticeAction::from_key(&key) {
-                    Ok(action) => on_command(action.command()),
-                    Err(err) => tracing::warn!(%err, "ignored notification action"),
+    let spawned = std::thread::Builder::new()
+        .name("notice-action".into())
+        .spawn({
+            let waiters = Arc::clone(&waiters);
+            move || {
+                // Blocks until the alert is clicked or closes (it expires after SHOW_FOR).
+                if let Some(key) = wait() {
+                    match NoticeAction::from_key(&key) {
+                        Ok(action) => on_command(action.command()),
+                        Err(err) => tracing::warn!(%err, "ignored notification action"),
+                    }
                 }
+                waiters.fetch_sub(1, Ordering::SeqCst);
             }
-            waiters.fetch_sub(1, Ordering::SeqCst);
-        }
-    });
+        });
     if let Err(err) = spawned {
         waiters.fetch_sub(1, Ordering::SeqCst);
         tracing::warn!(%err, "could not wait for notification actions");
@@ -367,7 +379,10 @@ mod tests {
             let click = self.click;
             let wait: Option<Box<dyn FnOnce() -> Option<String> + Send>> =
                 actions.then(|| Box::new(move || click.map(str::to_owned)) as _);
-            Ok(Shown { id: replaces.unwrap_or(self.next_id), wait })
+            Ok(Shown {
+                id: replaces.unwrap_or(self.next_id),
+                wait,
+            })
         }
     }
 
@@ -406,26 +421,40 @@ mod tests {
         })
         .expect("spawn");
         notifier.send(notice(1, "Model fell off the GPU", None));
-        let first = calls.recv_timeout(Duration::from_secs(10)).expect("first shown");
+        let first = calls
+            .recv_timeout(Duration::from_secs(10))
+            .expect("first shown");
         assert_eq!(first, ("Model fell off the GPU".to_owned(), None, true));
-        let cmd = cmds.recv_timeout(Duration::from_secs(10)).expect("action forwarded");
+        let cmd = cmds
+            .recv_timeout(Duration::from_secs(10))
+            .expect("action forwarded");
         assert_eq!(cmd, AppCommand::WarmModel);
 
         let mut resolved = notice(2, "Back on the GPU", Some(1));
         resolved.actions.clear();
         notifier.send(resolved);
-        let second = calls.recv_timeout(Duration::from_secs(10)).expect("second shown");
+        let second = calls
+            .recv_timeout(Duration::from_secs(10))
+            .expect("second shown");
         assert_eq!(second, ("Back on the GPU".to_owned(), Some(41), false));
         wait_until("two shown", || notifier.health().shown == 2);
         let health = notifier.health();
-        assert_eq!((health.state, health.actions), (NotifyState::Ok, Some(true)));
+        assert_eq!(
+            (health.state, health.actions),
+            (NotifyState::Ok, Some(true))
+        );
     }
 
     #[test]
     fn no_actions_without_the_capability() {
         let (calls_tx, calls) = mpsc::channel();
-        let daemon =
-            FakeDaemon { calls: calls_tx, gate: None, next_id: 0, caps: vec![], click: None };
+        let daemon = FakeDaemon {
+            calls: calls_tx,
+            gate: None,
+            next_id: 0,
+            caps: vec![],
+            click: None,
+        };
         let notifier = Notifier::spawn(daemon, |_| {}).expect("spawn");
         notifier.send(notice(1, "x", None));
         let shown = calls.recv_timeout(Duration::from_secs(10)).expect("shown");
@@ -437,8 +466,13 @@ mod tests {
     fn a_hung_daemon_never_blocks_the_sender_and_is_reported_stuck() {
         let (calls_tx, _calls) = mpsc::channel();
         let (release, gate) = mpsc::channel();
-        let daemon =
-            FakeDaemon { calls: calls_tx, gate: Some(gate), next_id: 0, caps: vec![], click: None };
+        let daemon = FakeDaemon {
+            calls: calls_tx,
+            gate: Some(gate),
+            next_id: 0,
+            caps: vec![],
+            click: None,
+        };
         let notifier = Notifier::spawn(daemon, |_| {}).expect("spawn");
         let started = Instant::now();
         // One in the daemon, QUEUE waiting, the rest must be dropped without blocking.
@@ -448,7 +482,12 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "send blocked");
         let health = notifier.health();
         assert_eq!(health.state, NotifyState::Failing);
-        assert!(health.last_error.as_deref().is_some_and(|e| e.contains("not answering")));
+        assert!(
+            health
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not answering"))
+        );
         wait_until("stuck", || notifier.health().state == NotifyState::Stuck);
         drop(release);
     }
@@ -456,9 +495,18 @@ mod tests {
     #[test]
     fn action_keys_map_and_unknown_is_an_error() {
         for action in [NoticeAction::WarmModel, NoticeAction::Open] {
-            assert_eq!(NoticeAction::from_key(action.as_str()).expect("own key"), action);
+            assert_eq!(
+                NoticeAction::from_key(action.as_str()).expect("own key"),
+                action
+            );
         }
-        assert_eq!(NoticeAction::from_key("default").expect("body click"), NoticeAction::Open);
-        assert!(matches!(NoticeAction::from_key("x"), Err(Error::UnknownAction(_))));
+        assert_eq!(
+            NoticeAction::from_key("default").expect("body click"),
+            NoticeAction::Open
+        );
+        assert!(matches!(
+            NoticeAction::from_key("x"),
+            Err(Error::UnknownAction(_))
+        ));
     }
 }

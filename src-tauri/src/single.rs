@@ -13,7 +13,9 @@ const OPEN: &str = "open";
 
 /// `$XDG_RUNTIME_DIR/yollayah-tray.sock` (per-user, cleared at logout), else the temp dir.
 pub fn socket_path() -> PathBuf {
-    dirs::runtime_dir().unwrap_or_else(std::env::temp_dir).join("yollayah-tray.sock")
+    dirs::runtime_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("yollayah-tray.sock")
 }
 
 /// Becomes the primary instance (`Some(listener)`), or, when one is already running, asks it
@@ -46,7 +48,10 @@ pub fn serve(listener: UnixListener, on_open: impl Fn() + Send + 'static) -> Res
         .spawn(move || {
             for stream in listener.incoming().flatten() {
                 // A client that connects and says nothing must not wedge the loop.
-                if stream.set_read_timeout(Some(Duration::from_secs(2))).is_err() {
+                if stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .is_err()
+                {
                     continue;
                 }
                 let mut line = String::new();
@@ -74,8 +79,12 @@ mod tests {
             let _ = tx.send(());
         })
         .expect("serve");
-        assert!(claim(&path).expect("second claim").is_none(), "second became primary");
-        rx.recv_timeout(Duration::from_secs(10)).expect("first was asked to open");
+        assert!(
+            claim(&path).expect("second claim").is_none(),
+            "second became primary"
+        );
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("first was asked to open");
     }
 
     #[test]

@@ -87,14 +87,22 @@ impl<R: Runtime> Tray<R> {
             .menu(&menu)
             .on_menu_event(on_menu_event)
             .build(app)?;
-        Ok(Self { icon, status, diagnosis, mute, autostart, shown: view.clone() })
+        Ok(Self {
+            icon,
+            status,
+            diagnosis,
+            mute,
+            autostart,
+            shown: view.clone(),
+        })
     }
 }
 
 impl<R: Runtime> TrayUi for Tray<R> {
     fn apply(&mut self, view: &TrayView) -> Result<()> {
         if view.state != self.shown.state {
-            self.icon.set_icon(Some(Image::from_bytes(view.state.icon_png())?))?;
+            self.icon
+                .set_icon(Some(Image::from_bytes(view.state.icon_png())?))?;
         }
         if view.status_line != self.shown.status_line {
             self.status.set_text(&view.status_line)?;
@@ -124,7 +132,9 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
             return;
         }
     };
-    let Some(state) = app.try_state::<AppState>() else { return };
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
     if let Some(cmd) = id.command(&state.view()) {
         dispatch(app, cmd);
     }
@@ -142,12 +152,17 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
 /// can be seen at all.
 pub async fn watcher_present(timeout: Duration) -> Result<bool> {
     let ask = async {
-        let conn = zbus::connection::Builder::session().method_timeout(timeout).build().await?;
+        let conn = zbus::connection::Builder::session()
+            .method_timeout(timeout)
+            .build()
+            .await?;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-        let name = zbus::names::BusName::try_from(WATCHER_NAME).map_err(zbus::Error::from)?;
+        let name = zbus::names::BusName::try_from(WATCHER_NAME)?;
         Ok::<bool, Error>(dbus.name_has_owner(name).await.map_err(zbus::Error::from)?)
     };
-    tokio::time::timeout(timeout, ask).await.map_err(|_| Error::BusTimeout(timeout))?
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| Error::BusTimeout(timeout))?
 }
 
 /// Checks for a tray host in the background; records the answer, and when there is none, says

@@ -87,7 +87,9 @@ impl Default for TrayView {
 impl TrayView {
     /// The menu text for the diagnosis item (the item always exists, so it says when all is well).
     pub fn diagnosis_text(&self) -> &str {
-        self.diagnosis_line.as_deref().unwrap_or("No problems found")
+        self.diagnosis_line
+            .as_deref()
+            .unwrap_or("No problems found")
     }
 }
 
@@ -101,7 +103,11 @@ mod tests {
         for state in TrayState::ALL {
             let png = state.icon_png();
             assert_eq!(&png[1..4], b"PNG", "{} is not a PNG", state.as_str());
-            assert!(seen.insert(png), "{} shares its icon with another state", state.as_str());
+            assert!(
+                seen.insert(png),
+                "{} shares its icon with another state",
+                state.as_str()
+            );
             let image = tauri::image::Image::from_bytes(png).expect("embedded icon decodes");
             assert_eq!((image.width(), image.height()), (32, 32));
         }

@@ -14,6 +14,9 @@ use zbus::wire::{OwnedObjectPath, OwnedVariant, Variant};
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// dbusmenu's `(ia{sv}av)`: id, properties, children.
+type LayoutNode = (i32, HashMap<String, OwnedVariant>, Vec<OwnedVariant>);
+
 /// One dbusmenu item: id, label (mnemonic underscores removed), enabled.
 #[derive(Debug, Clone)]
 struct Item {
@@ -30,7 +33,11 @@ fn collect(v: &Variant<'_>, out: &mut Vec<Item>) {
             if let (Some(Variant::I32(id)), Some(Variant::Dict(props)), Some(children)) =
                 (f.first(), f.get(1), f.get(2))
             {
-                let mut item = Item { id: *id, label: String::new(), enabled: true };
+                let mut item = Item {
+                    id: *id,
+                    label: String::new(),
+                    enabled: true,
+                };
                 for (k, val) in props.iter() {
                     let val = match val {
                         Variant::Variant(inner) => inner.as_ref(),
@@ -60,11 +67,20 @@ fn descendants_named(root: u32, prefix: &str) -> Vec<u32> {
     let mut parent = HashMap::new();
     let mut names = HashMap::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok())
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
@@ -100,7 +116,10 @@ async fn poll<T, F: std::future::Future<Output = Option<T>>>(
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -163,26 +182,42 @@ async fn tray_menu_drives_the_real_app() {
     .await;
 
     // 2. Its menu carries the status line (disabled) and the actions.
-    let sni = zbus::Proxy::new(&conn, service.as_str(), item_path.as_str(), "org.kde.StatusNotifierItem")
-        .await
-        .expect("item proxy");
+    let sni = zbus::Proxy::new(
+        &conn,
+        service.as_str(),
+        item_path.as_str(),
+        "org.kde.StatusNotifierItem",
+    )
+    .await
+    .expect("item proxy");
     let menu_path: OwnedObjectPath = sni.get_property("Menu").await.expect("Menu property");
     let menu = zbus::Proxy::new(&conn, service.as_str(), menu_path, "com.canonical.dbusmenu")
         .await
         .expect("menu proxy");
     let items = poll("the menu to list the status line", || async {
-        let (_rev, root): (u32, (i32, HashMap<String, OwnedVariant>, Vec<OwnedVariant>)) =
-            menu.call("GetLayout", &(0i32, -1i32, Vec::<String>::new())).await.ok()?;
+        let (_rev, root): (u32, LayoutNode) = menu
+            .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+            .await
+            .ok()?;
         let mut items = Vec::new();
         for child in &root.2 {
             collect(child, &mut items);
         }
-        items.iter().any(|i| i.label.starts_with("Waiting for the first reading")).then_some(items)
+        items
+            .iter()
+            .any(|i| i.label.starts_with("Waiting for the first reading"))
+            .then_some(items)
     })
     .await;
     let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
-    let status = items.iter().find(|i| i.label.starts_with("Waiting")).expect("status item");
-    assert!(!status.enabled, "the status line must be informational (disabled)");
+    let status = items
+        .iter()
+        .find(|i| i.label.starts_with("Waiting"))
+        .expect("status item");
+    assert!(
+        !status.enabled,
+        "the status line must be informational (disabled)"
+    );
     for wanted in [
         "No problems found",
         "Open chat",
@@ -193,7 +228,10 @@ async fn tray_menu_drives_the_real_app() {
         "Open config",
         "Quit",
     ] {
-        assert!(labels.contains(&wanted), "menu lacks {wanted:?}: {labels:?}");
+        assert!(
+            labels.contains(&wanted),
+            "menu lacks {wanted:?}: {labels:?}"
+        );
     }
 
     // 3. Idle: no webview process at all.
