@@ -124,6 +124,24 @@ async fn poll<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// A proxy that reads properties afresh on every get: zbus caches them by default and relies on
+/// PropertiesChanged signals, which the watcher does not send for its entry list.
+async fn uncached(
+    conn: &zbus::Connection,
+    dest: &str,
+    path: &str,
+    iface: &str,
+) -> zbus::Proxy<'static> {
+    zbus::proxy::Builder::new(conn)
+        .destination(dest.to_owned())
+        .path(path.to_owned())
+        .interface(iface.to_owned())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .expect("proxy")
+}
+
 fn screenshot(name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -160,20 +178,32 @@ async fn tray_menu_drives_the_real_app() {
 
     let conn = zbus::Connection::session().await.expect("session bus");
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus proxy");
-    let watcher = zbus::Proxy::new(&conn, WATCHER, "/StatusNotifierWatcher", WATCHER)
-        .await
-        .expect("watcher proxy");
+    let watcher = uncached(&conn, WATCHER, "/StatusNotifierWatcher", WATCHER).await;
 
-    // 1. The tray registers with the watcher (entries are "busname/path" or a bare bus name).
+    // 1. The tray registers with the watcher. The KDE spec types RegisteredSNIEntries as `as`
+    //    ("busname/path"); status-notifier-watcher answers `a(ss)` (bus name, path): accept both.
     let (service, item_path) = poll("the tray to register with the watcher", || async {
-        let entries: Vec<String> = watcher.get_property("RegisteredSNIEntries").await.ok()?;
-        for entry in entries {
-            let (svc, path) = match entry.find('/') {
-                Some(i) => (entry[..i].to_owned(), entry[i..].to_owned()),
-                None => (entry.clone(), "/StatusNotifierItem".to_owned()),
+        let entries: Vec<(String, String)> = match watcher
+            .get_property::<Vec<(String, String)>>("RegisteredSNIEntries")
+            .await
+        {
+            Ok(pairs) => pairs,
+            Err(_) => watcher
+                .get_property::<Vec<String>>("RegisteredSNIEntries")
+                .await
+                .ok()?
+                .into_iter()
+                .map(|e| match e.find('/') {
+                    Some(i) => (e[..i].to_owned(), e[i..].to_owned()),
+                    None => (e, "/StatusNotifierItem".to_owned()),
+                })
+                .collect(),
+        };
+        for (svc, path) in entries {
+            let Ok(name) = zbus::names::BusName::try_from(svc.as_str()) else {
+                continue;
             };
-            let name = zbus::names::BusName::try_from(svc.as_str()).ok()?;
-            if dbus.get_connection_unix_process_id(name).await.ok()? == pid {
+            if dbus.get_connection_unix_process_id(name).await.ok() == Some(pid) {
                 return Some((svc, path));
             }
         }
@@ -182,14 +212,7 @@ async fn tray_menu_drives_the_real_app() {
     .await;
 
     // 2. Its menu carries the status line (disabled) and the actions.
-    let sni = zbus::Proxy::new(
-        &conn,
-        service.as_str(),
-        item_path.as_str(),
-        "org.kde.StatusNotifierItem",
-    )
-    .await
-    .expect("item proxy");
+    let sni = uncached(&conn, &service, &item_path, "org.kde.StatusNotifierItem").await;
     let menu_path: OwnedObjectPath = sni.get_property("Menu").await.expect("Menu property");
     let menu = zbus::Proxy::new(&conn, service.as_str(), menu_path, "com.canonical.dbusmenu")
         .await
