@@ -13,3 +13,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+echo "== e2e: the tray app on a virtual desktop (Xvfb + session bus + tray host + dunst)"
+# Integration tests build the binary they start (CARGO_BIN_EXE_*); building it first keeps a
+# compile error apart from an e2e failure.
+cargo build -p yollayah-tray --locked
+./scripts/e2e/run.sh cargo test -p yollayah-tray --test e2e_tray --locked -- --nocapture

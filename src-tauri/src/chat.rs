@@ -1,0 +1,27 @@
+//! The chat window, created on demand and destroyed on close, so an idle app runs no webview
+//! processes (the webview is most of a Tauri app's memory).
+
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+
+use crate::error::Result;
+
+/// The chat window's label (the capability file grants permissions to this label).
+pub const CHAT_LABEL: &str = "chat";
+
+/// Opens the chat window, or brings it forward if it is already open.
+pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
+    if let Some(window) = app.get_webview_window(CHAT_LABEL) {
+        window.unminimize()?;
+        window.show()?;
+        window.set_focus()?;
+        return Ok(());
+    }
+    // Closing a Tauri window destroys it (and its web process) unless a handler prevents it;
+    // none does, which is the point.
+    WebviewWindowBuilder::new(app, CHAT_LABEL, WebviewUrl::App("index.html".into()))
+        .title("Yollayah")
+        .inner_size(400.0, 560.0)
+        .min_inner_size(320.0, 400.0)
+        .build()?;
+    Ok(())
+}
