@@ -14,6 +14,7 @@ import { tokPerSec } from "./format.js";
 import { enhanceCodeBlocks } from "./code.js";
 
 const BOTTOM_SLACK_PX = 24;
+const FALLBACK_FLUSH_MS = 100;
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -34,6 +35,7 @@ export class ChatView {
     this.replies = new Map();
     this.dirty = new Set();
     this.frame = 0;
+    this.fallback = 0;
     this.stick = true;
     this.streaming = new Set();
     this.empty = null;
@@ -232,10 +234,16 @@ export class ChatView {
 
   markDirty(v) {
     this.dirty.add(v);
-    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => this.flush());
+      // Hidden windows get no frames; still apply the queue now and then so it cannot grow.
+      this.fallback = setTimeout(() => this.flush(), FALLBACK_FLUSH_MS);
+    }
   }
 
   flush() {
+    cancelAnimationFrame(this.frame);
+    clearTimeout(this.fallback);
     this.frame = 0;
     for (const v of this.dirty) this.flushView(v);
     this.dirty.clear();

@@ -6,4 +6,14 @@ const doc = new DOMParser().parseFromString(await res.text(), "text/html");
 document.title = `${doc.title} (dev mock)`;
 for (const node of doc.body.childNodes) document.body.append(document.importNode(node, true));
 await import("../app.js");
-window.__mock.afterBoot();
+if (new URLSearchParams(location.search).get("selftest") === "1") {
+  const { run } = await import("./selftest.js");
+  setTimeout(() => run().catch((e) => {
+    const pre = document.createElement("pre");
+    pre.id = "selftest";
+    pre.textContent = `FAIL selftest crashed: ${e && e.stack ? e.stack : e}\nDONE 1 failed`;
+    document.body.append(pre);
+  }), 100);
+} else {
+  window.__mock.afterBoot();
+}

@@ -204,7 +204,8 @@
             if (first) first.click();
           }, 100);
         }
-        if (params.get("popover") === "1") document.getElementById("badge").click();
+        // After the scenario's own clicks, which would close a pinned popover.
+        if (params.get("popover") === "1") setTimeout(() => document.getElementById("badge").click(), 400);
         if (params.get("chats") === "1") document.getElementById("chats-toggle").click();
         // Keep snapshots flowing like the watchdog does (every 2 s).
         setInterval(() => emit("yollayah://snapshot", snapshot(verdictKind)), 2000);
