@@ -142,6 +142,11 @@ async function stop() {
 }
 
 async function newChat() {
+  const streaming = chat.currentStreaming();
+  if (streaming != null) {
+    // Leaving a reply running into a view that no longer shows it would waste the GPU.
+    await invoke(Cmd.cancelReply, { reply: streaming }).catch(() => {});
+  }
   try {
     await invoke(Cmd.newConversation);
   } catch (err) {

@@ -102,6 +102,9 @@ export class ChatView {
   /** Handles one `yollayah://chat` payload. */
   onChatEvent(ev) {
     if (!ev || typeof ev.reply !== "number") return;
+    // Events of a reply this view never saw start belong to a conversation no longer shown
+    // (e.g. New chat while a reply streamed): drop them rather than mix conversations.
+    if (ev.kind !== "started" && !this.replies.has(ev.reply)) return;
     switch (ev.kind) {
       case "started":
         this.setStreaming(this.ensureReply(ev.reply), true);

@@ -99,6 +99,8 @@ export async function run() {
   const appendCalls = { n: 0 };
   const orig = Element.prototype.insertAdjacentHTML;
   Element.prototype.insertAdjacentHTML = function (...a) { appendCalls.n++; return orig.apply(this, a); };
+  window.__mock.emit("yollayah://chat", { kind: "delta", reply: 998, text: "x", tail: "stray" });
+  window.__mock.emit("yollayah://chat", { kind: "started", conversation: 7, user_message: 997, reply: 999 });
   for (let i = 0; i < 100; i++) {
     window.__mock.emit("yollayah://chat", { kind: "delta", reply: 999, text: "x", html_blocks: [{ index: i, html: `<p>b${i}</p>` }], tail: `t${i}` });
   }
@@ -109,6 +111,7 @@ export async function run() {
   check("100 deltas in one frame → one DOM insert", appendCalls.n === 1, `inserts=${appendCalls.n}`);
   check("all burst blocks present in order", burstMsg.querySelectorAll(".md p").length === 100 && burstMsg.querySelector(".md p:last-child").textContent === "b99");
   check("latest tail shown", burstMsg.querySelector(".tail").textContent === "t99");
+  check("events of a reply never started here are ignored", !log.querySelector(".msg[data-reply='998']"));
   window.__mock.emit("yollayah://chat", { kind: "cancelled", reply: 999, partial: "" });
 
   // 6. Status: badge popover by keyboard, Esc closes it, then Esc closes the window.
