@@ -1,0 +1,329 @@
+// The conversation view: user messages, streamed assistant replies, incomplete-reply badges.
+//
+// Speed: chat events only queue work; one requestAnimationFrame callback per frame appends the
+// blocks that became complete (insertAdjacentHTML of HTML that came from the Rust sanitiser) and
+// sets the open tail as plain text. Nothing already on screen is re-rendered while a reply
+// streams, so a 200 tok/s stream costs a few small DOM writes per frame whatever the length.
+//
+// Safety: the only HTML ever inserted is `html_blocks[].html`, `done.html`, a loaded message's
+// `html` or the `render_markdown` command's result, all sanitised in Rust. Everything else (user
+// text, tails, errors, stats) goes through textContent.
+
+import { errorText, invoke, Cmd } from "./ipc.js";
+import { tokPerSec } from "./format.js";
+import { enhanceCodeBlocks } from "./code.js";
+
+const BOTTOM_SLACK_PX = 24;
+const FALLBACK_FLUSH_MS = 100;
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+export class ChatView {
+  /**
+   * @param {HTMLElement} log the role=log scroll container
+   * @param {{onRetry:(reply:number)=>void, onStreamingChange:(streaming:boolean)=>void,
+   *          onStats:(stats:object)=>void}} hooks
+   */
+  constructor(log, hooks) {
+    this.log = log;
+    this.hooks = hooks;
+    this.replies = new Map();
+    this.dirty = new Set();
+    this.frame = 0;
+    this.fallback = 0;
+    this.stick = true;
+    this.streaming = new Set();
+    this.empty = null;
+    log.addEventListener("scroll", () => {
+      this.stick = log.scrollTop + log.clientHeight >= log.scrollHeight - BOTTOM_SLACK_PX;
+    }, { passive: true });
+    this.clear();
+  }
+
+  /** Empties the view (new chat). */
+  clear() {
+    this.log.replaceChildren();
+    this.replies.clear();
+    this.dirty.clear();
+    this.streaming.clear();
+    this.stick = true;
+    this.empty = el("p", "empty", "Ask anything. Enter sends, Shift+Enter adds a line, Esc closes.");
+    this.log.append(this.empty);
+    this.hooks.onStreamingChange(false);
+  }
+
+  dropEmptyHint() {
+    if (this.empty) {
+      this.empty.remove();
+      this.empty = null;
+    }
+  }
+
+  /** Appends a user message (plain text). */
+  addUser(text) {
+    this.dropEmptyHint();
+    const m = el("article", "msg user");
+    m.setAttribute("aria-label", "You");
+    m.append(el("div", "body", text));
+    this.log.append(m);
+    this.scrollToBottom(true);
+    return m;
+  }
+
+  /** The view of assistant reply `id`, created at the end of the list if new. */
+  ensureReply(id) {
+    let v = this.replies.get(id);
+    if (v) return v;
+    this.dropEmptyHint();
+    const m = el("article", "msg assistant");
+    m.dataset.reply = String(id);
+    m.setAttribute("aria-label", "Assistant");
+    const blocks = el("div", "md");
+    const tail = el("div", "tail");
+    const tailText = document.createTextNode("");
+    tail.append(tailText);
+    const meta = el("div", "meta");
+    m.append(blocks, tail, meta);
+    v = {
+      id, el: m, blocks, tail, tailText, meta,
+      nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, raw: "", resync: false,
+    };
+    this.replies.set(id, v);
+    this.log.append(m);
+    this.scrollToBottom(false);
+    return v;
+  }
+
+  /** Handles one `yollayah://chat` payload. */
+  onChatEvent(ev) {
+    if (!ev || typeof ev.reply !== "number") return;
+    // Events of a reply this view never saw start belong to a conversation no longer shown
+    // (e.g. New chat while a reply streamed): drop them rather than mix conversations.
+    if (ev.kind !== "started" && !this.replies.has(ev.reply)) return;
+    switch (ev.kind) {
+      case "started":
+        this.setStreaming(this.ensureReply(ev.reply), true);
+        break;
+      case "delta":
+        this.onDelta(ev);
+        break;
+      case "done":
+        this.onDone(ev);
+        break;
+      case "failed":
+        this.onEnded(ev, errorText(ev.error));
+        break;
+      case "cancelled":
+        this.onEnded(ev, "stopped");
+        break;
+      default:
+        break;
+    }
+  }
+
+  onDelta(ev) {
+    const v = this.ensureReply(ev.reply);
+    this.setStreaming(v, true);
+    if (typeof ev.text === "string") v.raw += ev.text;
+    if (Array.isArray(ev.html_blocks) && !v.resync) {
+      for (const b of ev.html_blocks) v.queued.push(b);
+    }
+    if (typeof ev.tail === "string") {
+      v.pendingTail = ev.tail;
+    } else if (!Array.isArray(ev.html_blocks)) {
+      // A backend that sends raw text only: show it all as plain text until `done`.
+      v.pendingTail = v.raw;
+    }
+    this.markDirty(v);
+  }
+
+  onDone(ev) {
+    const v = this.ensureReply(ev.reply);
+    this.flushView(v);
+    const html = typeof ev.html === "string" ? ev.html : null;
+    if (html != null) {
+      if (!v.resync && html.startsWith(v.htmlSoFar)) {
+        // Normal case: the final HTML is what streamed plus the last block(s).
+        this.appendHtml(v, html.slice(v.htmlSoFar.length));
+      } else {
+        v.blocks.innerHTML = html;
+        v.htmlSoFar = html;
+        enhanceCodeBlocks(v.blocks);
+      }
+    }
+    v.tailText.data = "";
+    v.pendingTail = null;
+    v.el.classList.remove("incomplete");
+    v.meta.replaceChildren();
+    const stats = ev.stats || {};
+    const parts = [tokPerSec(stats.tokens_per_second)];
+    if (typeof stats.ttft_ms === "number") parts.push(`first token ${Math.round(stats.ttft_ms)} ms`);
+    if (typeof stats.load_ms === "number" && stats.load_ms > 0) {
+      parts.push(`load ${(stats.load_ms / 1000).toFixed(1)} s`);
+    }
+    v.meta.append(el("span", "stats", parts.filter(Boolean).join(" · ")));
+    this.setStreaming(v, false);
+    this.hooks.onStats(stats);
+    this.scrollToBottom(false);
+  }
+
+  onEnded(ev, reason) {
+    const v = this.ensureReply(ev.reply);
+    this.flushView(v);
+    this.setStreaming(v, false);
+    const partial = typeof ev.partial === "string" ? ev.partial : v.raw;
+    this.markIncomplete(v, reason);
+    if (partial.trim() === "") {
+      v.tailText.data = "";
+      return;
+    }
+    // Show the partial text at once, then swap in its rendering from the sanitiser.
+    if (v.htmlSoFar === "") v.tailText.data = partial;
+    invoke(Cmd.renderMarkdown, { text: partial }).then((html) => {
+      if (typeof html !== "string") return;
+      v.blocks.innerHTML = html;
+      v.htmlSoFar = html;
+      v.tailText.data = "";
+      enhanceCodeBlocks(v.blocks);
+    }, () => {
+      // Keep the plain-text tail: readable, and nothing unsanitised is ever inserted.
+    });
+  }
+
+  markIncomplete(v, reason) {
+    v.el.classList.add("incomplete");
+    v.meta.replaceChildren();
+    const badge = el("span", "badge-incomplete", `Incomplete: ${reason}`);
+    const retry = el("button", "retry", "Retry");
+    retry.type = "button";
+    retry.setAttribute("aria-label", `Retry this reply (incomplete: ${reason})`);
+    retry.addEventListener("click", () => {
+      retry.disabled = true;
+      this.hooks.onRetry(v.id, () => { retry.disabled = false; });
+    });
+    v.meta.append(badge, retry);
+  }
+
+  /** Marks the superseded reply once a retry has started. */
+  supersede(id) {
+    const v = this.replies.get(id);
+    if (!v) return;
+    v.el.classList.add("superseded");
+    const retry = v.meta.querySelector("button.retry");
+    if (retry) retry.remove();
+  }
+
+  setStreaming(v, on) {
+    const had = this.streaming.size > 0;
+    if (on) this.streaming.add(v.id);
+    else this.streaming.delete(v.id);
+    v.el.classList.toggle("streaming", on);
+    const has = this.streaming.size > 0;
+    this.log.setAttribute("aria-busy", has ? "true" : "false");
+    if (had !== has) this.hooks.onStreamingChange(has);
+  }
+
+  /** The reply currently streaming (for the Stop button), or null. */
+  currentStreaming() {
+    let last = null;
+    for (const id of this.streaming) last = id;
+    return last;
+  }
+
+  markDirty(v) {
+    this.dirty.add(v);
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => this.flush());
+      // Hidden windows get no frames; still apply the queue now and then so it cannot grow.
+      this.fallback = setTimeout(() => this.flush(), FALLBACK_FLUSH_MS);
+    }
+  }
+
+  flush() {
+    cancelAnimationFrame(this.frame);
+    clearTimeout(this.fallback);
+    this.frame = 0;
+    for (const v of this.dirty) this.flushView(v);
+    this.dirty.clear();
+    this.scrollToBottom(false);
+  }
+
+  flushView(v) {
+    if (v.queued.length) {
+      v.queued.sort((a, b) => a.index - b.index);
+      let html = "";
+      for (const b of v.queued) {
+        if (typeof b.index !== "number" || typeof b.html !== "string" || b.index < v.nextIndex) {
+          continue; // duplicate or malformed block
+        }
+        html += b.html;
+        v.nextIndex = b.index + 1;
+      }
+      v.queued.length = 0;
+      this.appendHtml(v, html);
+    }
+    if (v.pendingTail !== null) {
+      if (v.tailText.data !== v.pendingTail) v.tailText.data = v.pendingTail;
+      v.pendingTail = null;
+    }
+    this.dirty.delete(v);
+  }
+
+  appendHtml(v, html) {
+    if (!html) return;
+    const before = v.blocks.lastChild;
+    v.blocks.insertAdjacentHTML("beforeend", html);
+    v.htmlSoFar += html;
+    let n = before ? before.nextSibling : v.blocks.firstChild;
+    for (; n; n = n.nextSibling) {
+      if (n.nodeType === Node.ELEMENT_NODE) enhanceCodeBlocks(n);
+    }
+  }
+
+  scrollToBottom(force) {
+    if (force || this.stick) {
+      this.log.scrollTop = this.log.scrollHeight;
+      this.stick = true;
+    }
+  }
+
+  /** Replaces the view with a stored conversation (`load_conversation` result). */
+  async load(messages) {
+    this.clear();
+    for (const m of messages) {
+      if (m.role === "user") {
+        this.addUser(m.content ?? "");
+        continue;
+      }
+      const v = this.ensureReply(m.id);
+      let html = typeof m.html === "string" ? m.html : null;
+      if (html == null && m.content) {
+        try {
+          html = await invoke(Cmd.renderMarkdown, { text: m.content });
+        } catch {
+          html = null;
+        }
+      }
+      if (typeof html === "string") {
+        v.blocks.innerHTML = html;
+        v.htmlSoFar = html;
+        enhanceCodeBlocks(v.blocks);
+      } else if (m.content) {
+        v.tailText.data = m.content;
+      }
+      if (m.status === "incomplete") {
+        this.markIncomplete(v, m.reason || "interrupted");
+      } else if (m.status === "streaming" || m.status === "pending") {
+        // Its earlier blocks are already in `html`; take the rest from `done`.
+        v.resync = true;
+        this.setStreaming(v, true);
+      }
+    }
+    this.scrollToBottom(true);
+  }
+}

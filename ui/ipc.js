@@ -1,0 +1,58 @@
+// The only door to the Tauri side: command and event names from CONTRACT-IPC.md live here, and
+// nowhere else in the UI.
+
+export const Cmd = Object.freeze({
+  status: "status",
+  sendMessage: "send_message",
+  cancelReply: "cancel_reply",
+  retryReply: "retry_reply",
+  newConversation: "new_conversation",
+  listConversations: "list_conversations",
+  loadConversation: "load_conversation",
+  renderMarkdown: "render_markdown",
+  warm: "warm",
+  openExternal: "open_external",
+  gpuHistory: "gpu_history",
+});
+
+export const Ev = Object.freeze({
+  snapshot: "yollayah://snapshot",
+  chat: "yollayah://chat",
+  alert: "yollayah://alert",
+});
+
+function tauri() {
+  const t = window.__TAURI__;
+  if (!t || !t.core || !t.event) {
+    throw new Error("window.__TAURI__ is missing (withGlobalTauri must be true)");
+  }
+  return t;
+}
+
+/** Invokes a command; rejects with the contract's `{kind, message}` error object. */
+export function invoke(name, args) {
+  return tauri().core.invoke(name, args);
+}
+
+/** Subscribes to an event; `cb` receives the payload only. Resolves to an unlisten function. */
+export function listen(name, cb) {
+  return tauri().event.listen(name, (e) => cb(e.payload));
+}
+
+/** Closes the chat window (Esc). */
+export function closeWindow() {
+  const w = tauri().window;
+  if (w && typeof w.getCurrentWindow === "function") {
+    return w.getCurrentWindow().close();
+  }
+  return Promise.resolve();
+}
+
+/** Human text of an IPC error, whatever shape it arrived in. */
+export function errorText(err) {
+  if (err == null) return "unknown error";
+  if (typeof err === "string") return err;
+  if (typeof err.message === "string" && err.message) return err.message;
+  if (typeof err.kind === "string") return err.kind;
+  return String(err);
+}
