@@ -200,7 +200,8 @@ fn summarise(lines: &[RequestLine], requests: u32) -> Summary {
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
-    v.map(|v| format!("{v}{unit}")).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{v}{unit}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn request_row(l: &RequestLine) -> String {
@@ -230,7 +231,10 @@ fn print_human(r: &Report) {
         opt(s.ttft_ms_min, ""),
         opt(s.ttft_ms_median, ""),
         opt(s.ttft_ms_max, " ms"),
-        opt(s.tokens_per_second_mean.map(|t| format!("{t:.1}")), " tok/s"),
+        opt(
+            s.tokens_per_second_mean.map(|t| format!("{t:.1}")),
+            " tok/s"
+        ),
         opt(s.load_ms_max.map(|t| format!("{t:.1}")), " ms"),
         r.placement.as_deref().unwrap_or("not loaded"),
     );

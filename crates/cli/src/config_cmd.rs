@@ -57,7 +57,11 @@ pub fn run(globals: &Globals, command: Command) -> Result<u8> {
                 profile: &profile,
             };
             if let Some(p) = globals.config_path() {
-                let state = if p.is_file() { "" } else { " (absent: defaults)" };
+                let state = if p.is_file() {
+                    ""
+                } else {
+                    " (absent: defaults)"
+                };
                 println!("# {}{state}", p.display());
             }
             print!("{}", config.to_toml_string()?);

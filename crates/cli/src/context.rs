@@ -117,10 +117,7 @@ mod tests {
             resolve_url(Some("127.0.0.1:1234"), &config).unwrap(),
             "http://127.0.0.1:1234"
         );
-        assert_eq!(
-            resolve_url(None, &config).unwrap(),
-            "http://10.0.0.2:9999"
-        );
+        assert_eq!(resolve_url(None, &config).unwrap(), "http://10.0.0.2:9999");
         config.ollama.url = Some("ftp://nope".into());
         assert!(matches!(
             resolve_url(None, &config),

@@ -47,7 +47,11 @@ pub struct Args {
 pub struct GpuSource {
     /// Where GPU facts come from: `local` (NVML and /proc), `sim` (the Ollama simulator's
     /// private GPU view at the same URL, for demos and tests), or a GPU snapshot JSON file.
-    #[arg(long = "gpu-source", default_value = "local", value_name = "local|sim|FILE")]
+    #[arg(
+        long = "gpu-source",
+        default_value = "local",
+        value_name = "local|sim|FILE"
+    )]
     pub source: String,
 }
 

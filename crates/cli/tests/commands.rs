@@ -58,7 +58,9 @@ async fn warm_loads_forever_with_the_profile_options() {
         let sim = sim(demo()).await;
         let home = Home::new();
         let url = sim.url();
-        let r = home.run(&["--url", &url, "warm", "--gpu-source", "sim", "--json"]).await;
+        let r = home
+            .run(&["--url", &url, "warm", "--gpu-source", "sim", "--json"])
+            .await;
         assert_eq!(r.code, 0, "{r:?}");
         let j = r.json();
         assert_eq!(j["verdict"], "gpu");
@@ -99,7 +101,9 @@ async fn warm_judges_the_options_it_sent() {
         let home = Home::new();
         home.write_config("[model.load]\nnum_gpu = 0\n");
         let url = sim.url();
-        let r = home.run(&["--url", &url, "warm", "--gpu-source", "sim", "--json"]).await;
+        let r = home
+            .run(&["--url", &url, "warm", "--gpu-source", "sim", "--json"])
+            .await;
         assert_eq!(r.code, 6, "{r:?}");
         let j = r.json();
         assert_eq!(j["verdict"], "cpu");
@@ -156,7 +160,12 @@ async fn one_shot_chat_streams_and_is_stored() {
         assert_eq!(list[0]["messages"], 2);
         assert_eq!(list[0]["model"], "llama3.2:3b");
         // The database lives under the temp XDG_DATA_HOME.
-        assert!(home.dir.path().join("data/yollayah/history.sqlite3").is_file());
+        assert!(
+            home.dir
+                .path()
+                .join("data/yollayah/history.sqlite3")
+                .is_file()
+        );
 
         // --conversation continues it.
         let id = list[0]["id"].as_i64().unwrap().to_string();
@@ -170,8 +179,7 @@ async fn one_shot_chat_streams_and_is_stored() {
         let chat = sim
             .requests()
             .into_iter()
-            .filter(|r| r.path == "/api/chat")
-            .last()
+            .rfind(|r| r.path == "/api/chat")
             .unwrap();
         // system, hi there, reply, again.
         assert_eq!(chat.body["messages"].as_array().unwrap().len(), 4);
@@ -213,7 +221,9 @@ async fn no_history_keeps_nothing_and_down_writes_nothing() {
         let sim = sim(demo()).await;
         let home = Home::new();
         let url = sim.url();
-        let r = home.run(&["--url", &url, "chat", "--no-history", "hi"]).await;
+        let r = home
+            .run(&["--url", &url, "chat", "--no-history", "hi"])
+            .await;
         assert_eq!(r.code, 0, "{r:?}");
         assert!(history(&home.run(&["history", "--json"]).await).is_empty());
         sim.shutdown().await;
@@ -232,7 +242,10 @@ async fn interrupted_reply_is_kept_incomplete() {
         sim.fault(Fault::StallMidStream { after_chunks: 2 });
         let home = Home::new();
         let url = sim.url();
-        let mut child = home.command(&["--url", &url, "chat", "tell me"]).spawn().unwrap();
+        let mut child = home
+            .command(&["--url", &url, "chat", "tell me"])
+            .spawn()
+            .unwrap();
         let pid = child.id().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         // Wait for the first streamed bytes (the partial reply) before interrupting.
@@ -301,7 +314,16 @@ async fn bench_counts_a_reload_caused_by_someone_else() {
         let home = Home::new();
         let url = sim.url();
         let r = home
-            .run(&["--url", &url, "--model", "llama3.2:3b", "doctor", "--load", "--num-ctx", "4096"])
+            .run(&[
+                "--url",
+                &url,
+                "--model",
+                "llama3.2:3b",
+                "doctor",
+                "--load",
+                "--num-ctx",
+                "4096",
+            ])
             .await;
         assert_eq!(r.code, 0, "{r:?}");
         let r = home
@@ -339,8 +361,7 @@ async fn watch_prints_changes_and_exits_0_on_sigterm() {
                 .unwrap()
                 .expect("watch ended early");
             let event: Value = serde_json::from_str(&line).unwrap();
-            let is_gpu_snapshot =
-                event["type"] == "snapshot" && event["verdict"]["kind"] == "gpu";
+            let is_gpu_snapshot = event["type"] == "snapshot" && event["verdict"]["kind"] == "gpu";
             let kind = event["type"].as_str().unwrap().to_owned();
             seen.push(event);
             if is_gpu_snapshot && !faulted {
@@ -373,7 +394,10 @@ async fn watch_prints_changes_and_exits_0_on_sigterm() {
         assert_eq!(types.iter().filter(|t| **t == "alert_raised").count(), 1);
         let raised = seen.iter().find(|e| e["type"] == "alert_raised").unwrap();
         let code = raised["code"].as_str().unwrap();
-        assert!(code == "PS_CONTRADICTS_NVML" || code == "GPU_BACKEND_LOST", "{raised:#}");
+        assert!(
+            code == "PS_CONTRADICTS_NVML" || code == "GPU_BACKEND_LOST",
+            "{raised:#}"
+        );
         // Snapshots only on change: never the same verdict + headline twice in a row.
         let snaps: Vec<(String, String)> = seen
             .iter()
@@ -397,7 +421,10 @@ async fn config_path_show_check() {
         assert_eq!(r.code, 0);
         assert_eq!(
             r.stdout.trim(),
-            home.config_dir().join("yollayah/config.toml").to_str().unwrap()
+            home.config_dir()
+                .join("yollayah/config.toml")
+                .to_str()
+                .unwrap()
         );
 
         let valid = home.write_config("[model]\nname = \"qwen2.5:7b\"\nkeep_alive = \"10m\"\n");
@@ -450,8 +477,17 @@ async fn help_lists_commands_and_exit_codes() {
         let r = Home::new().run(&["--help"]).await;
         assert_eq!(r.code, 0);
         for word in [
-            "doctor", "status", "warm", "unload", "chat", "history", "watch", "bench", "config",
-            "Exit codes", "130",
+            "doctor",
+            "status",
+            "warm",
+            "unload",
+            "chat",
+            "history",
+            "watch",
+            "bench",
+            "config",
+            "Exit codes",
+            "130",
         ] {
             assert!(r.stdout.contains(word), "{word} missing from --help");
         }

@@ -15,7 +15,14 @@ async fn full_gpu_is_exit_0() {
         let home = Home::new();
         let url = sim.url();
         let args = [
-            "--url", &url, "--model", "llama3.2:3b", "doctor", "--load", "--gpu-source", "sim",
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
             "--json",
         ];
         let r = home.run(&args).await;
@@ -50,8 +57,15 @@ async fn partial_is_exit_5_with_ctx_advice() {
         let home = Home::new();
         let url = sim.url();
         let args = [
-            "--url", &url, "--model", "yollayah-old:latest", "doctor", "--load", "--gpu-source",
-            "sim", "--json",
+            "--url",
+            &url,
+            "--model",
+            "yollayah-old:latest",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
+            "--json",
         ];
         let r = home.run(&args).await;
         assert_eq!(r.code, 5, "{r:?}");
@@ -116,7 +130,14 @@ async fn cpu_is_exit_6_with_num_gpu_zero() {
         let home = Home::new();
         let url = sim.url();
         let args = [
-            "--url", &url, "--model", "cpubot:latest", "doctor", "--load", "--gpu-source", "sim",
+            "--url",
+            &url,
+            "--model",
+            "cpubot:latest",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
             "--json",
         ];
         let r = home.run(&args).await;
@@ -138,7 +159,16 @@ async fn not_loaded_is_exit_4() {
         let sim = sim(demo()).await;
         let home = Home::new();
         let url = sim.url();
-        let args = ["--url", &url, "--model", "llama3.2:3b", "doctor", "--gpu-source", "sim", "--json"];
+        let args = [
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--gpu-source",
+            "sim",
+            "--json",
+        ];
         let r = home.run(&args).await;
         assert_eq!(r.code, 4, "{r:?}");
         let j = r.json();
@@ -189,14 +219,30 @@ async fn ps_contradicting_nvml_is_exit_6() {
         let home = Home::new();
         let url = sim.url();
         let load = [
-            "--url", &url, "--model", "llama3.2:3b", "doctor", "--load", "--gpu-source", "sim",
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
             "--json",
         ];
         assert_eq!(home.run(&load).await.code, 0);
         sim.fault(Fault::PsLiesGpu {
             model: "llama3.2:3b".into(),
         });
-        let args = ["--url", &url, "--model", "llama3.2:3b", "doctor", "--gpu-source", "sim", "--json"];
+        let args = [
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--gpu-source",
+            "sim",
+            "--json",
+        ];
         let r = home.run(&args).await;
         assert_eq!(r.code, 6, "{r:?}");
         let j = r.json();
@@ -224,14 +270,30 @@ async fn capture_then_offline_gives_the_same_verdict() {
         let bundle = home.dir.path().join("bundle.json");
         let bundle = bundle.to_str().unwrap();
         let args = [
-            "--url", &url, "--model", "yollayah-old:latest", "doctor", "--load", "--gpu-source",
-            "sim", "--json", "--capture", bundle,
+            "--url",
+            &url,
+            "--model",
+            "yollayah-old:latest",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
+            "--json",
+            "--capture",
+            bundle,
         ];
         let live = home.run(&args).await;
         assert_eq!(live.code, 5, "{live:?}");
         // No simulator any more: the bundle alone must carry the diagnosis.
         sim.shutdown().await;
-        let args = ["--model", "yollayah-old:latest", "doctor", "--from", bundle, "--json"];
+        let args = [
+            "--model",
+            "yollayah-old:latest",
+            "doctor",
+            "--from",
+            bundle,
+            "--json",
+        ];
         let offline = home.run(&args).await;
         assert_eq!(offline.code, live.code, "{offline:?}");
         let (live, offline) = (live.json(), offline.json());
@@ -251,7 +313,9 @@ async fn capture_then_offline_gives_the_same_verdict() {
         // A file that is not a bundle is bad input.
         std::fs::write(home.dir.path().join("junk.json"), "{}").unwrap();
         let junk = home.dir.path().join("junk.json");
-        let r = home.run(&["doctor", "--from", junk.to_str().unwrap()]).await;
+        let r = home
+            .run(&["doctor", "--from", junk.to_str().unwrap()])
+            .await;
         assert_eq!(r.code, 8, "{r:?}");
     })
     .await;
@@ -261,7 +325,9 @@ async fn capture_then_offline_gives_the_same_verdict() {
 async fn load_without_model_is_a_usage_error() {
     bounded(async {
         let home = Home::new();
-        let r = home.run(&["--url", &closed_url(), "doctor", "--load"]).await;
+        let r = home
+            .run(&["--url", &closed_url(), "doctor", "--load"])
+            .await;
         assert_eq!(r.code, 2, "{r:?}");
         assert!(r.stderr.contains("--model"), "{r:?}");
     })
