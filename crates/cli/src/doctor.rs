@@ -12,20 +12,19 @@ use yollayah_core::diagnose::{self, EvidenceValue, ModelDiagnosis};
 use yollayah_core::gpu::{GpuSnapshot, NvmlStatus, Runner};
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::OllamaClient;
-use yollayah_core::ollama::types::KeepAlive;
+use yollayah_core::ollama::types::{KeepAlive, Options};
 use yollayah_core::placement::Placement;
 
+use crate::context::{Globals, client_for};
+use crate::error::{CliError, Result};
 use crate::exit;
-use crate::status::client_for;
 
-/// Arguments of `doctor`.
+/// Arguments of `doctor`. `--model` (global) names the model to check; without it every
+/// loaded model is checked.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Check this model (default: every loaded model).
-    #[arg(long)]
-    model: Option<String>,
     /// Load `--model` first (keep_alive 5m, server-default options unless --num-ctx).
-    #[arg(long, requires = "model")]
+    #[arg(long)]
     load: bool,
     /// num_ctx to load with (only with --load).
     #[arg(long, requires = "load")]
@@ -39,10 +38,38 @@ pub struct Args {
     /// Diagnose a capture bundle offline instead of the live system.
     #[arg(long, value_name = "FILE")]
     from: Option<PathBuf>,
+    #[command(flatten)]
+    gpu: GpuSource,
+}
+
+/// `--gpu-source`, shared by the commands that look at the GPU.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GpuSource {
     /// Where GPU facts come from: `local` (NVML and /proc), `sim` (the Ollama simulator's
     /// private GPU view at the same URL, for demos and tests), or a GPU snapshot JSON file.
-    #[arg(long, default_value = "local", value_name = "local|sim|FILE")]
-    gpu_source: String,
+    #[arg(
+        long = "gpu-source",
+        default_value = "local",
+        value_name = "local|sim|FILE"
+    )]
+    pub source: String,
+}
+
+impl GpuSource {
+    /// The machine this source names.
+    pub fn machine(&self, ollama_url: &str) -> Result<Machine> {
+        machine_for(&self.source, ollama_url).map_err(CliError::BadInput)
+    }
+}
+
+/// How to present a diagnosis.
+#[derive(Debug, Default)]
+pub struct Presentation<'a> {
+    /// Judge only this model (else every loaded one).
+    pub model: Option<&'a str>,
+    pub json: bool,
+    /// Where the bundle was written, to tell the user.
+    pub captured: Option<&'a std::path::Path>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,47 +89,50 @@ struct Report<'a> {
 }
 
 /// Runs `doctor`; returns the exit code documented in `--help`.
-pub async fn run(url: Option<&str>, args: Args) -> u8 {
+pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
+    let model = globals.model.as_deref();
+    if args.load && model.is_none() {
+        eprintln!("yollayah: doctor --load needs --model MODEL");
+        return Ok(exit::USAGE);
+    }
     let (bundle, error) = match &args.from {
-        Some(path) => match CaptureBundle::read(path) {
-            Ok(b) => (b, None),
-            Err(e) => {
-                eprintln!("yollayah: {e}");
-                return exit::BAD_INPUT;
-            }
-        },
+        // Offline: no config, no network; the bundle is all there is.
+        Some(path) => (CaptureBundle::read(path).map_err(CliError::BadInput)?, None),
         None => {
-            let client = match client_for(url) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("yollayah: {e}");
-                    return exit::BAD_INPUT;
-                }
-            };
-            let machine = match machine_for(&args.gpu_source, client.base_url()) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("yollayah: {e}");
-                    return exit::BAD_INPUT;
-                }
-            };
+            let config = globals.load_config()?;
+            let client = client_for(globals.url.as_deref(), &config)?;
+            let machine = args.gpu.machine(client.base_url())?;
             if args.load {
-                if let Err(code) = load_first(&client, &args).await {
-                    return code;
+                if let Some(model) = model {
+                    load_first(&client, model, args.num_ctx).await?;
                 }
             }
-            capture(&client, machine, args.model.as_deref()).await
+            capture(&client, machine, model).await
         }
     };
     if let Some(path) = &args.capture {
-        if let Err(e) = bundle.write(path) {
-            eprintln!("yollayah: cannot write the capture: {e}");
-            return exit::INTERNAL;
-        }
+        bundle.write(path)?;
     }
+    present(
+        &bundle,
+        error,
+        &Presentation {
+            model,
+            json: args.json,
+            captured: args.capture.as_deref(),
+        },
+    )
+}
+
+/// Diagnoses `bundle`, prints the report and returns the verdict's exit code.
+pub fn present(
+    bundle: &CaptureBundle,
+    error: Option<String>,
+    how: &Presentation<'_>,
+) -> Result<u8> {
     let diagnoses = diagnose::diagnose(&bundle.observation());
     let reachable = bundle.ollama_version.is_some();
-    let (verdict, code) = verdict(reachable, args.model.as_deref(), &diagnoses);
+    let (verdict, code) = verdict(reachable, how.model, &diagnoses);
     let report = Report {
         ollama_url: &bundle.ollama_url,
         reachable,
@@ -114,18 +144,12 @@ pub async fn run(url: Option<&str>, args: Args) -> u8 {
         runners: &bundle.runners,
         diagnoses: &diagnoses,
     };
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("yollayah: cannot write JSON: {e}");
-                return exit::INTERNAL;
-            }
-        }
+    if how.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&report, args.capture.as_deref());
+        print_human(&report, how.captured);
     }
-    code
+    Ok(code)
 }
 
 /// The GPU source named by `--gpu-source`.
@@ -137,34 +161,21 @@ pub fn machine_for(source: &str, ollama_url: &str) -> yollayah_core::Result<Mach
     }
 }
 
-async fn load_first(client: &OllamaClient, args: &Args) -> Result<(), u8> {
-    let Some(model) = &args.model else {
-        return Ok(());
-    };
-    let mut options = yollayah_core::ollama::types::Options::new();
-    if let Some(n) = args.num_ctx {
+async fn load_first(client: &OllamaClient, model: &str, num_ctx: Option<u32>) -> Result<()> {
+    let mut options = Options::new();
+    if let Some(n) = num_ctx {
         options.insert("num_ctx".into(), n.into());
     }
     let options = (!options.is_empty()).then_some(&options);
-    match client
+    client
         .load(model, Some(KeepAlive::Duration("5m".into())), options)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e @ yollayah_core::Error::Unreachable { .. }) => {
-            eprintln!("yollayah: {e}");
-            Err(exit::UNREACHABLE)
-        }
-        Err(e) => {
-            eprintln!("yollayah: loading {model} failed: {e}");
-            Err(exit::BAD_INPUT)
-        }
-    }
+        .await?;
+    Ok(())
 }
 
 /// Reads everything a diagnosis needs. Ollama being down is recorded, not fatal: the GPU
 /// part is still worth reporting.
-async fn capture(
+pub async fn capture(
     client: &OllamaClient,
     mut machine: Machine,
     model: Option<&str>,

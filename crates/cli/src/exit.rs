@@ -4,7 +4,8 @@
 pub const OK: u8 = 0;
 /// An unexpected internal error (the message says what).
 pub const INTERNAL: u8 = 1;
-// 2 is clap's usage error.
+/// A usage error (clap uses the same code for the ones it detects).
+pub const USAGE: u8 = 2;
 /// Ollama is not reachable (down, wrong URL, or not answering in time).
 pub const UNREACHABLE: u8 = 3;
 /// The model is not loaded.
@@ -17,16 +18,19 @@ pub const CPU: u8 = 6;
 pub const UNKNOWN: u8 = 7;
 /// Bad input: an invalid config, personality or capture file, or a failed request.
 pub const BAD_INPUT: u8 = 8;
+/// Interrupted by Ctrl-C (128 + SIGINT, the shell convention); a reply cut short is kept.
+pub const INTERRUPTED: u8 = 130;
 
 /// Shown at the end of `--help`.
 pub const HELP: &str = "\
 Exit codes:
-  0  OK (doctor: every checked model fully on the GPU)
-  1  internal error
-  2  usage error
-  3  Ollama unreachable
-  4  model not loaded
-  5  model partly on the CPU
-  6  model on the CPU (including: /api/ps claims GPU but NVML shows otherwise)
-  7  placement unknown
-  8  bad input (config, personality or capture file) or a request Ollama refused";
+    0  OK (doctor, warm: every checked model fully on the GPU)
+    1  internal error
+    2  usage error
+    3  Ollama unreachable
+    4  model not loaded
+    5  model partly on the CPU
+    6  model on the CPU (including: /api/ps claims GPU but NVML shows otherwise)
+    7  placement unknown
+    8  bad input (config, persona or capture file) or a request Ollama refused
+  130  interrupted by Ctrl-C (chat: the partial reply is kept, marked incomplete)";

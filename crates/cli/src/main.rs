@@ -1,22 +1,30 @@
 //! `yollayah`: the headless command line. Every command only presents what yollayah-core
 //! observes and decides; nothing here knows Ollama's wire format or GPU details.
 
+mod bench;
+mod chat;
+mod config_cmd;
+mod context;
 mod doctor;
+mod error;
 mod exit;
 mod output;
 mod status;
+mod warm;
+mod watch;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::context::Globals;
+
 /// Where your Ollama model really runs (GPU / partly CPU / CPU), why, and what to do.
 #[derive(Debug, Parser)]
 #[command(name = "yollayah", version, about, long_about = None, after_help = exit::HELP)]
 struct Cli {
-    /// Ollama server URL; default: OLLAMA_HOST, with the official client's rules.
-    #[arg(long, global = true, env = "YOLLAYAH_OLLAMA_URL")]
-    url: Option<String>,
+    #[command(flatten)]
+    globals: Globals,
 
     #[command(subcommand)]
     command: Command,
@@ -25,12 +33,31 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Where each model really runs, why, and what to do (exit code = verdict).
+    #[command(after_help = exit::HELP)]
     Doctor(doctor::Args),
     /// Is Ollama up, which version, and where each loaded model runs (like `ollama ps`).
     Status(status::Args),
+    /// Load the configured model as the watchdog does, then say where it landed.
+    #[command(after_help = exit::HELP)]
+    Warm(warm::WarmArgs),
+    /// Unload the configured model now.
+    Unload(warm::UnloadArgs),
+    /// Chat with the configured model (one message, or a REPL reading stdin).
+    Chat(chat::ChatArgs),
+    /// List stored conversations.
+    History(chat::HistoryArgs),
+    /// Run the watchdog in the foreground: one line per change, alerts included.
+    Watch(watch::Args),
+    /// Warm, send N chats, report TTFT, tokens/s, load time and reloads (for bug reports).
+    Bench(bench::Args),
+    /// The config file: where it is, what is in effect, whether it is valid.
+    #[command(subcommand)]
+    Config(config_cmd::Command),
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: reading the local UTC offset is only sound then.
+    output::init_local_offset();
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -43,13 +70,29 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    let code = runtime.block_on(async move {
+    let g = &cli.globals;
+    let result = runtime.block_on(async move {
         match cli.command {
-            Command::Doctor(args) => doctor::run(cli.url.as_deref(), args).await,
-            Command::Status(args) => status::run(cli.url.as_deref(), args).await,
+            Command::Doctor(args) => doctor::run(g, args).await,
+            Command::Status(args) => status::run(g, args).await,
+            Command::Warm(args) => warm::warm(g, args).await,
+            Command::Unload(args) => warm::unload(g, args).await,
+            Command::Chat(args) => chat::chat(g, args).await,
+            Command::History(args) => chat::history(g, args).await,
+            Command::Watch(args) => watch::run(g, args).await,
+            Command::Bench(args) => bench::run(g, args).await,
+            Command::Config(cmd) => config_cmd::run(g, cmd),
         }
     });
-    ExitCode::from(code)
+    // Pending blocking reads (stdin in the chat REPL) must not keep the process alive.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("yollayah: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn init_logging() {

@@ -1,6 +1,36 @@
 //! Small formatting helpers shared by the commands' human output.
 
-use time::OffsetDateTime;
+use std::sync::OnceLock;
+
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+
+/// Records the local UTC offset. Call it first thing in `main`: the `time` crate can only read
+/// it safely while the process has a single thread, and later times are shown in it.
+pub fn init_local_offset() {
+    let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(offset);
+}
+
+fn local(at: OffsetDateTime) -> OffsetDateTime {
+    at.to_offset(LOCAL_OFFSET.get().copied().unwrap_or(UtcOffset::UTC))
+}
+
+/// `HH:MM:SS` in local time.
+pub fn local_hms(at: OffsetDateTime) -> String {
+    local(at)
+        .format(format_description!("[hour]:[minute]:[second]"))
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM` in local time.
+pub fn local_date_time(at: OffsetDateTime) -> String {
+    local(at)
+        .format(format_description!("[year]-[month]-[day] [hour]:[minute]"))
+        .unwrap_or_default()
+}
 
 /// Bytes as Ollama's CLI prints them (decimal units: `3.4 GB`).
 pub fn human_bytes(bytes: u64) -> String {

@@ -4,11 +4,12 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
-use yollayah_core::ollama::host;
+use yollayah_core::ollama::client::OllamaClient;
 use yollayah_core::ollama::types::PsModel;
 use yollayah_core::placement::Placement;
 
+use crate::context::{Globals, client_for};
+use crate::error::Result;
 use crate::exit;
 use crate::output::{human_bytes, until};
 
@@ -63,41 +64,21 @@ impl ModelLine {
     }
 }
 
-/// Resolves the server URL: `--url` wins, else `OLLAMA_HOST` with the official rules.
-pub fn client_for(url: Option<&str>) -> Result<OllamaClient, yollayah_core::Error> {
-    let base = match url {
-        Some(u) => host::parse_host(u)?.connectable_url(),
-        None => host::from_env()?.connectable_url(),
-    };
-    OllamaClient::new(ClientConfig::new(base))
-}
-
 /// Runs `status`; returns the exit code (0 reachable, 3 unreachable).
-pub async fn run(url: Option<&str>, args: Args) -> u8 {
-    let client = match client_for(url) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("yollayah: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
+    let config = globals.load_config()?;
+    let client = client_for(globals.url.as_deref(), &config)?;
     let report = gather(&client).await;
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("yollayah: cannot write JSON: {e}");
-                return exit::INTERNAL;
-            }
-        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_human(&report);
     }
-    if report.reachable {
+    Ok(if report.reachable {
         exit::OK
     } else {
         exit::UNREACHABLE
-    }
+    })
 }
 
 async fn gather(client: &OllamaClient) -> Report {

@@ -1,0 +1,209 @@
+//! `yollayah watch`: the watchdog in the foreground, one line per event. The watchdog does the
+//! observing; this loop only sleeps on the event channel and prints, and a snapshot is printed
+//! only when its verdict or headline changes, so an idle watch costs (almost) nothing.
+
+use std::io::Write;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use yollayah_core::capture::OllamaEnv;
+use yollayah_core::events::{Event, Snapshot, Verdict, WarmEvent};
+use yollayah_core::placement::Placement;
+use yollayah_core::warm::WarmReason;
+use yollayah_core::watchdog::{self, WatchdogSettings};
+
+use crate::context::{Context, Globals};
+use crate::doctor::GpuSource;
+use crate::error::Result;
+use crate::exit;
+use crate::output::local_hms;
+
+/// Arguments of `watch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print NDJSON: one event per line, as the watchdog publishes it.
+    #[arg(long)]
+    json: bool,
+    /// Only observe: do not load the model at start or re-warm it after eviction.
+    #[arg(long)]
+    no_warm: bool,
+    #[command(flatten)]
+    gpu: GpuSource,
+}
+
+/// Runs `watch` until Ctrl-C or SIGTERM; then exits 0.
+pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
+    let ctx = Context::load(globals)?;
+    let persona = ctx.persona()?;
+    let profile = ctx.profile(&persona);
+    let machine = args.gpu.machine(ctx.client.base_url())?;
+    let mut settings = WatchdogSettings::from_config(&ctx.config);
+    if args.no_warm {
+        settings.rewarm = false;
+        settings.warm_on_start = false;
+    }
+    let cancel = CancellationToken::new();
+    // Subscribe before the task's first tick so the first snapshot is not missed.
+    let handle = watchdog::spawn(
+        ctx.client.clone(),
+        machine,
+        profile,
+        OllamaEnv::from_process_env(),
+        settings,
+        cancel.clone(),
+    );
+    let mut events = handle.subscribe();
+    if !args.json {
+        println!(
+            "Watching {} at {} (Ctrl-C to stop).",
+            handle.profile().model,
+            ctx.client.base_url()
+        );
+    }
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut last_shown: Option<(Verdict, String)> = None;
+    loop {
+        let event = tokio::select! {
+            () = &mut stop => break,
+            e = events.recv() => e,
+        };
+        let event = match event {
+            Ok(e) => e,
+            // Fell behind: the next snapshot carries the current state anyway.
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        };
+        if let Event::Snapshot(s) = &event {
+            let key = (s.verdict, s.headline.clone());
+            if last_shown.as_ref() == Some(&key) {
+                continue;
+            }
+            last_shown = Some(key);
+        }
+        let mut out = std::io::stdout().lock();
+        let written = if args.json {
+            serde_json::to_string(&event)
+                .map_err(std::io::Error::other)
+                .and_then(|line| writeln!(out, "{line}"))
+        } else {
+            write_human(&mut out, &event)
+        };
+        // A closed pipe (`watch | head`) ends the watch quietly.
+        if written.and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    cancel.cancel();
+    Ok(exit::OK)
+}
+
+/// Resolves on Ctrl-C, or SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn write_human(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+    let now = local_hms(time::OffsetDateTime::now_utc());
+    match event {
+        Event::Snapshot(s) => write_snapshot(out, s),
+        Event::OllamaDown { url, reason } => {
+            writeln!(out, "{now}  Ollama DOWN at {url}: {reason}")
+        }
+        Event::OllamaUp { version } => writeln!(out, "{now}  Ollama {version} is up"),
+        Event::PlacementChanged { model, from, to } => match from {
+            Some(from) => writeln!(
+                out,
+                "{now}  {model}: {} → {}",
+                placement_word(*from),
+                placement_word(*to)
+            ),
+            None => writeln!(out, "{now}  {model}: loaded, {}", placement_word(*to)),
+        },
+        Event::Warm(w) => writeln!(out, "{now}  {}", warm_line(w)),
+        Event::AlertRaised(a) => {
+            let code = a.code.map(|c| format!(" [{c}]")).unwrap_or_default();
+            writeln!(out, "{now}  !!! ALERT #{}{code}: {}", a.incident.0, a.title)?;
+            writeln!(out, "          {}", a.body)
+        }
+        Event::AlertResolved(a) => {
+            writeln!(out, "{now}  ✓ RESOLVED #{}: {}", a.incident.0, a.title)
+        }
+    }
+}
+
+fn write_snapshot(out: &mut impl Write, s: &Snapshot) -> std::io::Result<()> {
+    writeln!(out, "{}  {}", local_hms(s.at), s.headline)?;
+    if let Some(advice) = &s.advice {
+        writeln!(out, "          {advice}")?;
+    }
+    Ok(())
+}
+
+fn placement_word(p: Placement) -> String {
+    match p {
+        Placement::Gpu => "100% GPU".into(),
+        Placement::Partial { cpu_pct } => format!("{cpu_pct}% CPU"),
+        Placement::Cpu => "CPU".into(),
+        Placement::Unknown => "unknown".into(),
+    }
+}
+
+fn warm_line(w: &WarmEvent) -> String {
+    match w {
+        WarmEvent::Started { model, reason } => {
+            let why = match reason {
+                WarmReason::Requested => "requested".to_owned(),
+                WarmReason::NotLoaded => "not loaded".to_owned(),
+                WarmReason::Evicted { by } => format!("evicted by {}", by.join(", ")),
+                WarmReason::AllModelsUnloaded => "every model was unloaded".to_owned(),
+                WarmReason::Expired => "keep_alive ran out".to_owned(),
+                WarmReason::OllamaRestarted => "Ollama restarted".to_owned(),
+            };
+            format!("warming {model} ({why})")
+        }
+        WarmEvent::Finished { model, load_ms } => format!("{model} warm after {load_ms} ms"),
+        WarmEvent::Failed {
+            model,
+            error,
+            retry,
+        } => format!(
+            "warming {model} FAILED: {error}{}",
+            if *retry { " (will retry)" } else { "" }
+        ),
+        WarmEvent::Reasserted {
+            model,
+            expires_in_s,
+        } => format!("{model} would expire in {expires_in_s} s; keep_alive re-sent"),
+        WarmEvent::Unloaded { model } => format!("{model} unloaded"),
+        WarmEvent::OptionsDrifted {
+            model,
+            expected_num_ctx,
+            loaded_num_ctx,
+        } => format!(
+            "{model} was reloaded by someone else with num_ctx {loaded_num_ctx} (ours: {expected_num_ctx})"
+        ),
+        WarmEvent::Contention { model, with } => format!(
+            "{model} keeps being evicted by {}; re-warming paused",
+            with.join(", ")
+        ),
+    }
+}
