@@ -198,16 +198,20 @@ impl KeepWarm {
         if let (Some(expected), Some(loaded)) = (self.expected_num_ctx, model.context_length) {
             // The server caps num_ctx at the training context, so only a smaller context than
             // ours that we never saw before counts as a reload by someone else.
-            if loaded != expected && self.reported_drift != Some(loaded) {
-                self.reported_drift = Some(loaded);
-                return Some(WarmAction::OptionsDrifted {
-                    expected_num_ctx: expected,
-                    loaded_num_ctx: loaded,
-                });
+            if loaded != expected {
+                if self.reported_drift != Some(loaded) {
+                    self.reported_drift = Some(loaded);
+                    return Some(WarmAction::OptionsDrifted {
+                        expected_num_ctx: expected,
+                        loaded_num_ctx: loaded,
+                    });
+                }
+                // No re-assert of keep_alive either: it carries our load options, so it would
+                // reload the model the other client just loaded — the very fight this policy
+                // avoids (the other client's shorter keep_alive comes with its reload).
+                return None;
             }
-            if loaded == expected {
-                self.reported_drift = None;
-            }
+            self.reported_drift = None;
         }
         let expires_at = model.expires_at?;
         let expires_in = expires_at - wall;
@@ -465,5 +469,28 @@ mod tests {
             }]
         );
         assert!(tick(&mut kw, t, Some(&reloaded)).is_empty());
+    }
+
+    #[test]
+    fn drifted_runner_with_a_short_keep_alive_is_not_reasserted() {
+        // `ollama run` reloads our model with its default context and the default 5m
+        // keep_alive. Re-asserting would send our num_ctx and reload it back: a fight.
+        let mut kw = forever();
+        let t = Instant::now();
+        kw.warm_succeeded(WALL);
+        let theirs = [loaded("llama3.2:3b", 4096, time::Duration::minutes(5))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&theirs))[..],
+            [WarmAction::OptionsDrifted { .. }]
+        ));
+        for _ in 0..5 {
+            assert!(tick(&mut kw, t, Some(&theirs)).is_empty());
+        }
+        // Back on our options (a chat reloaded it): a short keep_alive is ours to fix again.
+        let ours = [loaded("llama3.2:3b", 8192, time::Duration::minutes(5))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&ours))[..],
+            [WarmAction::Reassert { .. }]
+        ));
     }
 }

@@ -14,11 +14,12 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, SharedHistory};
-use yollayah_core::events::{Event, Verdict};
+use yollayah_core::events::{Event, Verdict, WarmEvent};
 use yollayah_core::history::{MessageStatus, StoredMessage};
 use yollayah_core::ollama::types::{ChatRequest, LOAD_TIME_OPTIONS, Message, Options};
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::placement::Placement;
+use yollayah_core::warm::WarmReason;
 use yollayah_core::watchdog::WatchdogSettings;
 
 /// Sends one message and collects the reply's events.
@@ -392,4 +393,92 @@ async fn load_caused_by_a_chat_is_classified_before_the_first_token() {
         );
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_chat_after_unload_resumes_keeping_warm() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        rig.watchdog.unload().await.expect("unload");
+        rig.events
+            .wait_for("unloaded", |e| {
+                matches!(e, Event::Warm(WarmEvent::Unloaded { .. }))
+            })
+            .await;
+        // Unloaded on purpose: no automatic re-warm.
+        let mark = rig.events.mark();
+        rig.events.ticks(5).await;
+        assert_eq!(rig.events.count_since(mark, is_started), 0);
+        assert!(rig.sim.loaded_models().is_empty());
+
+        // The user chats: that is asking for the model, so keeping warm resumes ...
+        let engine = rig.chat_engine();
+        let (out, _) = send(&engine, None, "Back again").await;
+        assert!(out.incomplete.is_none());
+        // ... and an Ollama restart afterwards is followed by a re-warm.
+        rig.sim.restart().await;
+        let (_, e) = rig
+            .events
+            .wait_for_since(mark, "re-warm after restart", is_started)
+            .await;
+        assert!(
+            matches!(
+                &e,
+                Event::Warm(WarmEvent::Started {
+                    reason: WarmReason::OllamaRestarted | WarmReason::AllModelsUnloaded,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        rig.wait_warm().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn runtime_oom_mid_chat_fails_the_reply_and_rewarms_without_alert() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        let engine = rig.chat_engine();
+        rig.sim.fault(Fault::RuntimeOom);
+        let mark = rig.events.mark();
+        let (out, events) = send(&engine, None, "Something heavy").await;
+        let Some(ChatEvent::Failed { error, .. }) = events.last() else {
+            panic!("expected Failed: {events:?}");
+        };
+        assert!(error.contains("out of memory"), "{error}");
+        assert!(out.incomplete.is_some());
+
+        // Ollama expired every model: the watchdog notices and loads ours again.
+        let (_, e) = rig
+            .events
+            .wait_for_since(mark, "re-warm after OOM", is_started)
+            .await;
+        assert!(
+            matches!(
+                &e,
+                Event::Warm(WarmEvent::Started {
+                    reason: WarmReason::AllModelsUnloaded,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        rig.wait_warm().await;
+        assert_eq!(rig.sim.loaded_models(), vec![MODEL.to_owned()]);
+        assert_eq!(
+            rig.events
+                .count_since(0, |e| matches!(e, Event::AlertRaised(_))),
+            0,
+            "an unloaded model is not an incident"
+        );
+    })
+    .await;
+}
+
+fn is_started(e: &Event) -> bool {
+    matches!(e, Event::Warm(WarmEvent::Started { .. }))
 }

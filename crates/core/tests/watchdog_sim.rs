@@ -446,3 +446,76 @@ async fn muted_incident_is_published_without_notification() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn reload_by_another_client_is_reported_once_not_fought() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        let mark = rig.events.mark();
+        // Like `ollama run`: no num_ctx, so Ollama reloads with its default context.
+        let other = common::client(&rig.sim);
+        other.load(MODEL, None, None).await.expect("other load");
+        assert_eq!(rig.sim.reload_count(), 1);
+        let (_, e) = rig
+            .events
+            .wait_for_since(mark, "drift", |e| {
+                matches!(e, Event::Warm(WarmEvent::OptionsDrifted { .. }))
+            })
+            .await;
+        assert_eq!(
+            warm_of(&e),
+            Some(&WarmEvent::OptionsDrifted {
+                model: MODEL.into(),
+                expected_num_ctx: 8192,
+                loaded_num_ctx: 4096,
+            })
+        );
+        rig.events.ticks(6).await;
+        assert_eq!(
+            rig.events.count_since(mark, |e| matches!(
+                e,
+                Event::Warm(WarmEvent::OptionsDrifted { .. })
+            )),
+            1
+        );
+        assert_eq!(rig.events.count_since(mark, is_started), 0, "not fought");
+        assert_eq!(rig.sim.reload_count(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_warm_backs_off_then_succeeds() {
+    bounded(async {
+        let rig = Rig::start(fast_scenario(), settings()).await;
+        // Staged before the watchdog task first runs (current-thread runtime).
+        rig.sim.fault(Fault::LoadFailure {
+            message: "llama-server process has terminated: exit status 2".into(),
+        });
+        let mut rig = rig;
+        let e = rig
+            .events
+            .wait_for("failed warm", |e| {
+                matches!(e, Event::Warm(WarmEvent::Failed { .. }))
+            })
+            .await;
+        assert!(
+            matches!(&e, Event::Warm(WarmEvent::Failed { error, retry: true, .. }) if error.contains("exit status 2")),
+            "{e:?}"
+        );
+        let failed_at = tokio::time::Instant::now();
+        rig.wait_warm().await;
+        assert!(
+            failed_at.elapsed() >= Duration::from_millis(900),
+            "the retry waited for the backoff"
+        );
+        let retries = rig.events.count_since(0, is_started);
+        assert_eq!(retries, 2, "the first try and one retry:\n{}", rig.events.describe());
+        assert_eq!(
+            rig.events.count_since(0, |e| matches!(e, Event::Warm(WarmEvent::Failed { .. }))),
+            1
+        );
+    })
+    .await;
+}
