@@ -90,6 +90,11 @@ pub struct KeepWarm {
     evicted_once_by: Vec<String>,
     reported_drift: Option<u64>,
     warm_in_flight: bool,
+    /// The context our own load produced: Ollama caps `num_ctx` at the training context, so
+    /// a capped value from our own warm is not somebody else's reload.
+    own_num_ctx: Option<u64>,
+    /// A warm just succeeded and no tick has seen the runner since.
+    just_warmed: bool,
 }
 
 impl KeepWarm {
@@ -114,6 +119,8 @@ impl KeepWarm {
             evicted_once_by: Vec::new(),
             reported_drift: None,
             warm_in_flight: false,
+            own_num_ctx: None,
+            just_warmed: false,
         }
     }
 
@@ -142,6 +149,7 @@ impl KeepWarm {
         self.retry_at = None;
         self.last_assert_wall = Some(wall);
         self.was_loaded = true;
+        self.just_warmed = true;
     }
 
     /// A warm failed at `now`; the next try waits 1 s, 2 s, 4 s … up to the configured maximum.
@@ -182,6 +190,8 @@ impl KeepWarm {
                 }
             }
             None => {
+                // Whatever loads it next is not the warm that just finished.
+                self.just_warmed = false;
                 let reason = self.why_missing(&others);
                 self.was_loaded = false;
                 self.was_down = false;
@@ -195,7 +205,11 @@ impl KeepWarm {
     }
 
     fn check_loaded(&mut self, model: &PsModel, wall: OffsetDateTime) -> Option<WarmAction> {
-        if let (Some(expected), Some(loaded)) = (self.expected_num_ctx, model.context_length) {
+        if std::mem::take(&mut self.just_warmed) && model.context_length.is_some() {
+            self.own_num_ctx = model.context_length;
+        }
+        let expected = self.own_num_ctx.or(self.expected_num_ctx);
+        if let (Some(expected), Some(loaded)) = (expected, model.context_length) {
             // The server caps num_ctx at the training context, so only a smaller context than
             // ours that we never saw before counts as a reload by someone else.
             if loaded != expected {
@@ -478,6 +492,8 @@ mod tests {
         let mut kw = forever();
         let t = Instant::now();
         kw.warm_succeeded(WALL);
+        let ours = [loaded("llama3.2:3b", 8192, time::Duration::days(365 * 292))];
+        assert!(tick(&mut kw, t, Some(&ours)).is_empty());
         let theirs = [loaded("llama3.2:3b", 4096, time::Duration::minutes(5))];
         assert!(matches!(
             tick(&mut kw, t, Some(&theirs))[..],
@@ -492,5 +508,31 @@ mod tests {
             tick(&mut kw, t, Some(&ours))[..],
             [WarmAction::Reassert { .. }]
         ));
+    }
+
+    #[test]
+    fn context_capped_by_the_server_is_not_drift() {
+        // We ask for 8192 on a model trained for 4096: Ollama loads 4096. That is our own
+        // load, so nothing is reported and keep_alive is still defended.
+        let mut kw = forever();
+        let t = Instant::now();
+        kw.warm_started();
+        kw.warm_succeeded(WALL);
+        let capped = [loaded("llama3.2:3b", 4096, time::Duration::days(365 * 292))];
+        assert!(tick(&mut kw, t, Some(&capped)).is_empty());
+        let shortened = [loaded("llama3.2:3b", 4096, time::Duration::minutes(1))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&shortened))[..],
+            [WarmAction::Reassert { .. }]
+        ));
+        // A reload by somebody else with yet another context is still reported.
+        let theirs = [loaded("llama3.2:3b", 2048, time::Duration::minutes(5))];
+        assert_eq!(
+            tick(&mut kw, t, Some(&theirs)),
+            vec![WarmAction::OptionsDrifted {
+                expected_num_ctx: 4096,
+                loaded_num_ctx: 2048
+            }]
+        );
     }
 }
