@@ -145,9 +145,7 @@ impl Rig {
         let Event::Warm(WarmEvent::Finished { load_ms, .. }) = finished else {
             panic!("warm-up failed: {finished:?}");
         };
-        self.events
-            .wait_snapshot("model loaded", |s| ours_loaded(s))
-            .await;
+        self.events.wait_snapshot("model loaded", ours_loaded).await;
         load_ms
     }
 }
