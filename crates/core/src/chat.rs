@@ -266,6 +266,12 @@ impl ChatEngine {
             if ttft.is_none() {
                 ttft = Some(started.elapsed());
                 if let Some(w) = &self.watchdog {
+                    // A chat is the user asking for the model: without this, a pause left
+                    // by an unload (or a contention hold) outlived the chat that ended it, and
+                    // the model was never re-warmed after the next eviction or restart. Sent
+                    // at the first token, when the model is loaded, so the watchdog does not
+                    // start a redundant warm alongside the chat's own load.
+                    w.user_asked().await;
                     // The model is loaded now (Ollama streams only after loading): let the
                     // watchdog classify where it landed before the user sees a token.
                     w.kick_and_wait(CLASSIFY_BEFORE_FIRST_TOKEN).await;

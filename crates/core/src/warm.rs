@@ -90,6 +90,11 @@ pub struct KeepWarm {
     evicted_once_by: Vec<String>,
     reported_drift: Option<u64>,
     warm_in_flight: bool,
+    /// The context our own load produced: Ollama caps `num_ctx` at the training context, so
+    /// a capped value from our own warm is not somebody else's reload.
+    own_num_ctx: Option<u64>,
+    /// A warm just succeeded and no tick has seen the runner since.
+    just_warmed: bool,
 }
 
 impl KeepWarm {
@@ -114,6 +119,8 @@ impl KeepWarm {
             evicted_once_by: Vec::new(),
             reported_drift: None,
             warm_in_flight: false,
+            own_num_ctx: None,
+            just_warmed: false,
         }
     }
 
@@ -142,6 +149,7 @@ impl KeepWarm {
         self.retry_at = None;
         self.last_assert_wall = Some(wall);
         self.was_loaded = true;
+        self.just_warmed = true;
     }
 
     /// A warm failed at `now`; the next try waits 1 s, 2 s, 4 s … up to the configured maximum.
@@ -182,6 +190,8 @@ impl KeepWarm {
                 }
             }
             None => {
+                // Whatever loads it next is not the warm that just finished.
+                self.just_warmed = false;
                 let reason = self.why_missing(&others);
                 self.was_loaded = false;
                 self.was_down = false;
@@ -195,19 +205,27 @@ impl KeepWarm {
     }
 
     fn check_loaded(&mut self, model: &PsModel, wall: OffsetDateTime) -> Option<WarmAction> {
-        if let (Some(expected), Some(loaded)) = (self.expected_num_ctx, model.context_length) {
+        if std::mem::take(&mut self.just_warmed) && model.context_length.is_some() {
+            self.own_num_ctx = model.context_length;
+        }
+        let expected = self.own_num_ctx.or(self.expected_num_ctx);
+        if let (Some(expected), Some(loaded)) = (expected, model.context_length) {
             // The server caps num_ctx at the training context, so only a smaller context than
             // ours that we never saw before counts as a reload by someone else.
-            if loaded != expected && self.reported_drift != Some(loaded) {
-                self.reported_drift = Some(loaded);
-                return Some(WarmAction::OptionsDrifted {
-                    expected_num_ctx: expected,
-                    loaded_num_ctx: loaded,
-                });
+            if loaded != expected {
+                if self.reported_drift != Some(loaded) {
+                    self.reported_drift = Some(loaded);
+                    return Some(WarmAction::OptionsDrifted {
+                        expected_num_ctx: expected,
+                        loaded_num_ctx: loaded,
+                    });
+                }
+                // No re-assert of keep_alive either: it carries our load options, so it would
+                // reload the model the other client just loaded — the very fight this policy
+                // avoids (the other client's shorter keep_alive comes with its reload).
+                return None;
             }
-            if loaded == expected {
-                self.reported_drift = None;
-            }
+            self.reported_drift = None;
         }
         let expires_at = model.expires_at?;
         let expires_in = expires_at - wall;
@@ -465,5 +483,56 @@ mod tests {
             }]
         );
         assert!(tick(&mut kw, t, Some(&reloaded)).is_empty());
+    }
+
+    #[test]
+    fn drifted_runner_with_a_short_keep_alive_is_not_reasserted() {
+        // `ollama run` reloads our model with its default context and the default 5m
+        // keep_alive. Re-asserting would send our num_ctx and reload it back: a fight.
+        let mut kw = forever();
+        let t = Instant::now();
+        kw.warm_succeeded(WALL);
+        let ours = [loaded("llama3.2:3b", 8192, time::Duration::days(365 * 292))];
+        assert!(tick(&mut kw, t, Some(&ours)).is_empty());
+        let theirs = [loaded("llama3.2:3b", 4096, time::Duration::minutes(5))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&theirs))[..],
+            [WarmAction::OptionsDrifted { .. }]
+        ));
+        for _ in 0..5 {
+            assert!(tick(&mut kw, t, Some(&theirs)).is_empty());
+        }
+        // Back on our options (a chat reloaded it): a short keep_alive is ours to fix again.
+        let ours = [loaded("llama3.2:3b", 8192, time::Duration::minutes(5))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&ours))[..],
+            [WarmAction::Reassert { .. }]
+        ));
+    }
+
+    #[test]
+    fn context_capped_by_the_server_is_not_drift() {
+        // We ask for 8192 on a model trained for 4096: Ollama loads 4096. That is our own
+        // load, so nothing is reported and keep_alive is still defended.
+        let mut kw = forever();
+        let t = Instant::now();
+        kw.warm_started();
+        kw.warm_succeeded(WALL);
+        let capped = [loaded("llama3.2:3b", 4096, time::Duration::days(365 * 292))];
+        assert!(tick(&mut kw, t, Some(&capped)).is_empty());
+        let shortened = [loaded("llama3.2:3b", 4096, time::Duration::minutes(1))];
+        assert!(matches!(
+            tick(&mut kw, t, Some(&shortened))[..],
+            [WarmAction::Reassert { .. }]
+        ));
+        // A reload by somebody else with yet another context is still reported.
+        let theirs = [loaded("llama3.2:3b", 2048, time::Duration::minutes(5))];
+        assert_eq!(
+            tick(&mut kw, t, Some(&theirs)),
+            vec![WarmAction::OptionsDrifted {
+                expected_num_ctx: 4096,
+                loaded_num_ctx: 2048
+            }]
+        );
     }
 }

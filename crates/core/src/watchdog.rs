@@ -94,6 +94,7 @@ pub struct WarmOutcome {
 
 enum Command {
     Kick(Option<oneshot::Sender<()>>),
+    UserAsked,
     Warm(oneshot::Sender<Result<WarmOutcome>>),
     Unload(oneshot::Sender<Result<()>>),
     SetMuted(bool),
@@ -155,6 +156,13 @@ impl WatchdogHandle {
         if self.commands.send(Command::Kick(Some(tx))).await.is_ok() {
             let _ = tokio::time::timeout(limit, rx).await;
         }
+    }
+
+    /// The user asked for the model (a chat reached it): forget contention and backoff and
+    /// end a pause left by [`unload`](Self::unload), as an explicit warm would. Queued
+    /// ahead of any later kick, so the tick it triggers already sees the new state.
+    pub async fn user_asked(&self) {
+        let _ = self.commands.send(Command::UserAsked).await;
     }
 
     /// Loads the model now (keep_alive and load options from the profile) and waits.
@@ -331,6 +339,10 @@ async fn run(
                     }
                     let _ = reply.send(result);
                     state.tick().await;
+                }
+                Command::UserAsked => {
+                    state.keep_warm.user_requested();
+                    state.paused_by_unload = false;
                 }
                 Command::SetMuted(muted) => {
                     state.alerts.set_muted(muted);

@@ -1,0 +1,521 @@
+//! The watchdog against `ollama-sim`: keep-warm (keep_alive overrides, eviction without a
+//! loop, Ollama restarts) and the alert policy on staged incidents (one alert, one
+//! resolution, nothing while Ollama is down, mute). The real placement and diagnosis code runs
+//! on the simulator's GPU view (`Machine::simulator`).
+//!
+//! Conditions are awaited on the watchdog's own event stream with deadlines; "over several
+//! ticks" means counting published snapshots (or forcing ticks with `kick_and_wait`), never
+//! sleeping.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MODEL, OTHER, Rig, bounded, fast_scenario, ours_loaded, ps_entry, settings};
+use ollama_sim::{Fault, OtherProcess, Scenario};
+use time::OffsetDateTime;
+use yollayah_core::diagnose::Code;
+use yollayah_core::events::{Event, OllamaState, Verdict, WarmEvent};
+use yollayah_core::ollama::client::OllamaClient;
+use yollayah_core::ollama::types::KeepAlive;
+use yollayah_core::warm::WarmReason;
+
+/// `ollama ps` prints "Forever" beyond this.
+const FOREVER: time::Duration = time::Duration::days(20 * 365);
+
+fn is_started(e: &Event) -> bool {
+    matches!(e, Event::Warm(WarmEvent::Started { .. }))
+}
+
+/// The keep-warm event inside `e`, for comparing (`Event` itself holds snapshots).
+fn warm_of(e: &Event) -> Option<&WarmEvent> {
+    match e {
+        Event::Warm(w) => Some(w),
+        _ => None,
+    }
+}
+
+fn is_raised(e: &Event) -> bool {
+    matches!(e, Event::AlertRaised(_))
+}
+
+fn is_resolved(e: &Event) -> bool {
+    matches!(e, Event::AlertResolved(_))
+}
+
+/// Seconds until our model expires according to `/api/ps`.
+async fn expires_in(client: &OllamaClient) -> time::Duration {
+    let m = ps_entry(client, MODEL).await.expect("model loaded");
+    m.expires_at.expect("expires_at") - OffsetDateTime::now_utc()
+}
+
+#[tokio::test]
+async fn shortened_keep_alive_is_reasserted_within_a_tick() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        assert!(expires_in(&rig.client).await > FOREVER);
+
+        // Another client (same load options, so no reload) asks for one minute.
+        rig.events.drain();
+        let before = rig.events.mark();
+        let other = common::client(&rig.sim);
+        other
+            .load(
+                MODEL,
+                Some(KeepAlive::Duration("1m".into())),
+                Some(rig.profile.load_options()),
+            )
+            .await
+            .expect("other client's request");
+        rig.events.drain();
+        let after = rig.events.mark();
+        let sent = rig.sim.requests();
+        assert!(
+            sent.iter()
+                .any(|r| r.body.get("keep_alive") == Some(&serde_json::json!("1m"))),
+            "the override request reached the server"
+        );
+
+        // A tick already in flight may have read /api/ps before the override; the next one
+        // must see it, so the re-assert comes before the second snapshot after the override.
+        let (at, e) = rig
+            .events
+            .wait_for_since(before, "reassert", |e| {
+                matches!(e, Event::Warm(WarmEvent::Reasserted { .. }))
+            })
+            .await;
+        let snaps_between = rig.events.seen[after.min(at)..at]
+            .iter()
+            .filter(|e| matches!(e, Event::Snapshot(_)))
+            .count();
+        assert!(
+            snaps_between <= 1,
+            "reasserted only after {snaps_between} ticks:\n{}",
+            rig.events.describe()
+        );
+        let Event::Warm(WarmEvent::Reasserted { expires_in_s, .. }) = e else {
+            unreachable!()
+        };
+        assert!(
+            (0..=60).contains(&expires_in_s),
+            "reported expiry {expires_in_s}"
+        );
+
+        // The re-assert lands: /api/ps shows "Forever" again, and nothing reloaded.
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        while expires_in(&rig.client).await < FOREVER {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "keep_alive never restored"
+            );
+            rig.events.ticks(1).await;
+        }
+        // Exactly one re-assert for one override, and no reload by anyone.
+        rig.events.ticks(5).await;
+        assert_eq!(
+            rig.events.count_since(0, |e| matches!(
+                e,
+                Event::Warm(WarmEvent::Reasserted { .. })
+            )),
+            1,
+            "{}",
+            rig.events.describe()
+        );
+        assert_eq!(rig.sim.reload_count(), 0);
+        assert_eq!(rig.sim.load_count(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn eviction_gets_one_rewarm_then_contention_not_a_loop() {
+    bounded(async {
+        let scenario = Scenario {
+            max_loaded_models: 1,
+            ..fast_scenario()
+        };
+        let mut rig = Rig::start(scenario, settings()).await;
+        rig.wait_warm().await;
+        let other = common::client(&rig.sim);
+
+        // First eviction: another client loads its model; we re-warm once.
+        let mark = rig.events.mark();
+        other.load(OTHER, None, None).await.expect("load other");
+        let (_, e) = rig.events.wait_for_since(mark, "re-warm", is_started).await;
+        assert_eq!(
+            warm_of(&e),
+            Some(&WarmEvent::Started {
+                model: MODEL.into(),
+                reason: WarmReason::Evicted {
+                    by: vec![OTHER.into()]
+                },
+            })
+        );
+        rig.wait_warm().await;
+        assert_eq!(rig.sim.loaded_models(), vec![MODEL.to_owned()]);
+
+        // The other client comes back and evicts us again: contention, not a second re-warm.
+        let mark = rig.events.mark();
+        other.load(OTHER, None, None).await.expect("reload other");
+        let e = rig
+            .events
+            .wait_for("contention", |e| {
+                matches!(
+                    e,
+                    Event::Warm(WarmEvent::Contention { .. })
+                        | Event::Warm(WarmEvent::Started { .. })
+                )
+            })
+            .await;
+        assert_eq!(
+            warm_of(&e),
+            Some(&WarmEvent::Contention {
+                model: MODEL.into(),
+                with: vec![OTHER.into()]
+            })
+        );
+        let loads = rig.sim.load_count();
+        rig.events.ticks(8).await;
+        assert_eq!(
+            rig.events.count_since(mark, is_started),
+            0,
+            "re-warmed despite contention:\n{}",
+            rig.events.describe()
+        );
+        assert_eq!(
+            rig.events.count_since(mark, |e| matches!(
+                e,
+                Event::Warm(WarmEvent::Contention { .. })
+            )),
+            1
+        );
+        assert_eq!(rig.sim.load_count(), loads, "no load while contended");
+        assert_eq!(rig.sim.loaded_models(), vec![OTHER.to_owned()]);
+        assert_eq!(rig.watchdog.latest().verdict, Verdict::NotLoaded);
+
+        // Once the other model is gone, keeping warm resumes.
+        other.unload(OTHER).await.expect("unload other");
+        let e = rig.events.wait_for("resumed warm", is_started).await;
+        assert!(matches!(e, Event::Warm(WarmEvent::Started { .. })), "{e:?}");
+        rig.wait_warm().await;
+        assert_eq!(rig.sim.reload_count(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ollama_restart_is_one_down_event_then_a_rewarm() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+
+        rig.sim.stop().await;
+        let down = rig
+            .events
+            .wait_for("Ollama down", |e| matches!(e, Event::OllamaDown { .. }))
+            .await;
+        assert!(
+            matches!(&down, Event::OllamaDown { url, .. } if url == &rig.sim.url()),
+            "{down:?}"
+        );
+        assert_eq!(rig.watchdog.latest().verdict, Verdict::Down);
+        assert!(matches!(
+            rig.watchdog.latest().ollama,
+            OllamaState::Down { .. }
+        ));
+        // Several ticks while down: forced, so they certainly happen.
+        for _ in 0..6 {
+            rig.watchdog.kick_and_wait(Duration::from_secs(3)).await;
+        }
+        rig.events.drain();
+        let outage = rig.events.mark();
+
+        rig.sim.restart().await;
+        rig.events
+            .wait_for("Ollama up", |e| matches!(e, Event::OllamaUp { .. }))
+            .await;
+        let e = rig.events.wait_for("re-warm", is_started).await;
+        assert_eq!(
+            warm_of(&e),
+            Some(&WarmEvent::Started {
+                model: MODEL.into(),
+                reason: WarmReason::OllamaRestarted
+            })
+        );
+        rig.wait_warm().await;
+        assert_eq!(rig.sim.loaded_models(), vec![MODEL.to_owned()]);
+        rig.events
+            .wait_snapshot("back on the GPU", |s| s.verdict == Verdict::Gpu)
+            .await;
+
+        let all = &rig.events;
+        assert_eq!(
+            all.count_since(0, |e| matches!(e, Event::OllamaDown { .. })),
+            1,
+            "one outage, one down event:\n{}",
+            all.describe()
+        );
+        assert_eq!(
+            all.count_since(0, |e| matches!(e, Event::OllamaUp { .. })),
+            2,
+            "first contact and the restart"
+        );
+        assert_eq!(all.count_since(0, is_raised), 0, "{}", all.describe());
+        assert_eq!(all.count_since(0, is_resolved), 0);
+        // While down, at most the one "down" snapshot (published on the change, not per tick).
+        let down_snaps = all.seen[..outage]
+            .iter()
+            .filter(|e| matches!(e, Event::Snapshot(s) if s.verdict == Verdict::Down))
+            .count();
+        assert_eq!(down_snaps, 1, "{}", all.describe());
+        assert_eq!(rig.sim.reload_count(), 0);
+    })
+    .await;
+}
+
+/// A scenario where another process holds most of the 12 GiB, so the warm-up spills to CPU.
+fn crowded_gpu() -> Scenario {
+    Scenario {
+        other_processes: vec![OtherProcess::new("python3", 4242, 10 << 30)],
+        ..fast_scenario()
+    }
+}
+
+#[tokio::test]
+async fn partial_offload_is_one_alert_and_one_resolution() {
+    bounded(async {
+        let mut rig = Rig::start(crowded_gpu(), settings()).await;
+        rig.wait_warm().await;
+        // The alert may come while the model is still loading (ps lists it at once).
+        let (_, raised) = rig.events.wait_for_since(0, "alert", is_raised).await;
+        let Event::AlertRaised(alert) = raised else {
+            unreachable!()
+        };
+        assert_eq!(alert.model, MODEL);
+        assert!(alert.notify, "first incident is notified");
+        assert!(
+            matches!(
+                alert.placement,
+                yollayah_core::placement::Placement::Partial { .. }
+            ),
+            "{alert:?}"
+        );
+        assert_eq!(alert.code, Some(Code::VramHeldByOtherProcess), "{alert:?}");
+        assert!(
+            alert.body.contains("python3"),
+            "body names the cause: {}",
+            alert.body
+        );
+        let snap = rig.watchdog.latest();
+        assert!(
+            matches!(snap.verdict, Verdict::Partial { .. }),
+            "{:?}",
+            snap.verdict
+        );
+        assert_eq!(snap.open_incidents, 1);
+
+        // The other process exits, but the runner stays where it was placed: still one incident.
+        rig.sim.set_other_vram(Vec::new());
+        rig.events.ticks(8).await;
+        assert_eq!(
+            rig.events.count_since(0, is_raised),
+            1,
+            "{}",
+            rig.events.describe()
+        );
+        assert_eq!(rig.events.count_since(0, is_resolved), 0);
+
+        // Reloading now lands fully on the GPU: one resolution with the alert's incident id.
+        rig.watchdog.unload().await.expect("unload");
+        let outcome = rig.watchdog.warm().await.expect("warm");
+        assert_eq!(outcome.model, MODEL);
+        let resolved = rig.events.wait_for("resolution", is_resolved).await;
+        let Event::AlertResolved(resolution) = resolved else {
+            unreachable!()
+        };
+        assert_eq!(resolution.incident, alert.incident);
+        assert_eq!(resolution.model, MODEL);
+        assert!(resolution.notify);
+        rig.events
+            .wait_snapshot("verdict GPU", |s| {
+                s.verdict == Verdict::Gpu && ours_loaded(s)
+            })
+            .await;
+        rig.events.ticks(5).await;
+        assert_eq!(
+            rig.events.count_since(0, is_raised),
+            1,
+            "{}",
+            rig.events.describe()
+        );
+        assert_eq!(rig.events.count_since(0, is_resolved), 1);
+        assert_eq!(rig.watchdog.latest().open_incidents, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cpu_fallback_behind_a_lying_ps_is_one_alert_and_one_resolution() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        rig.events
+            .wait_snapshot("verdict GPU", |s| s.verdict == Verdict::Gpu)
+            .await;
+
+        rig.sim.fault(Fault::PsLiesGpu {
+            model: MODEL.into(),
+        });
+        let raised = rig.events.wait_for("alert", is_raised).await;
+        let Event::AlertRaised(alert) = raised else {
+            unreachable!()
+        };
+        assert_eq!(
+            alert.placement,
+            yollayah_core::placement::Placement::Cpu,
+            "{alert:?}"
+        );
+        assert!(alert.title.contains("CPU"), "{}", alert.title);
+        assert!(
+            alert.code.is_some(),
+            "the alert carries the diagnosis: {alert:?}"
+        );
+        let snap = rig.watchdog.latest();
+        assert_eq!(snap.verdict, Verdict::Cpu);
+        let top = snap
+            .target()
+            .and_then(|d| d.top())
+            .expect("a diagnosis finding");
+        assert!(
+            alert.body.contains(&top.title),
+            "{} / {}",
+            alert.body,
+            top.title
+        );
+
+        rig.events.ticks(10).await;
+        assert_eq!(
+            rig.events.count_since(0, is_raised),
+            1,
+            "{}",
+            rig.events.describe()
+        );
+
+        rig.sim.clear_faults();
+        let resolved = rig.events.wait_for("resolution", is_resolved).await;
+        let Event::AlertResolved(resolution) = resolved else {
+            unreachable!()
+        };
+        assert_eq!(resolution.incident, alert.incident);
+        assert_eq!(rig.watchdog.latest().verdict, Verdict::Gpu);
+        rig.events.ticks(5).await;
+        assert_eq!(rig.events.count_since(0, is_raised), 1);
+        assert_eq!(rig.events.count_since(0, is_resolved), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn muted_incident_is_published_without_notification() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        rig.watchdog.set_muted(true).await;
+        rig.events
+            .wait_snapshot("muted snapshot", |s| s.muted)
+            .await;
+
+        rig.sim.fault(Fault::PsLiesGpu {
+            model: MODEL.into(),
+        });
+        let Event::AlertRaised(alert) = rig.events.wait_for("alert", is_raised).await else {
+            unreachable!()
+        };
+        assert!(!alert.notify, "muted: no notification");
+        assert_eq!(alert.model, MODEL);
+        assert!(rig.watchdog.latest().muted);
+
+        rig.sim.clear_faults();
+        let Event::AlertResolved(resolution) = rig.events.wait_for("resolution", is_resolved).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(resolution.incident, alert.incident);
+        assert!(!resolution.notify, "a muted alert gets a quiet resolution");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reload_by_another_client_is_reported_once_not_fought() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        let mark = rig.events.mark();
+        // Like `ollama run`: no num_ctx, so Ollama reloads with its default context.
+        let other = common::client(&rig.sim);
+        other.load(MODEL, None, None).await.expect("other load");
+        assert_eq!(rig.sim.reload_count(), 1);
+        let (_, e) = rig
+            .events
+            .wait_for_since(mark, "drift", |e| {
+                matches!(e, Event::Warm(WarmEvent::OptionsDrifted { .. }))
+            })
+            .await;
+        assert_eq!(
+            warm_of(&e),
+            Some(&WarmEvent::OptionsDrifted {
+                model: MODEL.into(),
+                expected_num_ctx: 8192,
+                loaded_num_ctx: 4096,
+            })
+        );
+        rig.events.ticks(6).await;
+        assert_eq!(
+            rig.events.count_since(mark, |e| matches!(
+                e,
+                Event::Warm(WarmEvent::OptionsDrifted { .. })
+            )),
+            1
+        );
+        assert_eq!(rig.events.count_since(mark, is_started), 0, "not fought");
+        assert_eq!(rig.sim.reload_count(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_warm_backs_off_then_succeeds() {
+    bounded(async {
+        let rig = Rig::start(fast_scenario(), settings()).await;
+        // Staged before the watchdog task first runs (current-thread runtime).
+        rig.sim.fault(Fault::LoadFailure {
+            message: "llama-server process has terminated: exit status 2".into(),
+        });
+        let mut rig = rig;
+        let e = rig
+            .events
+            .wait_for("failed warm", |e| {
+                matches!(e, Event::Warm(WarmEvent::Failed { .. }))
+            })
+            .await;
+        assert!(
+            matches!(&e, Event::Warm(WarmEvent::Failed { error, retry: true, .. }) if error.contains("exit status 2")),
+            "{e:?}"
+        );
+        let failed_at = tokio::time::Instant::now();
+        rig.wait_warm().await;
+        assert!(
+            failed_at.elapsed() >= Duration::from_millis(900),
+            "the retry waited for the backoff"
+        );
+        let retries = rig.events.count_since(0, is_started);
+        assert_eq!(retries, 2, "the first try and one retry:\n{}", rig.events.describe());
+        assert_eq!(
+            rig.events.count_since(0, |e| matches!(e, Event::Warm(WarmEvent::Failed { .. }))),
+            1
+        );
+    })
+    .await;
+}
