@@ -258,3 +258,26 @@ fn findings_serialise_with_stable_codes_and_numbers() {
     assert!(kv["value"].is_u64());
     assert!(j["findings"][0].get("score").is_none());
 }
+
+#[test]
+fn app_options_only_judge_the_apps_own_model() {
+    // The app sends num_gpu 0 for its model; another client's model in the same bundle must not
+    // be blamed on the app's options.
+    let mut b = bundle("incident_7370.json");
+    let mut opts = yollayah_core::ollama::types::Options::new();
+    opts.insert("num_gpu".into(), 0.into());
+    b.request_options = Some(opts);
+    b.requested_models = vec!["llama3.1:8b".into()];
+    let all = diagnose(&b.observation());
+    let ours = all.iter().find(|d| d.model == "llama3.1:8b").expect("ours");
+    let other = all
+        .iter()
+        .find(|d| d.model == "qwen2.5-coder:7b")
+        .expect("other");
+    assert!(codes(ours).contains(&Code::NumGpuZero), "{:?}", codes(ours));
+    assert!(
+        !codes(other).contains(&Code::NumGpuZero),
+        "{:?}",
+        codes(other)
+    );
+}

@@ -254,6 +254,14 @@ fn facts<'a>(
     key: &mut String,
 ) -> Facts<'a> {
     let shape = show.and_then(|s| memory::model_shape(&s.model_info, key));
+    // The app's request options only reach the model the app asked for (or one sharing its
+    // weights blob); another client's model is loaded with its own options.
+    let blob = show.and_then(|s| blob_path_from_modelfile(&s.modelfile));
+    let request_options = obs.request_options.filter(|_| {
+        obs.requested_models
+            .iter()
+            .any(|r| r == name || (blob.is_some() && show_blob(obs, r) == blob))
+    });
     let arch = show
         .and_then(|s| s.model_info.get("general.architecture"))
         .and_then(|v| v.as_str())
@@ -279,7 +287,7 @@ fn facts<'a>(
         (c / parallel.max(1), "runner -c")
     } else if let Some(c) = ps.and_then(|p| p.context_length).filter(|c| *c > 0) {
         (c, "/api/ps context_length")
-    } else if let Some(c) = option_i64(obs.request_options, "num_ctx").filter(|c| *c > 0) {
+    } else if let Some(c) = option_i64(request_options, "num_ctx").filter(|c| *c > 0) {
         (cap(c as u64), "request options")
     } else if let Some(c) = param_i64(params, "num_ctx").filter(|c| *c > 0) {
         (cap(c as u64), "Modelfile PARAMETER")
@@ -313,7 +321,7 @@ fn facts<'a>(
         ),
     };
 
-    let num_gpu = option_i64(obs.request_options, "num_gpu")
+    let num_gpu = option_i64(request_options, "num_gpu")
         .filter(|n| *n >= 0)
         .map(|n| (n, "request options"))
         .or_else(|| {
