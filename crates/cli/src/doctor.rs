@@ -180,7 +180,7 @@ pub async fn capture(
     mut machine: Machine,
     model: Option<&str>,
 ) -> (CaptureBundle, Option<String>) {
-    let view = machine.observe().await;
+    let view = machine.observe(true).await;
     let mut bundle = CaptureBundle::new(client.base_url(), view.gpu);
     bundle.runners = view.runners;
     bundle.env = OllamaEnv::from_process_env();

@@ -71,6 +71,7 @@ impl Machine {
 
     /// The simulated machine behind an `ollama-sim` base URL.
     pub fn simulator(base_url: &str) -> Result<Self> {
+        crate::ollama::client::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -84,11 +85,19 @@ impl Machine {
 
     /// One view. Never fails: a source that cannot answer reports NVML as unavailable with
     /// the reason, which the diagnosis turns into `NVML_UNAVAILABLE`.
-    pub async fn observe(&mut self) -> MachineView {
+    ///
+    /// `rescan` asks for a full scan of the process table (new runners appear only when models
+    /// load); otherwise only the runners already known are refreshed, which is what keeps an
+    /// idle watchdog tick cheap.
+    pub async fn observe(&mut self, rescan: bool) -> MachineView {
         match self {
             Machine::Local { probe, scanner } => MachineView {
                 gpu: probe.snapshot(),
-                runners: scanner.scan(),
+                runners: if rescan {
+                    scanner.scan()
+                } else {
+                    scanner.refresh_known()
+                },
             },
             Machine::Recorded { probe, runners } => MachineView {
                 gpu: probe.snapshot(),

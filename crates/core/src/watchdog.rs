@@ -247,6 +247,7 @@ pub fn spawn(
         warm_waiters: Vec::new(),
         warm_done_tx,
         paused_by_unload: false,
+        rescan: Rescan::default(),
     };
     tokio::spawn(run(state, rx, warm_done_rx, cancel.clone()));
     WatchdogHandle {
@@ -293,6 +294,49 @@ struct State {
     warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
+    rescan: Rescan,
+}
+
+/// When to scan the whole process table for runners. A full scan reads every process of the
+/// machine (hundreds of files), which would dominate an idle tick; new runners only appear
+/// when the set of loaded models changes, so that is when we look.
+#[derive(Default)]
+struct Rescan {
+    last: Option<Instant>,
+    /// `(name, size, size_vram, context_length)` of the loaded models at the last scan: a load,
+    /// reload or unload changes it; a keep_alive refresh (`expires_at`) does not.
+    fingerprint: Vec<(String, u64, u64, Option<u64>)>,
+    /// A loaded model had no visible runner at the last tick (e.g. Ollama in a container).
+    unmatched: bool,
+}
+
+impl Rescan {
+    /// Longest time between full scans, however quiet things are.
+    const MAX_AGE: Duration = Duration::from_secs(300);
+    /// Retry interval while a loaded model has no visible runner.
+    const UNMATCHED_RETRY: Duration = Duration::from_secs(30);
+
+    fn fingerprint(ps: &[PsModel]) -> Vec<(String, u64, u64, Option<u64>)> {
+        ps.iter()
+            .map(|m| (m.name.clone(), m.size, m.size_vram, m.context_length))
+            .collect()
+    }
+
+    fn needed(&self, now: Instant, ps: &[PsModel]) -> bool {
+        let Some(last) = self.last else { return true };
+        let age = now.saturating_duration_since(last);
+        age >= Self::MAX_AGE
+            || (self.unmatched && age >= Self::UNMATCHED_RETRY)
+            || self.fingerprint.len() != ps.len()
+            || self.fingerprint.iter().zip(ps).any(|(f, m)| {
+                f.0 != m.name || f.1 != m.size || f.2 != m.size_vram || f.3 != m.context_length
+            })
+    }
+
+    fn done(&mut self, now: Instant, ps: &[PsModel]) {
+        self.last = Some(now);
+        self.fingerprint = Self::fingerprint(ps);
+    }
 }
 
 async fn run(
@@ -505,7 +549,18 @@ impl State {
             self.came_up().await;
         }
         self.refresh_metadata(&ps).await;
-        let view = self.machine.observe().await;
+        let rescan = self.rescan.needed(now, &ps);
+        let view = self.machine.observe(rescan).await;
+        if rescan {
+            self.rescan.done(now, &ps);
+        }
+        self.rescan.unmatched = ps.iter().any(|m| {
+            let blob = self
+                .show
+                .get(&m.name)
+                .and_then(|s| blob_path_from_modelfile(&s.modelfile));
+            blob.is_none_or(|b| !view.runners.iter().any(|r| r.model_path == b))
+        });
 
         let requested = [self.profile.model.clone()];
         let obs = Observation {

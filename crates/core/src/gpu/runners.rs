@@ -147,14 +147,14 @@ impl RunnerScanner {
         }
     }
 
-    /// Current runners, sorted by pid. Empty when the process table cannot be read.
+    /// Current runners, sorted by pid, from a full scan of the process table. Empty when the
+    /// process table cannot be read.
     pub fn scan(&mut self) -> Vec<Runner> {
         let Some(sys) = self.sys.as_mut() else {
             return Vec::new();
         };
-        // Pass 1 reads only names for every process (cheap); pass 2 reads argv, CPU and
-        // memory for the few whose name can be a runner. Keeps a scan well under a
-        // millisecond on a desktop with hundreds of processes.
+        // Pass 1 reads only names for every process; pass 2 (in `collect`) reads argv, CPU and
+        // memory for the few whose name can be a runner.
         sys.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
@@ -167,12 +167,38 @@ impl RunnerScanner {
                 .filter(|(_, p)| maybe_runner_name(p.name()))
                 .map(|(pid, _)| *pid),
         );
+        self.collect()
+    }
+
+    /// The runners found by the last [`scan`](Self::scan), with fresh CPU and memory figures;
+    /// runners that exited are dropped. It touches only those few processes, so the watchdog
+    /// can call it on every tick and leave full scans for when the set of loaded models
+    /// changes (a full scan reads every process of the machine).
+    pub fn refresh_known(&mut self) -> Vec<Runner> {
+        let runners = self.collect();
+        if let Some(sys) = self.sys.as_ref() {
+            // `collect` refreshed these pids with dead-process removal, so a runner that
+            // exited is gone from `sys` and is forgotten here too.
+            self.candidates.retain(|pid| sys.process(*pid).is_some());
+        }
+        runners
+    }
+
+    /// Whether the last scan found a process that could be a runner at all.
+    pub fn knows_candidates(&self) -> bool {
+        !self.candidates.is_empty()
+    }
+
+    fn collect(&mut self) -> Vec<Runner> {
+        let Some(sys) = self.sys.as_mut() else {
+            return Vec::new();
+        };
         if self.candidates.is_empty() {
             return Vec::new();
         }
         sys.refresh_processes_specifics(
             ProcessesToUpdate::Some(&self.candidates),
-            false,
+            true,
             ProcessRefreshKind::nothing()
                 .with_cpu()
                 .with_memory()

@@ -115,6 +115,7 @@ impl OllamaClient {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
+        ensure_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
@@ -438,6 +439,18 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Installs ring as rustls' crypto provider (once per process). TLS is only needed for an
+/// `https://` OLLAMA_HOST; with rustls nothing is initialised until a TLS connection is made,
+/// whereas a system OpenSSL is loaded and initialised at start-up (≈4 MB resident in an idle
+/// `yollayah watch`).
+pub fn ensure_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which serves just as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
