@@ -1,8 +1,8 @@
 fn main() {
     // Declaring the app's commands makes Tauri generate `allow-<command>` permissions and enforce
     // the capability files for them, instead of allowing every app command to every window.
-    tauri_build::try_build(
-        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&[
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
+        tauri_build::AppManifest::new().commands(&[
             "status",
             "send_message",
             "cancel_reply",
@@ -15,7 +15,7 @@ fn main() {
             "unload",
             "open_external",
             "gpu_history",
-        ])),
-    )
+        ]),
+    ))
     .expect("tauri build script failed: see the message above");
 }

@@ -27,8 +27,10 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    let mut scenario = ollama_sim::Scenario::default();
-    scenario.load_ms = 100;
+    let scenario = ollama_sim::Scenario {
+        load_ms: 100,
+        ..ollama_sim::Scenario::default()
+    };
     let sim = tauri::async_runtime::block_on(ollama_sim::start(scenario)).expect("simulator");
     let dir = tempfile::tempdir().expect("tempdir");
     // The desktop's URL handler is a system edge: stand in a script that records its argv.
