@@ -127,7 +127,9 @@ pub async fn list_conversations(
     limit: usize,
 ) -> Result<Vec<ConversationRow>> {
     let limit = limit.clamp(1, MAX_LIST);
-    let rows = core.with_history(move |h| h.list_conversations(limit)).await?;
+    let rows = core
+        .with_history(move |h| h.list_conversations(limit))
+        .await?;
     Ok(rows
         .into_iter()
         .map(|c| ConversationRow {

@@ -216,7 +216,11 @@ impl Core {
 }
 
 fn client_for(options: &CoreOptions, config: &Config) -> Result<OllamaClient> {
-    let base = match options.ollama_url.as_deref().or(config.ollama.url.as_deref()) {
+    let base = match options
+        .ollama_url
+        .as_deref()
+        .or(config.ollama.url.as_deref())
+    {
         Some(url) => host::parse_host(url)?.connectable_url(),
         None => host::from_env()?.connectable_url(),
     };

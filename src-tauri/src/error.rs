@@ -75,9 +75,9 @@ impl Error {
                 | C::Http(_),
             ) => "ollama_down",
             Error::Core(C::Api { .. } | C::StreamError { .. } | C::WarmFailed { .. }) => "ollama",
-            Error::Core(
-                C::HistoryCorrupt { .. } | C::HistoryLocked { .. } | C::History { .. },
-            ) => "history",
+            Error::Core(C::HistoryCorrupt { .. } | C::HistoryLocked { .. } | C::History { .. }) => {
+                "history"
+            }
             Error::Core(C::Cancelled) => "cancelled",
             Error::BadInput(_) | Error::UnknownMenuId(_) | Error::UnknownAction(_) => "bad_input",
             _ => "internal",

@@ -370,7 +370,10 @@ async fn tray_menu_drives_the_real_app() {
         "Open config",
         "Quit",
     ] {
-        assert!(labels.contains(&wanted), "menu lacks {wanted:?}: {labels:?}");
+        assert!(
+            labels.contains(&wanted),
+            "menu lacks {wanted:?}: {labels:?}"
+        );
     }
     let stats = sim_get(&http, &format!("{sim}/__sim/stats")).await;
     assert_eq!(stats["load_count"], 1, "start-up warm: {stats}");
@@ -440,7 +443,11 @@ async fn tray_menu_drives_the_real_app() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let alerts = our_notifications();
     eprintln!("notifications: {alerts:?}");
-    assert_eq!(alerts.len(), 1, "exactly one alert per incident: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "exactly one alert per incident: {alerts:?}"
+    );
     let (summary, body) = &alerts[0];
     assert!(summary.contains(MODEL), "{summary}");
     let text = format!("{summary} {body}").to_lowercase();

@@ -81,11 +81,7 @@ fn rig() -> Rig {
     }
 }
 
-fn invoke_on(
-    window: &WebviewWindow<MockRuntime>,
-    cmd: &str,
-    args: Value,
-) -> Result<Value, Value> {
+fn invoke_on(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
     let request = InvokeRequest {
         cmd: cmd.into(),
         callback: CallbackFn(0),
@@ -118,7 +114,10 @@ impl Rig {
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {s}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -171,7 +170,11 @@ fn wait_file(path: &Path) -> String {
                 return s;
             }
         }
-        assert!(Instant::now() < deadline, "{} never written", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -184,7 +187,12 @@ fn status_is_the_watchdog_snapshot_plus_app_health() {
     assert_eq!(s["ollama"]["state"], "up");
     assert_eq!(s["url"], rig.sim.url());
     assert_eq!(s["model"], MODEL);
-    assert!(s["headline"].as_str().unwrap_or_default().starts_with(MODEL));
+    assert!(
+        s["headline"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(MODEL)
+    );
     assert_eq!(s["ollama"]["version"], "0.33.0");
     assert_eq!(s["gpus"][0]["memory_total"], 12878610432u64);
     assert_eq!(s["muted"], false);
@@ -204,7 +212,10 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
     assert_eq!(rig.sim.load_count(), 1);
     let s = rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
     assert!(
-        s["headline"].as_str().unwrap_or_default().contains("100% GPU"),
+        s["headline"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100% GPU"),
         "{s}"
     );
 
@@ -223,14 +234,20 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
     let loaded = samples.last().expect("sample")["vram_used"]
         .as_u64()
         .expect("used");
-    assert!(loaded > 2_000_000_000, "model VRAM not in the sample: {loaded}");
+    assert!(
+        loaded > 2_000_000_000,
+        "model VRAM not in the sample: {loaded}"
+    );
 
     assert_eq!(rig.call("unload", json!({})), Value::Null);
     assert!(rig.sim.loaded_models().is_empty());
     // An explicit unload pauses keep-warm: the model stays unloaded.
     rig.status_until("the not-loaded verdict", |s| verdict(s) == "not_loaded");
     std::thread::sleep(Duration::from_millis(600));
-    assert!(rig.sim.loaded_models().is_empty(), "keep-warm undid the unload");
+    assert!(
+        rig.sim.loaded_models().is_empty(),
+        "keep-warm undid the unload"
+    );
 
     // The tray menu's Warm goes the same way (AppCommand → adapter → watchdog).
     yollayah_tray::command::dispatch(rig.app.handle(), AppCommand::WarmModel);
@@ -244,7 +261,8 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
 #[test]
 fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
     let rig = rig();
-    let reply_text = "# Title\n\nSome **bold** text.\n\n<script>alert(1)</script>\n\n- one\n- two\n";
+    let reply_text =
+        "# Title\n\nSome **bold** text.\n\n<script>alert(1)</script>\n\n- one\n- two\n";
     rig.sim.set_reply(reply_text);
     let started = rig.call(
         "send_message",
@@ -276,7 +294,10 @@ fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
     let done = events.last().expect("done");
     assert_eq!(done["kind"], "done", "{done}");
     let html = done["html"].as_str().expect("html");
-    assert!(html.starts_with(&blocks), "done.html must extend what streamed");
+    assert!(
+        html.starts_with(&blocks),
+        "done.html must extend what streamed"
+    );
     assert!(html.contains("<h1>Title</h1>"), "{html}");
     assert!(html.contains("<strong>bold</strong>"), "{html}");
     assert!(html.contains("<li>two</li>"), "{html}");
@@ -308,7 +329,10 @@ fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
     assert_eq!(messages[1]["html"], html);
 
     // A second message continues the same conversation.
-    let again = rig.call("send_message", json!({"conversation": conv, "text": "more"}));
+    let again = rig.call(
+        "send_message",
+        json!({"conversation": conv, "text": "more"}),
+    );
     assert_eq!(again["conversation"], conv);
     rig.reply_events(again["reply"].as_i64().expect("reply"));
     assert_eq!(
@@ -316,7 +340,10 @@ fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
         4
     );
 
-    let err = rig.fail("send_message", json!({"conversation": null, "text": "  \n"}));
+    let err = rig.fail(
+        "send_message",
+        json!({"conversation": null, "text": "  \n"}),
+    );
     assert_eq!(err["kind"], "bad_input", "{err}");
     let err = rig.fail("load_conversation", json!({"id": 999}));
     assert_eq!(err["kind"], "history", "{err}");
@@ -325,10 +352,14 @@ fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
 #[test]
 fn cancel_keeps_the_partial_reply_and_retry_resends_the_question() {
     let rig = rig();
-    rig.sim.set_reply("one two three four five six seven eight nine ten");
+    rig.sim
+        .set_reply("one two three four five six seven eight nine ten");
     rig.sim
         .fault(ollama_sim::Fault::StallMidStream { after_chunks: 2 });
-    let started = rig.call("send_message", json!({"conversation": null, "text": "count"}));
+    let started = rig.call(
+        "send_message",
+        json!({"conversation": null, "text": "count"}),
+    );
     let (conv, reply) = (
         started["conversation"].as_i64().expect("conversation"),
         started["reply"].as_i64().expect("reply"),
@@ -393,20 +424,31 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
     rig.status_until("a first reading", |s| s["ollama"]["state"] == "up");
     tauri::async_runtime::block_on(rig.sim.stop());
     let s = rig.status_until("the down verdict", |s| verdict(s) == "down");
-    assert!(s["advice"].as_str().unwrap_or_default().contains("ollama serve"));
+    assert!(
+        s["advice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ollama serve")
+    );
     let err = rig.fail("warm", json!({}));
     assert!(
         ["ollama_down", "ollama"].contains(&err["kind"].as_str().unwrap_or_default()),
         "{err}"
     );
-    let started = rig.call("send_message", json!({"conversation": null, "text": "hello?"}));
+    let started = rig.call(
+        "send_message",
+        json!({"conversation": null, "text": "hello?"}),
+    );
     let end = rig
         .reply_events(started["reply"].as_i64().expect("reply"))
         .pop()
         .expect("end");
     assert_eq!(end["kind"], "failed", "{end}");
     assert!(
-        end["error"].as_str().unwrap_or_default().contains("not reachable"),
+        end["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not reachable"),
         "{end}"
     );
 }
@@ -423,7 +465,10 @@ fn a_cpu_fallback_raises_one_alert_and_its_fix_resolves_it() {
     eprintln!("alert: {raised}");
     assert_eq!(raised["model"], MODEL, "{raised}");
     assert!(raised["title"].as_str().is_some_and(|t| !t.is_empty()));
-    assert!(raised["code"].is_string(), "the alert names a cause: {raised}");
+    assert!(
+        raised["code"].is_string(),
+        "the alert names a cause: {raised}"
+    );
     rig.sim.clear_faults();
     let resolved = rig.next_alert(true);
     eprintln!("resolution: {resolved}");
@@ -485,6 +530,9 @@ fn only_the_chat_window_may_call_the_commands() {
         ("gpu_history", json!({})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
-        assert!(refused.to_string().contains("not allowed"), "{cmd}: {refused}");
+        assert!(
+            refused.to_string().contains("not allowed"),
+            "{cmd}: {refused}"
+        );
     }
 }
