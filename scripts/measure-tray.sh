@@ -8,11 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${YOLLAYAH_E2E:-}" ]; then
-  cargo build -p yollayah-tray --release --locked
+  # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead.
+  [ -n "${YOLLAYAH_TRAY_BIN:-}" ] || cargo build -p yollayah-tray --release --locked
   exec ./scripts/e2e/run.sh "$0" "$@"
 fi
 
-bin=./target/release/yollayah-tray
+bin=${YOLLAYAH_TRAY_BIN:-./target/release/yollayah-tray}
 tmp=$(mktemp -d)
 mkdir -p "$tmp/run"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -51,7 +52,7 @@ menu=$(gdbus call --session --dest "$svc" --object-path "$path" \
 
 layout() {
   gdbus call --session --dest "$svc" --object-path "$menu" \
-    --method com.canonical.dbusmenu.GetLayout 0 -1 '[]' 2>/dev/null
+    --method com.canonical.dbusmenu.GetLayout -- 0 -1 '[]' 2>/dev/null
 }
 # "ID<TAB>label" per item.
 items() {
@@ -60,7 +61,7 @@ import re, sys
 for m in re.finditer(r"\((\d+), \{([^{}]*)\}", sys.stdin.read()):
     label = re.search(r"'"'"'label'"'"': <'"'"'((?:[^'"'"'\\]|\\.)*)'"'"'>", m.group(2))
     if label:
-        print(m.group(1) + "\t" + label.group(1))'
+        print(m.group(1) + "\t" + label.group(1))' 2>/dev/null
 }
 first_verdict() { items | head -1 | cut -f2 | grep -q '·' && ! items | head -1 | grep -q 'checking'; }
 wait_for "a verdict in the menu" first_verdict
@@ -71,7 +72,7 @@ click() { # click LABEL
   id=$(items | awk -F'\t' -v l="$1" '$2 == l { print $1; exit }')
   [ -n "$id" ] || { echo "no menu item $1" >&2; exit 1; }
   gdbus call --session --dest "$svc" --object-path "$menu" \
-    --method com.canonical.dbusmenu.Event "$id" clicked '<0>' 0 >/dev/null
+    --method com.canonical.dbusmenu.Event -- "$id" clicked '<0>' 0 >/dev/null
 }
 
 tree() { # the app and all its descendants
@@ -112,7 +113,7 @@ click "Quit"
 wait "$pid" 2>/dev/null || true
 
 cat <<OUT
-yollayah-tray (release, demo mode, Xvfb) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores
+yollayah-tray ($bin, demo mode, Xvfb) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores
 launch → tray registered       $((t_reg - t0)) ms
 launch → first verdict in menu $((t_verdict - t0)) ms   ("$verdict")
 idle, chat closed: PSS          $pss_closed
