@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Measures the tray app (release build, demo mode) on a throwaway virtual desktop: launch →
+# tray registered, launch → first verdict in the menu, idle PSS and CPU with the chat window
+# closed, "Open chat" click → window mapped, PSS with the chat open, and PSS after closing it.
+# A measurement, not a test: it prints figures and fails only if the app does not come up.
+#   scripts/measure-tray.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${YOLLAYAH_E2E:-}" ]; then
+  # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead.
+  [ -n "${YOLLAYAH_TRAY_BIN:-}" ] || cargo build -p yollayah-tray --release --locked
+  exec ./scripts/e2e/run.sh "$0" "$@"
+fi
+
+bin=${YOLLAYAH_TRAY_BIN:-./target/release/yollayah-tray}
+tmp=$(mktemp -d)
+mkdir -p "$tmp/run"
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+t0=$(now_ms)
+XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" \
+  "$bin" --demo >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+wait_for() { # wait_for WHAT COMMAND...: polls COMMAND every 10 ms for up to 60 s
+  local what=$1; shift
+  for _ in $(seq 6000); do
+    if "$@"; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || { echo "app exited while waiting for $what" >&2; cat "$tmp/err" >&2; exit 1; }
+    sleep 0.01
+  done
+  echo "timed out waiting for $what" >&2; exit 1
+}
+
+registered() {
+  gdbus call --session --dest org.kde.StatusNotifierWatcher --object-path /StatusNotifierWatcher \
+    --method org.freedesktop.DBus.Properties.Get org.kde.StatusNotifierWatcher RegisteredSNIEntries \
+    2>/dev/null | grep -q ':1\.'
+}
+wait_for "the tray to register" registered
+t_reg=$(now_ms)
+
+# Our item's bus name and path (the only tray in this private session), then its menu.
+entry=$(gdbus call --session --dest org.kde.StatusNotifierWatcher --object-path /StatusNotifierWatcher \
+  --method org.freedesktop.DBus.Properties.Get org.kde.StatusNotifierWatcher RegisteredSNIEntries)
+svc=$(grep -o "':1\.[0-9]*'" <<<"$entry" | head -1 | tr -d "'")
+path=$(grep -o "'/[^']*'" <<<"$entry" | head -1 | tr -d "'")
+menu=$(gdbus call --session --dest "$svc" --object-path "$path" \
+  --method org.freedesktop.DBus.Properties.Get org.kde.StatusNotifierItem Menu | grep -o "'/[^']*'" | tr -d "'")
+
+layout() {
+  gdbus call --session --dest "$svc" --object-path "$menu" \
+    --method com.canonical.dbusmenu.GetLayout -- 0 -1 '[]' 2>/dev/null
+}
+# "ID<TAB>label" per item.
+items() {
+  layout | python3 -c '
+import re, sys
+for m in re.finditer(r"\((\d+), \{([^{}]*)\}", sys.stdin.read()):
+    label = re.search(r"'"'"'label'"'"': <'"'"'((?:[^'"'"'\\]|\\.)*)'"'"'>", m.group(2))
+    if label:
+        print(m.group(1) + "\t" + label.group(1))' 2>/dev/null
+}
+first_verdict() { items | head -1 | cut -f2 | grep -q '·' && ! items | head -1 | grep -q 'checking'; }
+wait_for "a verdict in the menu" first_verdict
+t_verdict=$(now_ms)
+verdict=$(items | head -1 | cut -f2)
+click() { # click LABEL
+  local id
+  id=$(items | awk -F'\t' -v l="$1" '$2 == l { print $1; exit }')
+  [ -n "$id" ] || { echo "no menu item $1" >&2; exit 1; }
+  gdbus call --session --dest "$svc" --object-path "$menu" \
+    --method com.canonical.dbusmenu.Event -- "$id" clicked '<0>' 0 >/dev/null
+}
+
+tree() { # the app and all its descendants
+  local p=$1; echo "$p"
+  for c in $(pgrep -P "$p" || true); do tree "$c"; done
+}
+pss() { # PSS of the app's processes in kB: "total name=kB ..."
+  local total=0 detail="" kb
+  for p in $(tree "$pid"); do
+    kb=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+    total=$((total + kb)); detail+=" $(cat "/proc/$p/comm" 2>/dev/null)=${kb}kB"
+  done
+  echo "$((total / 1024)) MiB ($detail )"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+chat_mapped() { [ -n "$(xdotool search --onlyvisible --name '^Yollayah$' 2>/dev/null)" ]; }
+
+# Let start-up (warm, first ticks) settle, then measure idle.
+sleep 5
+pss_closed=$(pss)
+c0=$(cpu_ticks); sleep 10; c1=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+cpu_idle=$(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", 100 * d / hz / 10 }')
+
+t_click=$(now_ms)
+click "Open chat"
+wait_for "the chat window" chat_mapped
+t_mapped=$(now_ms)
+sleep 5
+pss_open=$(pss)
+win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
+xdotool windowfocus --sync "$win" key --clearmodifiers Escape
+webkit_gone() { ! tree "$pid" | xargs -I{} cat /proc/{}/comm 2>/dev/null | grep -q WebKit; }
+wait_for "the web processes to end" webkit_gone
+sleep 2
+pss_after=$(pss)
+click "Quit"
+wait "$pid" 2>/dev/null || true
+
+cat <<OUT
+yollayah-tray ($bin, demo mode, Xvfb) — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores
+launch → tray registered       $((t_reg - t0)) ms
+launch → first verdict in menu $((t_verdict - t0)) ms   ("$verdict")
+idle, chat closed: PSS          $pss_closed
+idle, chat closed: CPU          ${cpu_idle}% of a core (10 s)
+Open chat click → window mapped $((t_mapped - t_click)) ms
+chat open: PSS                  $pss_open
+after closing the chat: PSS     $pss_after
+OUT
