@@ -89,6 +89,10 @@ fn try_run() -> Result<()> {
     })?;
     tray::install(app.handle())?;
     tray::check_host(app.handle());
+    // `--open-chat`: start with the chat window open (WebDriver end-to-end tests need a window).
+    if std::env::args().skip(1).any(|a| a == "--open-chat") {
+        command::dispatch(app.handle(), AppCommand::OpenChat);
+    }
     app.run(move |_app, event| match event {
         // Closing the chat window must not end a tray app; only Quit (an explicit exit code) does.
         RunEvent::ExitRequested {
