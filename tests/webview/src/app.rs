@@ -152,7 +152,22 @@ impl App {
             Duration::from_millis(50),
             || Ok(http::request("GET", &format!("{base}/status"), None, Duration::from_secs(2)).ok()),
         )?;
-        let wd = WebDriver::new_session(&base, &bins.tray, &["--open-chat"])?;
+        // tauri-driver answers /status before WebKitWebDriver behind it listens: a first session
+        // request can fail at once. Retry briefly; a real failure repeats and is returned.
+        let mut last = None;
+        let wd = wait_for(
+            "a WebDriver session",
+            Duration::from_secs(20),
+            Duration::from_millis(250),
+            || match WebDriver::new_session(&base, &bins.tray, &["--open-chat"]) {
+                Ok(wd) => Ok(Some(wd)),
+                Err(e) => {
+                    last = Some(e.to_string());
+                    Ok(None)
+                }
+            },
+        )
+        .map_err(|e| Error::Setup(format!("{e}; last error: {}", last.unwrap_or_default())))?;
         let driver = guard.0.take().ok_or_else(|| Error::Setup("driver gone".into()))?;
         Ok(App {
             wd,
