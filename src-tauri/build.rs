@@ -2,8 +2,20 @@ fn main() {
     // Declaring the app's commands makes Tauri generate `allow-<command>` permissions and enforce
     // the capability files for them, instead of allowing every app command to every window.
     tauri_build::try_build(
-        tauri_build::Attributes::new()
-            .app_manifest(tauri_build::AppManifest::new().commands(&["status"])),
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&[
+            "status",
+            "send_message",
+            "cancel_reply",
+            "retry_reply",
+            "new_conversation",
+            "list_conversations",
+            "load_conversation",
+            "render_markdown",
+            "warm",
+            "unload",
+            "open_external",
+            "gpu_history",
+        ])),
     )
     .expect("tauri build script failed: see the message above");
 }

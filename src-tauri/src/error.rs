@@ -1,6 +1,8 @@
 //! The tray app's one error type. Everything the shell can fail at is a variant here; IPC
-//! commands serialise it as its message so the chat window can show it.
+//! commands serialise it as `{ "kind", "message" }` (CONTRACT-IPC.md) so the chat window can
+//! both branch on the kind and show the message.
 
+use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 /// Every failure of the desktop shell.
@@ -36,6 +38,18 @@ pub enum Error {
     /// No config or home directory could be determined (no `$HOME`, no XDG variables).
     #[error("no XDG config directory: set $XDG_CONFIG_HOME or $HOME")]
     NoConfigDir,
+    /// The core (Ollama client, watchdog, chat, history) failed.
+    #[error(transparent)]
+    Core(#[from] yollayah_core::Error),
+    /// The demo mode's simulator could not start.
+    #[error("demo simulator: {0}")]
+    Sim(#[from] ollama_sim::SimError),
+    /// The window sent arguments the command cannot act on.
+    #[error("{0}")]
+    BadInput(String),
+    /// A background task of ours ended without an answer (it panicked or was shut down).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -48,9 +62,35 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The stable machine-readable kind sent over IPC (the window branches on it).
+    pub fn kind(&self) -> &'static str {
+        use yollayah_core::Error as C;
+        match self {
+            Error::Core(
+                C::Unreachable { .. }
+                | C::Timeout { .. }
+                | C::StreamStalled { .. }
+                | C::StreamTruncated { .. }
+                | C::Http(_),
+            ) => "ollama_down",
+            Error::Core(C::Api { .. } | C::StreamError { .. } | C::WarmFailed { .. }) => "ollama",
+            Error::Core(
+                C::HistoryCorrupt { .. } | C::HistoryLocked { .. } | C::History { .. },
+            ) => "history",
+            Error::Core(C::Cancelled) => "cancelled",
+            Error::BadInput(_) | Error::UnknownMenuId(_) | Error::UnknownAction(_) => "bad_input",
+            _ => "internal",
+        }
+    }
+}
+
 impl Serialize for Error {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
+        let mut s = serializer.serialize_struct("Error", 2)?;
+        s.serialize_field("kind", self.kind())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
     }
 }
 

@@ -1,14 +1,20 @@
 //! yollayah-tray: the desktop shell of Yollayah. A tray icon and menu that render a
 //! [`TrayView`], desktop alerts, and a chat window created on demand. It decides nothing: a core
 //! adapter fills the view through [`set_view`], sends alerts through [`AppState::notify`] and
-//! receives the user's [`AppCommand`]s from [`AppState::take_commands`].
+//! receives the user's [`AppCommand`]s from [`AppState::take_commands`]. The adapter is
+//! [`core`] (startup) + [`forward`] (events in, commands out); the window's IPC is [`cmd`].
 
 pub mod autostart;
 pub mod chat;
 pub mod cmd;
 pub mod command;
+pub mod core;
+pub mod demo;
 pub mod error;
+pub mod forward;
 pub mod notify;
+pub mod reply;
+pub mod samples;
 pub mod single;
 pub mod state;
 pub mod tray;
@@ -16,18 +22,39 @@ pub mod view;
 
 use tauri::{App, AppHandle, Builder, Manager, RunEvent, Runtime};
 
+pub use crate::core::{Core, CoreOptions, GpuSource};
 pub use command::{AppCommand, MenuId};
 pub use error::{Error, Result};
 pub use notify::{IncidentId, Notice, NoticeAction, Notifier};
 pub use state::{AppState, Status};
 pub use view::{TrayState, TrayView};
 
-/// Builds the app: managed state, IPC commands, capabilities. No tray, no single-instance
-/// socket, no bus checks: those are [`run`]'s, so tests can boot this with
-/// `tauri::test::mock_builder()` and no display.
-pub fn run_app<R: Runtime>(builder: Builder<R>) -> Result<App<R>> {
+/// Builds the app: managed state, the core (watchdog on Tauri's runtime, forwarding of its
+/// events), IPC commands, capabilities. No tray, no single-instance socket, no bus checks:
+/// those are [`run`]'s, so tests can boot this with `tauri::test::mock_builder()` and no
+/// display. `sim` is demo mode's simulator, kept alive with the core.
+///
+/// Call it outside any tokio runtime (it blocks on Tauri's to start the core).
+pub fn run_app<R: Runtime>(
+    builder: Builder<R>,
+    options: CoreOptions,
+    sim: Option<ollama_sim::SimHandle>,
+) -> Result<App<R>> {
     let app = builder
-        .invoke_handler(tauri::generate_handler![cmd::status])
+        .invoke_handler(tauri::generate_handler![
+            cmd::status,
+            cmd::send_message,
+            cmd::cancel_reply,
+            cmd::retry_reply,
+            cmd::new_conversation,
+            cmd::list_conversations,
+            cmd::load_conversation,
+            cmd::render_markdown,
+            cmd::warm,
+            cmd::unload,
+            cmd::open_external,
+            cmd::gpu_history,
+        ])
         .build(tauri::generate_context!())?;
     // Managed here rather than in a setup hook: the mock runtime runs setup only once the event
     // loop starts, and tests never start it.
@@ -40,6 +67,13 @@ pub fn run_app<R: Runtime>(builder: Builder<R>) -> Result<App<R>> {
         ..TrayView::default()
     };
     app.manage(AppState::new(view, notifier));
+    // The watchdog is a tokio task: start it inside Tauri's runtime.
+    let core = tauri::async_runtime::block_on(async move { Core::start(options, sim) })?;
+    for problem in &core.problems {
+        tracing::warn!("{problem}");
+    }
+    app.manage(core);
+    forward::spawn(app.handle());
     Ok(app)
 }
 
@@ -76,29 +110,73 @@ pub fn run() {
     }
 }
 
+/// Command-line options of the binary.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Args {
+    demo: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
+    let mut out = Args::default();
+    for arg in args {
+        match arg.as_str() {
+            "--demo" => out.demo = true,
+            other => {
+                return Err(Error::BadInput(format!(
+                    "unknown argument {other:?} (usage: yollayah-tray [--demo])"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn try_run() -> Result<()> {
+    // `--open-chat`: start with the chat window open (WebDriver end-to-end tests need a window).
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let open_chat = raw.iter().any(|a| a == "--open-chat");
+    let args = parse_args(raw.into_iter().filter(|a| a != "--open-chat"))?;
     let socket = single::socket_path();
     let Some(listener) = single::claim(&socket)? else {
         tracing::info!("already running: asked the running instance to open the chat");
         return Ok(());
     };
-    let app = run_app(Builder::default())?;
+    let (options, sim) = if args.demo {
+        let (sim, options) = tauri::async_runtime::block_on(demo::start())?;
+        // On stdout, so scripts and tests can find the simulator to stage states on it.
+        println!("yollayah-tray: demo simulator at {}", sim.url());
+        tracing::info!(url = %sim.url(), "demo mode: in-process ollama-sim");
+        (options, Some(sim))
+    } else {
+        let mut options = CoreOptions::default();
+        // Test hooks (tests/webview): an ollama-sim the test started, and its GPU view.
+        if let Ok(url) = std::env::var("YOLLAYAH_OLLAMA_URL") {
+            options.ollama_url = Some(url);
+        }
+        if std::env::var("YOLLAYAH_GPU_SOURCE").as_deref() == Ok("sim") {
+            options.gpu = GpuSource::Simulator;
+        }
+        (options, None)
+    };
+    let app = run_app(Builder::default(), options, sim)?;
     let handle = app.handle().clone();
     single::serve(listener, move || {
         command::dispatch(&handle, AppCommand::OpenChat)
     })?;
     tray::install(app.handle())?;
     tray::check_host(app.handle());
-    // `--open-chat`: start with the chat window open (WebDriver end-to-end tests need a window).
-    if std::env::args().skip(1).any(|a| a == "--open-chat") {
+    if open_chat {
         command::dispatch(app.handle(), AppCommand::OpenChat);
     }
-    app.run(move |_app, event| match event {
+    app.run(move |app_handle, event| match event {
         // Closing the chat window must not end a tray app; only Quit (an explicit exit code) does.
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => {
+            if let Some(core) = app_handle.try_state::<Core>() {
+                core.shutdown();
+            }
             let _ = std::fs::remove_file(&socket);
         }
         _ => {}
@@ -109,73 +187,17 @@ fn try_run() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tauri::ipc::{CallbackFn, InvokeBody};
-    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
-    use tauri::webview::InvokeRequest;
-
-    fn invoke_status(label: &str) -> std::result::Result<serde_json::Value, serde_json::Value> {
-        let app = run_app(mock_builder()).expect("app builds");
-        let window = tauri::WebviewWindowBuilder::new(&app, label, Default::default())
-            .build()
-            .expect("mock window");
-        let request = InvokeRequest {
-            cmd: "status".into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().expect("url"),
-            body: InvokeBody::default(),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        };
-        get_ipc_response(&window, request).map(|body| body.deserialize().expect("json"))
-    }
 
     #[test]
-    fn status_returns_the_view_model_to_the_chat_window() {
-        let status = invoke_status(chat::CHAT_LABEL).expect("status allowed for chat");
-        assert_eq!(status["view"]["state"], "unknown");
+    fn arguments_are_demo_or_nothing() {
+        assert_eq!(parse_args([]).expect("none"), Args { demo: false });
         assert_eq!(
-            status["view"]["status_line"],
-            TrayView::default().status_line
+            parse_args(["--demo".to_owned()]).expect("demo"),
+            Args { demo: true }
         );
-        assert_eq!(status["view"]["muted"], false);
-        assert_eq!(status["tray_host"], serde_json::Value::Null);
-        assert_eq!(status["notifications"]["state"], "idle");
-        assert_eq!(status["last_error"], serde_json::Value::Null);
-    }
-
-    #[test]
-    fn other_windows_may_not_call_status() {
-        let refused = invoke_status("intruder").expect_err("capability limits status to chat");
-        assert!(refused.to_string().contains("not allowed"), "{refused}");
-    }
-
-    #[test]
-    fn set_view_changes_what_status_reports() {
-        let app = run_app(mock_builder()).expect("app builds");
-        set_view(app.handle(), |v| {
-            v.state = TrayState::Partial;
-            v.status_line = "llama3.2:3b · 62% GPU · VRAM 11.8/12.0 GiB".into();
-            v.diagnosis_line = Some("Context too large for the free VRAM".into());
-        });
-        let status = app.state::<AppState>().status();
-        assert_eq!(status.view.state, TrayState::Partial);
-        assert_eq!(
-            status.view.diagnosis_text(),
-            "Context too large for the free VRAM"
-        );
-    }
-
-    #[test]
-    fn menu_commands_are_forwarded_to_the_adapter() {
-        let app = run_app(mock_builder()).expect("app builds");
-        let state = app.state::<AppState>();
-        let mut rx = state.take_commands().expect("first take");
-        assert!(state.take_commands().is_none(), "receiver handed out twice");
-        command::dispatch(app.handle(), AppCommand::WarmModel);
-        command::dispatch(app.handle(), AppCommand::SetMuted(true));
-        assert_eq!(rx.try_recv().expect("warm"), AppCommand::WarmModel);
-        assert_eq!(rx.try_recv().expect("mute"), AppCommand::SetMuted(true));
-        assert!(state.view().muted, "mute is the shell's own business too");
+        assert!(matches!(
+            parse_args(["--dmeo".to_owned()]),
+            Err(Error::BadInput(m)) if m.contains("--dmeo")
+        ));
     }
 }

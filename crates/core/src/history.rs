@@ -351,6 +351,20 @@ impl History {
             .map_err(|e| self.err(e))
     }
 
+    /// The conversation a message belongs to, or `None` for an unknown id (the tray's
+    /// `retry_reply` gets only a reply id from the window).
+    pub fn conversation_of(&self, message: MessageId) -> Result<Option<ConversationId>> {
+        self.conn
+            .query_row(
+                "SELECT conversation_id FROM messages WHERE id = ?1",
+                params![message.0],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|c| c.map(ConversationId))
+            .map_err(|e| self.err(e))
+    }
+
     /// Stores the user's message as `pending`; call this BEFORE sending it.
     pub fn add_user_message(
         &mut self,

@@ -1,0 +1,229 @@
+//! The core adapter's startup: loads config, persona, profile and history, builds the Ollama
+//! client and the machine source, and spawns the watchdog on Tauri's tokio runtime. Nothing
+//! here may stop the app from starting: a broken config, persona or history database becomes
+//! a visible problem (in `status` and the tray's diagnosis line) and a fallback, never a crash.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use yollayah_core::capture::OllamaEnv;
+use yollayah_core::chat::{ChatEngine, SharedHistory};
+use yollayah_core::config::Config;
+use yollayah_core::history::History;
+use yollayah_core::machine::Machine;
+use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+use yollayah_core::ollama::host;
+use yollayah_core::persona::PersonaSource;
+use yollayah_core::profile::ModelProfile;
+use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
+
+use crate::error::{Error, Result};
+use crate::samples::GpuSamples;
+
+/// Where GPU and runner facts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuSource {
+    /// This computer (NVML + the process table).
+    Local,
+    /// The `/__sim/gpu` view of the `ollama-sim` the client talks to (demo mode, tests).
+    Simulator,
+}
+
+/// How to start the core. [`CoreOptions::default`] is the normal desktop app.
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    /// Ollama's URL; `None`: the config's `[ollama] url`, else `OLLAMA_HOST`, else the default.
+    pub ollama_url: Option<String>,
+    /// Where GPU facts come from.
+    pub gpu: GpuSource,
+    /// The config file; `None`: the XDG default. `Some("")`-like paths are not special.
+    pub config_path: Option<PathBuf>,
+    /// Ignore the user's config and persona files (demo mode: the simulator's catalog decides
+    /// which models exist, so the user's model choice must not leak in).
+    pub builtin_config: bool,
+    /// History database; `None`: the config's. `Some(None)`: in memory only.
+    pub history_path: Option<Option<PathBuf>>,
+    /// Overrides the config's tick (tests use a fast one).
+    pub tick: Option<Duration>,
+    /// Overrides whether the watchdog warms the model as soon as it starts.
+    pub warm_on_start: Option<bool>,
+    /// The program `open_external` hands URLs to.
+    pub opener: PathBuf,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        CoreOptions {
+            ollama_url: None,
+            gpu: GpuSource::Local,
+            config_path: None,
+            builtin_config: false,
+            history_path: None,
+            tick: None,
+            warm_on_start: None,
+            opener: PathBuf::from("xdg-open"),
+        }
+    }
+}
+
+/// The running core, managed by Tauri: what the IPC commands and the forwarder work with.
+pub struct Core {
+    /// The watchdog (state, warm, unload, mute).
+    pub watchdog: WatchdogHandle,
+    /// Sends chats; shares `history` and the watchdog's profile.
+    pub chat: ChatEngine,
+    /// The history store.
+    pub history: SharedHistory,
+    /// The sparkline's data.
+    pub samples: Mutex<GpuSamples>,
+    /// Cancellation of every reply still streaming, by reply id.
+    pub replies: Arc<Mutex<HashMap<i64, CancellationToken>>>,
+    /// What went wrong at startup and what was done instead, in plain words.
+    pub problems: Vec<String>,
+    /// The program `open_external` runs.
+    pub opener: PathBuf,
+    /// Stops the watchdog and the forwarder.
+    pub cancel: CancellationToken,
+    /// The in-process simulator of demo mode, kept alive as long as the core.
+    pub sim: Option<ollama_sim::SimHandle>,
+}
+
+/// Locks plain data; a poisoned lock means another thread panicked mid-update, and the data
+/// is still the best there is.
+pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Core {
+    /// Starts the core. Must run inside a tokio runtime (the watchdog is spawned on it).
+    pub fn start(options: CoreOptions, sim: Option<ollama_sim::SimHandle>) -> Result<Core> {
+        let mut problems = Vec::new();
+        let config = if options.builtin_config {
+            Config::default()
+        } else {
+            let loaded = match &options.config_path {
+                Some(path) => Config::load(path),
+                None => Config::load_default(),
+            };
+            loaded.unwrap_or_else(|err| {
+                tracing::warn!(%err, "config not usable; running with defaults");
+                problems.push(format!("Config error, using defaults: {err}"));
+                Config::default()
+            })
+        };
+
+        let persona = if options.builtin_config {
+            PersonaSource::bundled()?
+        } else {
+            match PersonaSource::from_config(&config) {
+                Ok(p) => p,
+                Err(err) => {
+                    tracing::warn!(%err, "persona not usable; using the bundled one");
+                    problems.push(format!("Persona error, using the bundled persona: {err}"));
+                    PersonaSource::bundled()?
+                }
+            }
+        };
+        let profile = ModelProfile::resolve(&config, &persona.current());
+
+        let client = match client_for(&options, &config) {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!(%err, "Ollama address not usable; using the default");
+                problems.push(format!("{err}; using {}", ClientConfig::default().base_url));
+                OllamaClient::new(ClientConfig::default())?
+            }
+        };
+
+        let history_path = match &options.history_path {
+            Some(p) => p.clone(),
+            None if options.builtin_config => None,
+            None => config.history_path(),
+        };
+        let history = match history_path.as_ref().map(History::open) {
+            Some(Ok(h)) => h,
+            Some(Err(err)) => {
+                tracing::warn!(%err, "history not usable; chats are kept in memory only");
+                problems.push(format!(
+                    "Chat history unavailable, this session's chats are not saved: {err}"
+                ));
+                History::open_in_memory()?
+            }
+            None => History::open_in_memory()?,
+        };
+        let history: SharedHistory = Arc::new(Mutex::new(history));
+
+        let machine = match options.gpu {
+            GpuSource::Local => Machine::local(),
+            GpuSource::Simulator => Machine::simulator(client.base_url())?,
+        };
+        let mut settings = WatchdogSettings::from_config(&config);
+        if let Some(tick) = options.tick {
+            settings.tick = tick;
+        }
+        if let Some(warm) = options.warm_on_start {
+            settings.warm_on_start = warm;
+        }
+        let cancel = CancellationToken::new();
+        let watchdog = watchdog::spawn(
+            client.clone(),
+            machine,
+            profile,
+            OllamaEnv::from_process_env(),
+            settings,
+            cancel.child_token(),
+        );
+        let chat = ChatEngine::new(
+            client,
+            Arc::new(persona),
+            watchdog.profile().clone(),
+            history.clone(),
+            Some(watchdog.clone()),
+        );
+        Ok(Core {
+            watchdog,
+            chat,
+            history,
+            samples: Mutex::new(GpuSamples::default()),
+            replies: Arc::new(Mutex::new(HashMap::new())),
+            problems,
+            opener: options.opener,
+            cancel,
+            sim,
+        })
+    }
+
+    /// Runs `f` on the history store on a blocking thread (SQLite calls block).
+    pub async fn with_history<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut History) -> yollayah_core::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let history = self.history.clone();
+        tauri::async_runtime::spawn_blocking(move || f(&mut lock(&history)))
+            .await
+            .map_err(|e| Error::Internal(format!("history task: {e}")))?
+            .map_err(Error::from)
+    }
+
+    /// Stops the watchdog and the forwarder.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+        self.watchdog.shutdown();
+    }
+}
+
+fn client_for(options: &CoreOptions, config: &Config) -> Result<OllamaClient> {
+    let base = match options.ollama_url.as_deref().or(config.ollama.url.as_deref()) {
+        Some(url) => host::parse_host(url)?.connectable_url(),
+        None => host::from_env()?.connectable_url(),
+    };
+    let mut cc = ClientConfig::new(base);
+    cc.connect_timeout = config.ollama.connect_timeout();
+    cc.request_timeout = config.ollama.request_timeout();
+    cc.load_timeout = config.ollama.load_timeout();
+    cc.stream_idle_timeout = config.ollama.stream_idle_timeout();
+    Ok(OllamaClient::new(cc)?)
+}

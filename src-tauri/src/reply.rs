@@ -1,0 +1,287 @@
+//! Replies as the chat window sees them: a task per reply runs the core's `ChatEngine::send`,
+//! and each [`ChatEvent`] becomes a `yollayah://chat` payload. Deltas carry the Markdown blocks
+//! that just became complete, already rendered and sanitised, plus the raw open tail, so the
+//! window never parses Markdown or inserts unsanitised HTML.
+
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Runtime};
+use tokio::sync::oneshot;
+use yollayah_core::chat::{ChatEvent, ReplyStats};
+use yollayah_core::events::names;
+use yollayah_core::history::{ConversationId, MessageStatus};
+use yollayah_render::{IncrementalRenderer, render_all};
+
+use crate::chat::CHAT_LABEL;
+use crate::core::{Core, lock};
+use crate::error::{Error, Result};
+
+/// One rendered Markdown block of a streaming reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HtmlBlock {
+    /// Block number within the message (stable, from 0).
+    pub index: usize,
+    /// Sanitised HTML.
+    pub html: String,
+}
+
+/// The payload of `yollayah://chat` (CONTRACT-IPC.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatPayload {
+    /// The reply row exists; deltas follow.
+    Started {
+        conversation: i64,
+        user_message: i64,
+        reply: i64,
+    },
+    /// New text.
+    Delta {
+        reply: i64,
+        /// The raw new text.
+        text: String,
+        /// Blocks that just became complete.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        html_blocks: Vec<HtmlBlock>,
+        /// Raw text of the still-open last block (show as plain text).
+        tail: String,
+    },
+    /// Finished normally; `html` is the whole message, sanitised.
+    Done {
+        reply: i64,
+        stats: ReplyStats,
+        html: String,
+    },
+    /// Stopped on an error; the partial text is kept in history.
+    Failed {
+        reply: i64,
+        error: String,
+        partial: String,
+    },
+    /// Stopped by the user; the partial text is kept in history.
+    Cancelled { reply: i64, partial: String },
+}
+
+/// What `send_message` and `retry_reply` return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Started {
+    pub conversation: i64,
+    pub user_message: i64,
+    pub reply: i64,
+}
+
+/// Turns one reply's [`ChatEvent`]s into payloads.
+#[derive(Debug, Default)]
+pub struct Relay {
+    renderer: IncrementalRenderer,
+    text: String,
+}
+
+impl Relay {
+    /// The payload for `event`.
+    pub fn map(&mut self, event: ChatEvent) -> ChatPayload {
+        match event {
+            ChatEvent::Started {
+                conversation,
+                user_message,
+                reply,
+            } => ChatPayload::Started {
+                conversation,
+                user_message,
+                reply,
+            },
+            ChatEvent::Delta { reply, text } => {
+                self.text.push_str(&text);
+                let update = self.renderer.push(&text);
+                let html_blocks = update
+                    .completed
+                    .into_iter()
+                    .map(|(index, html)| HtmlBlock { index, html })
+                    .collect();
+                ChatPayload::Delta {
+                    reply,
+                    html_blocks,
+                    tail: update.tail.to_owned(),
+                    text,
+                }
+            }
+            // The whole message is rendered with the same block split as the stream, so it
+            // starts with exactly what the window already shows.
+            ChatEvent::Done { reply, stats } => ChatPayload::Done {
+                reply,
+                stats,
+                html: render_all(&self.text),
+            },
+            ChatEvent::Failed {
+                reply,
+                error,
+                partial,
+            } => ChatPayload::Failed {
+                reply,
+                error,
+                partial,
+            },
+            ChatEvent::Cancelled { reply, partial } => ChatPayload::Cancelled { reply, partial },
+        }
+    }
+}
+
+/// Sends `text` in `conversation` (a new one when `None`) and returns once the reply has
+/// started; the reply streams on as `yollayah://chat` events to the chat window.
+pub async fn send<R: Runtime>(
+    app: &AppHandle<R>,
+    core: &Core,
+    conversation: Option<ConversationId>,
+    text: String,
+) -> Result<Started> {
+    let engine = core.chat.clone();
+    let replies = core.replies.clone();
+    let token = core.cancel.child_token();
+    let app = app.clone();
+    let (started_tx, started_rx) = oneshot::channel();
+    let task = tauri::async_runtime::spawn(async move {
+        let mut started_tx = Some(started_tx);
+        let mut relay = Relay::default();
+        let mut current = None;
+        let outcome = engine
+            .send(conversation, text, token.clone(), |event| {
+                match &event {
+                    ChatEvent::Started {
+                        conversation,
+                        user_message,
+                        reply,
+                    } => {
+                        current = Some(*reply);
+                        lock(&replies).insert(*reply, token.clone());
+                        if let Some(tx) = started_tx.take() {
+                            let _ = tx.send(Started {
+                                conversation: *conversation,
+                                user_message: *user_message,
+                                reply: *reply,
+                            });
+                        }
+                    }
+                    ChatEvent::Delta { .. } => {}
+                    ChatEvent::Done { reply, .. }
+                    | ChatEvent::Failed { reply, .. }
+                    | ChatEvent::Cancelled { reply, .. } => {
+                        lock(&replies).remove(reply);
+                    }
+                }
+                if let Err(err) = app.emit_to(CHAT_LABEL, names::CHAT, relay.map(event)) {
+                    tracing::debug!(%err, "chat event not delivered");
+                }
+            })
+            .await;
+        // An error after Started (history unwritable at the end) must not leave a token behind.
+        if let Some(reply) = current {
+            lock(&replies).remove(&reply);
+        }
+        outcome
+    });
+    match started_rx.await {
+        Ok(started) => Ok(started),
+        // The engine gave up before the reply started: its error is the answer.
+        Err(_) => match task.await {
+            Ok(Err(err)) => Err(err.into()),
+            Ok(Ok(_)) => Err(Error::Internal("the reply ended before it started".into())),
+            Err(err) => Err(Error::Internal(format!("reply task: {err}"))),
+        },
+    }
+}
+
+/// Cancels a streaming reply; a reply that already ended is left as it is (the window may ask
+/// just as the reply finishes).
+pub fn cancel(core: &Core, reply: i64) {
+    if let Some(token) = lock(&core.replies).get(&reply) {
+        token.cancel();
+    }
+}
+
+/// Re-sends the user message that preceded the incomplete reply `reply`, in its conversation.
+pub async fn retry<R: Runtime>(app: &AppHandle<R>, core: &Core, reply: i64) -> Result<Started> {
+    if lock(&core.replies).contains_key(&reply) {
+        return Err(Error::BadInput(format!(
+            "reply {reply} is still streaming; stop it before retrying"
+        )));
+    }
+    let id = yollayah_core::history::MessageId(reply);
+    let found = core
+        .with_history(move |h| {
+            let Some(conv) = h.conversation_of(id)? else {
+                return Ok(None);
+            };
+            Ok(Some((conv, h.messages(conv)?)))
+        })
+        .await?;
+    let Some((conv, messages)) = found else {
+        return Err(Error::BadInput(format!("there is no message {reply}")));
+    };
+    let Some(pos) = messages.iter().position(|m| m.id == id) else {
+        return Err(Error::BadInput(format!("there is no message {reply}")));
+    };
+    let target = &messages[pos];
+    if target.role != "assistant" || target.status == MessageStatus::Complete {
+        return Err(Error::BadInput(format!(
+            "message {reply} is not an incomplete reply"
+        )));
+    }
+    let Some(user) = messages[..pos].iter().rev().find(|m| m.role == "user") else {
+        return Err(Error::BadInput(format!(
+            "no user message precedes reply {reply}"
+        )));
+    };
+    send(app, core, Some(conv), user.content.clone()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_carry_completed_blocks_and_the_open_tail_and_done_the_whole_message() {
+        let mut relay = Relay::default();
+        let d1 = relay.map(ChatEvent::Delta {
+            reply: 3,
+            text: "Hello **wor".into(),
+        });
+        assert_eq!(
+            d1,
+            ChatPayload::Delta {
+                reply: 3,
+                text: "Hello **wor".into(),
+                html_blocks: vec![],
+                tail: "Hello **wor".into()
+            }
+        );
+        let d2 = relay.map(ChatEvent::Delta {
+            reply: 3,
+            text: "ld**\n\n<script>x</script>".into(),
+        });
+        let ChatPayload::Delta {
+            html_blocks, tail, ..
+        } = d2
+        else {
+            panic!("delta expected");
+        };
+        assert_eq!(html_blocks.len(), 1);
+        assert_eq!(html_blocks[0].index, 0);
+        assert!(html_blocks[0].html.contains("<strong>world</strong>"));
+        assert_eq!(tail, "<script>x</script>");
+        let done = relay.map(ChatEvent::Done {
+            reply: 3,
+            stats: ReplyStats::default(),
+        });
+        let ChatPayload::Done { html, .. } = done else {
+            panic!("done expected");
+        };
+        assert!(html.starts_with(&html_blocks[0].html), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        let json = serde_json::to_value(relay.map(ChatEvent::Cancelled {
+            reply: 3,
+            partial: "Hel".into(),
+        }))
+        .expect("json");
+        assert_eq!(json["kind"], "cancelled");
+        assert_eq!(json["partial"], "Hel");
+    }
+}
