@@ -59,7 +59,11 @@ impl Bins {
                 Err(Error::Setup(format!(
                     "{} not found: build it first (`cargo build -p {}`) or set {var}",
                     p.display(),
-                    if name == "ollama-sim" { "ollama-sim" } else { "yollayah-tray" }
+                    if name == "ollama-sim" {
+                        "ollama-sim"
+                    } else {
+                        "yollayah-tray"
+                    }
                 )))
             }
         };
@@ -72,7 +76,9 @@ impl Bins {
                         .filter(|p| p.is_file())
                 })
                 .ok_or_else(|| {
-                    Error::Setup("tauri-driver not found: `cargo install tauri-driver --locked`".into())
+                    Error::Setup(
+                        "tauri-driver not found: `cargo install tauri-driver --locked`".into(),
+                    )
                 })?,
         };
         Ok(Bins {
@@ -125,17 +131,25 @@ impl App {
         let port = http::free_port()?;
         let native = http::free_port()?;
         let mut cmd = Command::new(&bins.driver);
-        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
-            // Inherited by WebKitWebDriver and from it by the app.
-            .env("XDG_CONFIG_HOME", &config)
-            .env("XDG_DATA_HOME", &data)
-            .env("XDG_RUNTIME_DIR", &run)
-            .env("OLLAMA_HOST", sim.url())
-            .env("YOLLAYAH_OLLAMA_URL", sim.url())
-            .env("YOLLAYAH_GPU_SOURCE", "sim")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        // Inherited by WebKitWebDriver and from it by the app.
+        .env("XDG_CONFIG_HOME", &config)
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("OLLAMA_HOST", sim.url())
+        .env("YOLLAYAH_OLLAMA_URL", sim.url())
+        .env("YOLLAYAH_GPU_SOURCE", "sim")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         if opts.dark {
             cmd.env("GTK_THEME", "Adwaita:dark");
         } else {
@@ -150,7 +164,15 @@ impl App {
             "tauri-driver to listen",
             Duration::from_secs(15),
             Duration::from_millis(50),
-            || Ok(http::request("GET", &format!("{base}/status"), None, Duration::from_secs(2)).ok()),
+            || {
+                Ok(http::request(
+                    "GET",
+                    &format!("{base}/status"),
+                    None,
+                    Duration::from_secs(2),
+                )
+                .ok())
+            },
         )?;
         // tauri-driver answers /status before WebKitWebDriver behind it listens: a first session
         // request can fail at once. Retry briefly; a real failure repeats and is returned.
@@ -168,7 +190,10 @@ impl App {
             },
         )
         .map_err(|e| Error::Setup(format!("{e}; last error: {}", last.unwrap_or_default())))?;
-        let driver = guard.0.take().ok_or_else(|| Error::Setup("driver gone".into()))?;
+        let driver = guard
+            .0
+            .take()
+            .ok_or_else(|| Error::Setup("driver gone".into()))?;
         Ok(App {
             wd,
             sim,
@@ -197,13 +222,11 @@ impl App {
 
     /// The placement badge: `{text, tone, model}`.
     pub fn badge(&self) -> Result<Value> {
-        self.js(
-            "const b = document.getElementById('badge');\
+        self.js("const b = document.getElementById('badge');\
              return {text: document.getElementById('badge-text').textContent,\
                      tone: b.dataset.tone, model: document.getElementById('model').textContent,\
                      vram: document.getElementById('vram').textContent,\
-                     speed: document.getElementById('speed').textContent};",
-        )
+                     speed: document.getElementById('speed').textContent};")
     }
 
     /// Saves a PNG of the window to `path`.
@@ -251,5 +274,6 @@ fn stop(child: &mut Child) {
 
 fn set_private(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod run dir"))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("chmod run dir"))
 }

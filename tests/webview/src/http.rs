@@ -35,7 +35,12 @@ impl Response {
 
 /// Sends `method url` with an optional JSON body and waits at most `timeout` for the whole
 /// answer.
-pub fn request(method: &str, url: &str, body: Option<&Value>, timeout: Duration) -> Result<Response> {
+pub fn request(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<Response> {
     let bad = |detail: &str| Error::Http {
         url: url.to_owned(),
         detail: detail.to_owned(),
@@ -180,9 +185,16 @@ mod tests {
         let r = parse("u", chunked).expect("chunked");
         assert_eq!(r.status, 404);
         assert_eq!(r.json("u").expect("json")["a"], 2);
-        assert!(parse("u", b"HTTP/1.1 200 OK\r\n").is_err(), "no end of headers");
         assert!(
-            parse("u", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err(),
+            parse("u", b"HTTP/1.1 200 OK\r\n").is_err(),
+            "no end of headers"
+        );
+        assert!(
+            parse(
+                "u",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+            )
+            .is_err(),
             "bad chunk size"
         );
     }

@@ -161,8 +161,14 @@ mod tests {
     fn scenario_overrides_replace_top_level_keys_only() {
         let base = "load_ms = 1200\ntokens_per_second = 60.0\n[[gpus]]\nname = \"x\"\n";
         let s = super::scenario(base, &[("tokens_per_second", "200.0"), ("name", "\"y\"")]);
-        assert!(s.starts_with("tokens_per_second = 200.0\nname = \"y\"\n"), "{s}");
+        assert!(
+            s.starts_with("tokens_per_second = 200.0\nname = \"y\"\n"),
+            "{s}"
+        );
         assert!(!s.contains("60.0"), "{s}");
-        assert!(s.contains("[[gpus]]\nname = \"x\""), "table keys untouched: {s}");
+        assert!(
+            s.contains("[[gpus]]\nname = \"x\""),
+            "table keys untouched: {s}"
+        );
     }
 }

@@ -72,8 +72,12 @@ impl WebDriver {
 
     /// Clicks `el` like a user.
     pub fn click(&self, el: &Element) -> Result<()> {
-        self.cmd("POST", &format!("/element/{}/click", el.0), Some(&json!({})))
-            .map(drop)
+        self.cmd(
+            "POST",
+            &format!("/element/{}/click", el.0),
+            Some(&json!({})),
+        )
+        .map(drop)
     }
 
     /// Types `text` into `el` (use [`ENTER`] for the Enter key).
@@ -125,14 +129,23 @@ impl WebDriver {
     }
 }
 
-fn call(method: &str, url: &str, body: Option<&Value>, timeout: Duration, what: &str) -> Result<Value> {
+fn call(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+    what: &str,
+) -> Result<Value> {
     let resp = http::request(method, url, body, timeout)?;
     let v = resp.json(url)?;
     let value = v.get("value").cloned().unwrap_or(Value::Null);
     if resp.status >= 400 || value.get("error").is_some_and(Value::is_string) {
         return Err(Error::WebDriver {
             command: what.to_owned(),
-            error: value["error"].as_str().unwrap_or("unknown error").to_owned(),
+            error: value["error"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_owned(),
             message: value["message"].as_str().unwrap_or_default().to_owned(),
         });
     }

@@ -40,7 +40,10 @@ fn start(test: &str) -> Option<(MutexGuard<'static, ()>, Bins)> {
 
 fn launch(bins: &Bins, tps: f64, opts: &Launch) -> App {
     let t0 = Instant::now();
-    let toml = sim::scenario(DEFAULT_SCENARIO, &[("tokens_per_second", &format!("{tps:.1}"))]);
+    let toml = sim::scenario(
+        DEFAULT_SCENARIO,
+        &[("tokens_per_second", &format!("{tps:.1}"))],
+    );
     let sim = Sim::start(&bins.sim, &toml).expect("start ollama-sim");
     let app = App::launch(bins, sim, opts).expect("launch the app through tauri-driver");
     app.wait_ready().expect("the chat window boots");
@@ -85,11 +88,18 @@ fn last_reply(app: &App) -> Result<Value> {
 
 /// Waits for the last reply to finish normally (its stats line shows tok/s).
 fn wait_done(app: &App, timeout: Duration) -> Value {
-    wait_for("the reply to complete", timeout, Duration::from_millis(50), || {
-        let r = last_reply(app)?;
-        Ok((!r.is_null() && r["streaming"] == false && r["meta"].as_str().unwrap_or("").contains("tok/s"))
+    wait_for(
+        "the reply to complete",
+        timeout,
+        Duration::from_millis(50),
+        || {
+            let r = last_reply(app)?;
+            Ok((!r.is_null()
+                && r["streaming"] == false
+                && r["meta"].as_str().unwrap_or("").contains("tok/s"))
             .then_some(r))
-    })
+        },
+    )
     .expect("reply completes")
 }
 
@@ -98,7 +108,10 @@ fn words(n: usize) -> String {
         "streams", "locally", "quietly", "model", "answer", "token", "window", "river", "lantern",
         "harbor", "orchard", "meadow",
     ];
-    (0..n).map(|i| W[(i * 7 + i / 12) % W.len()]).collect::<Vec<_>>().join(" ")
+    (0..n)
+        .map(|i| W[(i * 7 + i / 12) % W.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -118,34 +131,56 @@ fn a_sent_message_streams_progressively_and_completes() {
     assert_eq!(user, "Tell me something");
 
     let mut partials = Vec::new();
-    let done = wait_for("the streamed reply to complete", Duration::from_secs(45), Duration::from_millis(15), || {
-        let r = last_reply(&app)?;
-        if r.is_null() {
-            return Ok(None);
-        }
-        let text = collapse_ws(r["text"].as_str().unwrap_or(""));
-        if r["streaming"] == true && !text.is_empty() && text != full {
-            partials.push(text);
-        }
-        Ok((r["streaming"] == false && r["meta"].as_str().unwrap_or("").contains("tok/s")).then_some(r))
-    })
+    let done = wait_for(
+        "the streamed reply to complete",
+        Duration::from_secs(45),
+        Duration::from_millis(15),
+        || {
+            let r = last_reply(&app)?;
+            if r.is_null() {
+                return Ok(None);
+            }
+            let text = collapse_ws(r["text"].as_str().unwrap_or(""));
+            if r["streaming"] == true && !text.is_empty() && text != full {
+                partials.push(text);
+            }
+            Ok(
+                (r["streaming"] == false && r["meta"].as_str().unwrap_or("").contains("tok/s"))
+                    .then_some(r),
+            )
+        },
+    )
     .expect("reply completes");
     assert!(!partials.is_empty(), "never saw the reply part-way through");
     for p in &partials {
-        assert!(full.starts_with(p.as_str()), "partial {p:?} is not a prefix of the reply");
+        assert!(
+            full.starts_with(p.as_str()),
+            "partial {p:?} is not a prefix of the reply"
+        );
     }
     let distinct: std::collections::BTreeSet<_> = partials.iter().collect();
-    eprintln!("observed {} partial states ({} distinct)", partials.len(), distinct.len());
+    eprintln!(
+        "observed {} partial states ({} distinct)",
+        partials.len(),
+        distinct.len()
+    );
     assert_eq!(collapse_ws(done["text"].as_str().unwrap_or("")), full);
     let badge = app.badge().expect("badge");
-    assert!(badge["speed"].as_str().unwrap_or("").ends_with("tok/s"), "strip speed: {badge}");
-    assert_eq!(badge["text"], "GPU", "a generating model on an idle 12 GiB GPU: {badge}");
+    assert!(
+        badge["speed"].as_str().unwrap_or("").ends_with("tok/s"),
+        "strip speed: {badge}"
+    );
+    assert_eq!(
+        badge["text"], "GPU",
+        "a generating model on an idle 12 GiB GPU: {badge}"
+    );
     shot(&app, "light");
 }
 
 #[test]
 fn stop_keeps_the_partial_reply_marked_incomplete_with_retry() {
-    let Some((_lock, bins)) = start("stop_keeps_the_partial_reply_marked_incomplete_with_retry") else {
+    let Some((_lock, bins)) = start("stop_keeps_the_partial_reply_marked_incomplete_with_retry")
+    else {
         return;
     };
     let app = launch(&bins, 12.0, &Launch::default());
@@ -153,32 +188,61 @@ fn stop_keeps_the_partial_reply_marked_incomplete_with_retry() {
     app.sim.set_reply(&reply).expect("set reply");
     let full = collapse_ws(&reply);
     send(&app, "Write a long answer");
-    wait_for("a few words of the reply", Duration::from_secs(30), Duration::from_millis(30), || {
-        let r = last_reply(&app)?;
-        Ok((!r.is_null() && collapse_ws(r["text"].as_str().unwrap_or("")).split(' ').count() >= 10).then_some(()))
-    })
+    wait_for(
+        "a few words of the reply",
+        Duration::from_secs(30),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((!r.is_null()
+                && collapse_ws(r["text"].as_str().unwrap_or(""))
+                    .split(' ')
+                    .count()
+                    >= 10)
+                .then_some(()))
+        },
+    )
     .expect("reply starts streaming");
     shot(&app, "streaming");
     let stop = app.wd.find("#stop").expect("Stop button");
     app.wd.click(&stop).expect("click Stop");
 
-    let r = wait_for("the reply to end as incomplete", Duration::from_secs(15), Duration::from_millis(30), || {
-        let r = last_reply(&app)?;
-        Ok((r["incomplete"] == true && r["streaming"] == false).then_some(r))
-    })
+    let r = wait_for(
+        "the reply to end as incomplete",
+        Duration::from_secs(15),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((r["incomplete"] == true && r["streaming"] == false).then_some(r))
+        },
+    )
     .expect("cancelled");
-    assert!(r["meta"].as_str().unwrap_or("").contains("Incomplete"), "badge: {r}");
+    assert!(
+        r["meta"].as_str().unwrap_or("").contains("Incomplete"),
+        "badge: {r}"
+    );
     // The partial text is swapped for its sanitised rendering: wait for that, then check the
     // text is still the partial reply.
-    let r = wait_for("the partial to be rendered", Duration::from_secs(10), Duration::from_millis(30), || {
-        let r = last_reply(&app)?;
-        Ok((r["tail"] == "" && r["md"] != "").then_some(r))
-    })
+    let r = wait_for(
+        "the partial to be rendered",
+        Duration::from_secs(10),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((r["tail"] == "" && r["md"] != "").then_some(r))
+        },
+    )
     .expect("partial rendered");
     let partial = collapse_ws(r["text"].as_str().unwrap_or(""));
-    assert!(partial.split(' ').count() >= 10, "partial kept: {partial:?}");
+    assert!(
+        partial.split(' ').count() >= 10,
+        "partial kept: {partial:?}"
+    );
     assert!(partial.len() < full.len(), "stopped before the end");
-    assert!(full.starts_with(&partial), "{partial:?} is the start of the reply");
+    assert!(
+        full.starts_with(&partial),
+        "{partial:?} is the start of the reply"
+    );
     let retry = app
         .js(
             "const b = [...document.querySelectorAll('#log .msg.assistant')].pop().querySelector('button.retry');\
@@ -189,7 +253,11 @@ fn stop_keeps_the_partial_reply_marked_incomplete_with_retry() {
     let composer = app
         .js("return {send: !document.getElementById('send').hidden, stop: !document.getElementById('stop').hidden};")
         .expect("composer");
-    assert_eq!(composer, json!({"send": true, "stop": false}), "Stop turns back into Send");
+    assert_eq!(
+        composer,
+        json!({"send": true, "stop": false}),
+        "Stop turns back into Send"
+    );
     shot(&app, "incomplete");
 }
 
@@ -197,10 +265,15 @@ fn stop_keeps_the_partial_reply_marked_incomplete_with_retry() {
 fn warm_to_gpu(app: &App) {
     let warm = app.wd.find("#warm").expect("Warm button");
     app.wd.click(&warm).expect("click Warm");
-    wait_for("the badge to show GPU", Duration::from_secs(30), Duration::from_millis(50), || {
-        let b = app.badge()?;
-        Ok((b["text"] == "GPU").then_some(()))
-    })
+    wait_for(
+        "the badge to show GPU",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let b = app.badge()?;
+            Ok((b["text"] == "GPU").then_some(()))
+        },
+    )
     .expect("GPU badge");
 }
 
@@ -216,11 +289,16 @@ fn placement_badge_follows_a_cpu_fallback_and_back() {
     app.sim
         .fault(json!({"kind": "ps_lies_gpu", "model": MODEL}))
         .expect("stage ps_lies_gpu");
-    let b = wait_for("the badge to show the CPU fallback", Duration::from_secs(20), Duration::from_millis(50), || {
-        let b = app.badge()?;
-        let t = b["text"].as_str().unwrap_or("");
-        Ok((t == "CPU" || t.ends_with("% CPU")).then_some(b))
-    })
+    let b = wait_for(
+        "the badge to show the CPU fallback",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let b = app.badge()?;
+            let t = b["text"].as_str().unwrap_or("");
+            Ok((t == "CPU" || t.ends_with("% CPU")).then_some(b))
+        },
+    )
     .expect("CPU badge");
     assert!(matches!(b["tone"].as_str(), Some("bad" | "warn")), "{b}");
     shot(&app, "cpu-fallback");
@@ -231,14 +309,20 @@ fn placement_badge_follows_a_cpu_fallback_and_back() {
         .js("const p = document.getElementById('popover'); return {hidden: p.hidden, text: p.textContent};")
         .expect("popover");
     assert_eq!(pop["hidden"], false);
-    assert!(!pop["text"].as_str().unwrap_or("").trim().is_empty(), "{pop}");
+    assert!(
+        !pop["text"].as_str().unwrap_or("").trim().is_empty(),
+        "{pop}"
+    );
     shot(&app, "cpu-fallback-diagnosis");
     app.wd.click(&badge).expect("unpin");
 
     app.sim.clear().expect("clear faults");
-    wait_for("the badge to return to GPU", Duration::from_secs(20), Duration::from_millis(50), || {
-        Ok((app.badge()?["text"] == "GPU").then_some(()))
-    })
+    wait_for(
+        "the badge to return to GPU",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || Ok((app.badge()?["text"] == "GPU").then_some(())),
+    )
     .expect("back to GPU");
 }
 
@@ -252,14 +336,23 @@ fn warm_button_loads_the_model() {
     if !app.sim.loaded().expect("loaded").is_empty() {
         app.sim.unload(MODEL).expect("unload");
     }
-    wait_for("the badge to show not loaded", Duration::from_secs(20), Duration::from_millis(50), || {
-        Ok((app.badge()?["text"] == "not loaded").then_some(()))
-    })
+    wait_for(
+        "the badge to show not loaded",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || Ok((app.badge()?["text"] == "not loaded").then_some(())),
+    )
     .expect("not loaded badge");
-    let before = app.sim.stats().expect("stats")["load_count"].as_u64().unwrap_or(0);
+    let before = app.sim.stats().expect("stats")["load_count"]
+        .as_u64()
+        .unwrap_or(0);
     warm_to_gpu(&app);
     let stats = app.sim.stats().expect("stats");
-    assert_eq!(stats["load_count"].as_u64(), Some(before + 1), "one load: {stats}");
+    assert_eq!(
+        stats["load_count"].as_u64(),
+        Some(before + 1),
+        "one load: {stats}"
+    );
     assert_eq!(app.sim.loaded().expect("loaded"), vec![MODEL.to_owned()]);
     let title = wait_for("the Warm button to report the load", Duration::from_secs(10), Duration::from_millis(50), || {
         let t = app.js("const w = document.getElementById('warm'); return {title: w.title, disabled: w.disabled, text: w.textContent};")?;
@@ -296,7 +389,11 @@ fn xss_corpus_in_a_real_reply_stays_inert_text() {
         return;
     };
     let payloads = xss_payloads();
-    assert!(payloads.len() >= 30, "corpus has {} payloads", payloads.len());
+    assert!(
+        payloads.len() >= 30,
+        "corpus has {} payloads",
+        payloads.len()
+    );
     let app = launch(&bins, 1000.0, &Launch::default());
     let reply: Vec<&str> = payloads.iter().map(|p| p.text.as_str()).collect();
     app.sim.set_reply(&reply.join("\n\n")).expect("set reply");
@@ -307,7 +404,11 @@ fn xss_corpus_in_a_real_reply_stays_inert_text() {
         .js("return {xss: typeof window.__xss === 'undefined' ? null : String(window.__xss)};")
         .expect("sentinel");
     assert_eq!(fired, json!({"xss": null}), "a payload ran");
-    assert_eq!(app.wd.alert_text().expect("alert state"), None, "an alert is open");
+    assert_eq!(
+        app.wd.alert_text().expect("alert state"),
+        None,
+        "an alert is open"
+    );
     let dom = app
         .js(
             "const log = document.getElementById('log');\
@@ -325,10 +426,23 @@ fn xss_corpus_in_a_real_reply_stays_inert_text() {
              return {bad: [...bad].map(e => e.tagName), on, badHref, text: log.textContent, links: log.querySelectorAll('a').length};",
         )
         .expect("dom check");
-    assert_eq!(dom["bad"], json!([]), "forbidden elements in the message list");
-    assert_eq!(dom["on"], json!([]), "forbidden attributes in the message list");
+    assert_eq!(
+        dom["bad"],
+        json!([]),
+        "forbidden elements in the message list"
+    );
+    assert_eq!(
+        dom["on"],
+        json!([]),
+        "forbidden attributes in the message list"
+    );
     assert_eq!(dom["badHref"], json!([]), "non-http(s)/mailto links");
-    let text = collapse_ws(&dom["text"].as_str().unwrap_or("").replace(['\0', '\u{fffd}'], ""));
+    let text = collapse_ws(
+        &dom["text"]
+            .as_str()
+            .unwrap_or("")
+            .replace(['\0', '\u{fffd}'], ""),
+    );
     let missing: Vec<&str> = payloads
         .iter()
         .filter(|p| !text.contains(&p.visible))
@@ -367,14 +481,16 @@ fn ms(x: f64) -> String {
 
 #[test]
 fn streaming_cost_of_a_4000_token_reply_in_the_real_webview() {
-    let Some((_lock, bins)) = start("streaming_cost_of_a_4000_token_reply_in_the_real_webview") else {
+    let Some((_lock, bins)) = start("streaming_cost_of_a_4000_token_reply_in_the_real_webview")
+    else {
         return;
     };
     let app = launch(&bins, 200.0, &Launch::default());
     let reply = long_reply(4000);
     app.sim.set_reply(&reply).expect("set reply");
     warm_to_gpu(&app);
-    app.js("window.__yollayahPerf.reset(); return true;").expect("reset counters");
+    app.js("window.__yollayahPerf.reset(); return true;")
+        .expect("reset counters");
     let t0 = Instant::now();
     send(&app, "Write the long one");
     wait_done(&app, Duration::from_secs(90));
@@ -390,7 +506,10 @@ fn streaming_cost_of_a_4000_token_reply_in_the_real_webview() {
         .expect("perf counters");
     let f = |k: &str| perf[k].as_f64().unwrap_or(f64::NAN);
     let samples = |k: &str| -> Vec<f64> {
-        perf[k].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+        perf[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
     };
     let deltas = perf["deltas"].as_u64().unwrap_or(0);
     let sent = perf["lastDone"]["eval_count"].as_u64();
@@ -400,7 +519,15 @@ fn streaming_cost_of_a_4000_token_reply_in_the_real_webview() {
     let total = f("handlerMs") + f("flushMs");
     let per_delta = total / deltas.max(1) as f64;
     let row = |name: &str, s: &Summary| {
-        format!("| {name} | {} | {} | {} | {} | {} | {} |\n", s.n, ms(s.mean), ms(s.p50), ms(s.p99), ms(s.max), ms(s.sum))
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            s.n,
+            ms(s.mean),
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            ms(s.sum)
+        )
     };
     let report = format!(
         "Reply: {chars} characters, {sent} tokens from the simulator at 200 tok/s; wall time from Enter to \
@@ -436,20 +563,33 @@ fn streaming_cost_of_a_4000_token_reply_in_the_real_webview() {
     };
     write_figures(&path, &report);
 
-    assert_eq!(perf["deltaChars"].as_u64(), Some(expected_chars), "every delta's text reached the page");
-    assert!(sent.is_some_and(|s| s >= 3500), "a ~4000-token reply: {sent:?}");
-    assert!(deltas > 0 && deltas <= sent.unwrap_or(0), "deltas {deltas} vs tokens {sent:?}");
+    assert_eq!(
+        perf["deltaChars"].as_u64(),
+        Some(expected_chars),
+        "every delta's text reached the page"
+    );
+    assert!(
+        sent.is_some_and(|s| s >= 3500),
+        "a ~4000-token reply: {sent:?}"
+    );
+    assert!(
+        deltas > 0 && deltas <= sent.unwrap_or(0),
+        "deltas {deltas} vs tokens {sent:?}"
+    );
     // One flush per frame at most, not one per delta: batching works in the real webview.
-    assert!(f("frames") < deltas as f64, "frames {} vs deltas {deltas}", f("frames"));
+    assert!(
+        f("frames") < deltas as f64,
+        "frames {} vs deltas {deltas}",
+        f("frames")
+    );
 }
 
 /// Writes the figures between the markers of `path` (creating it with a heading if needed).
 fn write_figures(path: &std::path::Path, report: &str) {
     const BEGIN: &str = "<!-- figures:begin (written by tests/webview) -->\n";
     const END: &str = "<!-- figures:end -->\n";
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        format!("# Streaming cost in the real webview\n\n{BEGIN}{END}")
-    });
+    let old = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| format!("# Streaming cost in the real webview\n\n{BEGIN}{END}"));
     let new = match (old.find(BEGIN), old.find(END)) {
         (Some(b), Some(e)) if b < e => format!("{}{BEGIN}{report}{}", &old[..b], &old[e..]),
         _ => format!("{old}\n{BEGIN}{report}{END}"),
@@ -463,11 +603,21 @@ fn dark_theme_follows_gtk_and_screenshots() {
     let Some((_lock, bins)) = start("dark_theme_follows_gtk_and_screenshots") else {
         return;
     };
-    let app = launch(&bins, 400.0, &Launch { dark: true, ..Launch::default() });
+    let app = launch(
+        &bins,
+        400.0,
+        &Launch {
+            dark: true,
+            ..Launch::default()
+        },
+    );
     let dark = app
         .js("return matchMedia('(prefers-color-scheme: dark)').matches;")
         .expect("media query");
-    assert_eq!(dark, true, "GTK_THEME=Adwaita:dark should make WebKitGTK prefer dark");
+    assert_eq!(
+        dark, true,
+        "GTK_THEME=Adwaita:dark should make WebKitGTK prefer dark"
+    );
     let bg = app
         .js("return getComputedStyle(document.body).backgroundColor;")
         .expect("background");
