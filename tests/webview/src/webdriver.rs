@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::http;
 
 /// The W3C key of an element reference in JSON.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4a52e4a52e4a";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The W3C code point of the Enter key.
 pub const ENTER: &str = "\u{E007}";
 /// Ordinary commands answer in milliseconds; this only bounds a hung driver.

@@ -93,7 +93,13 @@ fn wait_done(app: &App, timeout: Duration) -> Value {
         timeout,
         Duration::from_millis(50),
         || {
-            let r = last_reply(app)?;
+            // Only the state: WebKitWebDriver fails to return some very long strings.
+            let r = app.js(
+                "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
+                 return m && {streaming: m.classList.contains('streaming'),\
+                              meta: m.querySelector('.meta').textContent,\
+                              chars: m.textContent.length};",
+            )?;
             Ok((!r.is_null()
                 && r["streaming"] == false
                 && r["meta"].as_str().unwrap_or("").contains("tok/s"))
