@@ -15,7 +15,7 @@ desktop_build=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgt
 # the tray can appear: name the runtime library explicitly.
 desktop_run=(libayatana-appindicator3-1 libwebkit2gtk-4.1-0 libgtk-3-0 librsvg2-2)
 e2e=(xvfb webkit2gtk-driver dunst haskell-status-notifier-item-utils imagemagick dbus-x11
-  dbus-daemon libnotify-bin librsvg2-bin)
+  dbus-daemon libnotify-bin librsvg2-bin xdotool)
 
 need=()
 case "$purpose" in

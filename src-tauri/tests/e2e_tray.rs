@@ -1,18 +1,24 @@
-//! End to end, on a real (virtual) desktop: the built `yollayah-tray` binary registers its tray
-//! icon with the StatusNotifierWatcher, exports its menu over `com.canonical.dbusmenu` with the
-//! status line in it, starts no webview until "Open chat" is clicked through the menu exactly
-//! as a tray host would click it, then opens the chat window (a WebKitWebProcess appears), and
-//! exits on "Quit". Needs the session from `scripts/e2e/run.sh` (Xvfb, a session bus, the
-//! watcher, dunst); skipped unless `YOLLAYAH_E2E=1`.
+//! End to end, on a real (virtual) desktop, with the real binary in demo mode (its in-process
+//! `ollama-sim` stands in for Ollama and the GPU): the tray registers with the
+//! StatusNotifierWatcher; its dbusmenu shows the model at "100% GPU" after the start-up warm;
+//! "Unload model" and "Warm model", clicked over dbusmenu exactly as a tray host would, unload
+//! and load the model in the simulator; a staged CPU fallback produces exactly one desktop
+//! notification naming the cause (read back from dunst) and its fix the resolution; "Open chat"
+//! starts the webview and Esc in the window ends it; "Quit" exits. Needs the session from
+//! `scripts/e2e/run.sh` (Xvfb, a session bus, the watcher, dunst); skipped unless
+//! `YOLLAYAH_E2E=1`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use zbus::wire::{OwnedObjectPath, OwnedVariant, Variant};
 
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 const DEADLINE: Duration = Duration::from_secs(60);
+const MODEL: &str = "llama3.2:3b";
 
 /// dbusmenu's `(ia{sv}av)`: id, properties, children.
 type LayoutNode = (i32, HashMap<String, OwnedVariant>, Vec<OwnedVariant>);
@@ -155,6 +161,102 @@ fn screenshot(name: &str) {
     eprintln!("screenshot: {}", path.display());
 }
 
+/// Reads the menu's items.
+async fn menu_items(menu: &zbus::Proxy<'_>) -> Option<Vec<Item>> {
+    let (_rev, root): (u32, LayoutNode) = menu
+        .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+        .await
+        .ok()?;
+    let mut items = Vec::new();
+    for child in &root.2 {
+        collect(child, &mut items);
+    }
+    Some(items)
+}
+
+/// Polls the menu until its first item (the status line) satisfies `pred`.
+async fn status_line(menu: &zbus::Proxy<'_>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    poll(what, || async {
+        let items = menu_items(menu).await?;
+        let first = items.first()?.label.clone();
+        pred(&first).then_some(first)
+    })
+    .await
+}
+
+async fn click(menu: &zbus::Proxy<'_>, label: &str) {
+    let items = menu_items(menu).await.expect("menu layout");
+    let id = items
+        .iter()
+        .find(|i| i.label == label)
+        .map(|i| i.id)
+        .unwrap_or_else(|| panic!("no {label:?} item in {items:?}"));
+    let () = menu
+        .call("Event", &(id, "clicked", Variant::from(0i32), 0u32))
+        .await
+        .unwrap_or_else(|e| panic!("clicking {label:?}: {e}"));
+}
+
+async fn sim_get(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn sim_post(http: &reqwest::Client, url: &str, body: &str) {
+    http.post(url)
+        .body(body.to_owned())
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+}
+
+fn dunstctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("dunstctl")
+        .args(args)
+        .output()
+        .expect("run dunstctl");
+    assert!(out.status.success(), "dunstctl {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (summary, body) of every notification of ours in dunst's history, oldest first. Shown
+/// notifications are moved into the history first (`close-all`).
+fn our_notifications() -> Vec<(String, String)> {
+    dunstctl(&["close-all"]);
+    let history: Value = serde_json::from_str(&dunstctl(&["history"])).expect("history json");
+    let field = |n: &Value, k: &str| n[k]["data"].as_str().unwrap_or_default().to_owned();
+    let mut out: Vec<(i64, String, String)> = history["data"][0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| field(n, "appname") == "Yollayah")
+        .map(|n| {
+            (
+                n["id"]["data"].as_i64().unwrap_or_default(),
+                field(n, "summary"),
+                field(n, "body"),
+            )
+        })
+        .collect();
+    out.sort_by_key(|n| n.0);
+    out.into_iter().map(|(_, s, b)| (s, b)).collect()
+}
+
+fn xdotool(args: &[&str]) -> String {
+    let out = std::process::Command::new("xdotool")
+        .args(args)
+        .output()
+        .expect("run xdotool (apt install xdotool)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tray_menu_drives_the_real_app() {
     if std::env::var("YOLLAYAH_E2E").as_deref() != Ok("1") {
@@ -167,14 +269,32 @@ async fn tray_menu_drives_the_real_app() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(&run_dir).expect("run dir");
+    // Earlier runs' notifications must not count.
+    dunstctl(&["history-clear"]);
+    let launched = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yollayah-tray"))
+        .arg("--demo")
         .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+        .env("XDG_DATA_HOME", tmp.path().join("data"))
         .env("XDG_RUNTIME_DIR", &run_dir)
         .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start yollayah-tray");
     let pid = child.id().expect("child pid");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let sim = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("yollayah-tray: demo simulator at ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the app ended without announcing its simulator");
+    })
+    .await
+    .expect("demo simulator announced");
+    let http = reqwest::Client::new();
 
     let conn = zbus::Connection::session().await.expect("session bus");
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus proxy");
@@ -210,37 +330,31 @@ async fn tray_menu_drives_the_real_app() {
         None
     })
     .await;
+    eprintln!("launch → tray registered: {:?}", launched.elapsed());
 
-    // 2. Its menu carries the status line (disabled) and the actions.
+    // 2. Its menu carries the status line (disabled) and the actions; the start-up warm puts
+    //    the model on the (simulated) GPU, and the status line says so.
     let sni = uncached(&conn, &service, &item_path, "org.kde.StatusNotifierItem").await;
     let menu_path: OwnedObjectPath = sni.get_property("Menu").await.expect("Menu property");
     let menu = zbus::Proxy::new(&conn, service.as_str(), menu_path, "com.canonical.dbusmenu")
         .await
         .expect("menu proxy");
-    let items = poll("the menu to list the status line", || async {
-        let (_rev, root): (u32, LayoutNode) = menu
-            .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
-            .await
-            .ok()?;
-        let mut items = Vec::new();
-        for child in &root.2 {
-            collect(child, &mut items);
-        }
-        items
-            .iter()
-            .any(|i| i.label.starts_with("Waiting for the first reading"))
-            .then_some(items)
+    let first = status_line(&menu, "a first verdict in the menu", |l| {
+        l.starts_with(MODEL) && !l.contains("checking")
     })
     .await;
-    let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
-    let status = items
-        .iter()
-        .find(|i| i.label.starts_with("Waiting"))
-        .expect("status item");
-    assert!(
-        !status.enabled,
-        "the status line must be informational (disabled)"
+    eprintln!(
+        "launch → first verdict ({first:?}): {:?}",
+        launched.elapsed()
     );
+    let gpu = status_line(&menu, "the model at 100% GPU", |l| {
+        l.starts_with(MODEL) && l.contains("100% GPU")
+    })
+    .await;
+    eprintln!("menu status line: {gpu}");
+    let items = menu_items(&menu).await.expect("layout");
+    assert!(!items[0].enabled, "the status line must be informational");
+    let labels: Vec<&str> = items.iter().map(|i| i.label.as_str()).collect();
     for wanted in [
         "No problems found",
         "Open chat",
@@ -251,11 +365,10 @@ async fn tray_menu_drives_the_real_app() {
         "Open config",
         "Quit",
     ] {
-        assert!(
-            labels.contains(&wanted),
-            "menu lacks {wanted:?}: {labels:?}"
-        );
+        assert!(labels.contains(&wanted), "menu lacks {wanted:?}: {labels:?}");
     }
+    let stats = sim_get(&http, &format!("{sim}/__sim/stats")).await;
+    assert_eq!(stats["load_count"], 1, "start-up warm: {stats}");
 
     // 3. Idle: no webview process at all.
     assert!(
@@ -263,31 +376,103 @@ async fn tray_menu_drives_the_real_app() {
         "the idle app already runs a web process"
     );
 
-    // 4. Clicking "Open chat" through dbusmenu opens the chat window.
-    let click = |label: &'static str| {
-        let id = items.iter().find(|i| i.label == label).map(|i| i.id);
-        let menu = &menu;
-        async move {
-            let id = id.unwrap_or_else(|| panic!("no {label:?} item"));
-            let () = menu
-                .call("Event", &(id, "clicked", Variant::from(0i32), 0u32))
-                .await
-                .unwrap_or_else(|e| panic!("clicking {label:?}: {e}"));
-        }
-    };
-    click("Open chat").await;
+    // 4. "Unload model" and "Warm model" act on the simulator.
+    click(&menu, "Unload model").await;
+    status_line(&menu, "the model unloaded", |l| l.contains("not loaded")).await;
+    let ps = sim_get(&http, &format!("{sim}/api/ps")).await;
+    assert_eq!(ps["models"], serde_json::json!([]), "{ps}");
+    click(&menu, "Warm model").await;
+    status_line(&menu, "the model warm again", |l| l.contains("100% GPU")).await;
+    let stats = sim_get(&http, &format!("{sim}/__sim/stats")).await;
+    assert_eq!(stats["load_count"], 2, "warm from the menu: {stats}");
+    assert_eq!(stats["loaded"][0]["name"], MODEL, "{stats}");
+
+    // 5. "Open chat" opens the window (a web process appears).
+    let opened = Instant::now();
+    click(&menu, "Open chat").await;
     let web = poll("a WebKitWebProcess after Open chat", || async {
         let found = descendants_named(pid, "WebKitWebProces");
         (!found.is_empty()).then_some(found)
     })
     .await;
-    eprintln!("web processes: {web:?}");
-    // Give the page a moment to paint; this only affects the picture, no assertion depends on it.
+    let window = poll("the chat window to be mapped", || async {
+        let id = xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]);
+        (!id.is_empty()).then(|| id.lines().next().unwrap_or_default().to_owned())
+    })
+    .await;
+    eprintln!(
+        "Open chat → window mapped: {:?} (web processes {web:?}, window {window})",
+        opened.elapsed()
+    );
+    // The picture only: let the page paint and get its first snapshot.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    screenshot("chat-window.png");
+    screenshot("tray-chat-gpu.png");
 
-    // 5. "Quit" ends the app cleanly.
-    click("Quit").await;
+    // 6. A CPU fallback: exactly one notification, naming the cause.
+    sim_post(
+        &http,
+        &format!("{sim}/__sim/fault"),
+        &format!(r#"{{"kind":"ps_lies_gpu","model":"{MODEL}"}}"#),
+    )
+    .await;
+    let cpu = status_line(&menu, "the CPU verdict", |l| !l.contains("100% GPU")).await;
+    eprintln!("menu status line under the fault: {cpu}");
+    poll("the alert on screen", || async {
+        let n: u32 = dunstctl(&["count", "displayed"]).trim().parse().ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot("tray-cpu-alert.png");
+    let diagnosis = menu_items(&menu).await.expect("layout")[1].label.clone();
+    eprintln!("menu diagnosis line: {diagnosis}");
+    assert_ne!(diagnosis, "No problems found");
+    // Let a few more ticks pass (2 s each): a flapping policy would alert again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alerts = our_notifications();
+    eprintln!("notifications: {alerts:?}");
+    assert_eq!(alerts.len(), 1, "exactly one alert per incident: {alerts:?}");
+    let (summary, body) = &alerts[0];
+    assert!(summary.contains(MODEL), "{summary}");
+    let text = format!("{summary} {body}").to_lowercase();
+    assert!(
+        text.contains("cpu") && (text.contains("nvml") || text.contains("ollama ps")),
+        "the alert must name the cause: {summary} / {body}"
+    );
+
+    // 7. The fix: one resolution notification, and the menu back on the GPU.
+    sim_post(&http, &format!("{sim}/__sim/clear"), "").await;
+    status_line(&menu, "back on the GPU", |l| l.contains("100% GPU")).await;
+    let all = poll("the resolution notification", || async {
+        let all = our_notifications();
+        (all.len() >= 2).then_some(all)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = {
+        let later = our_notifications();
+        if later.len() > all.len() { later } else { all }
+    };
+    eprintln!("notifications after the fix: {all:?}");
+    assert_eq!(all.len(), 2, "one alert and one resolution: {all:?}");
+    assert_ne!(all[1], all[0]);
+
+    // 8. Esc in the chat window closes it, and its web processes end.
+    xdotool(&["windowfocus", "--sync", &window]);
+    xdotool(&["key", "--clearmodifiers", "Escape"]);
+    poll("the web processes to end after Esc", || async {
+        descendants_named(pid, "WebKitWebProces")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty(),
+        "the chat window is still mapped"
+    );
+
+    // 9. "Quit" ends the app cleanly.
+    click(&menu, "Quit").await;
     let exit = tokio::time::timeout(DEADLINE, child.wait())
         .await
         .expect("app did not exit after Quit")

@@ -1,0 +1,488 @@
+//! Every IPC command of the chat window, invoked exactly as the webview would (origin
+//! `tauri://localhost`, through the capability check), against the real core talking to an
+//! in-process `ollama-sim`. No display: Tauri's mock runtime.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
+use yollayah_core::events::names;
+use yollayah_tray::{AppCommand, CoreOptions, GpuSource, run_app};
+
+const MODEL: &str = "llama3.2:3b";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Rig {
+    app: App<MockRuntime>,
+    chat: WebviewWindow<MockRuntime>,
+    sim: ollama_sim::SimHandle,
+    dir: tempfile::TempDir,
+    chat_events: Receiver<Value>,
+    alert_events: Receiver<Value>,
+}
+
+fn rig() -> Rig {
+    let mut scenario = ollama_sim::Scenario::default();
+    scenario.load_ms = 100;
+    let sim = tauri::async_runtime::block_on(ollama_sim::start(scenario)).expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The desktop's URL handler is a system edge: stand in a script that records its argv.
+    let opener = dir.path().join("opener.sh");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            dir.path().join("opened.txt").display()
+        ),
+    )
+    .expect("opener");
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&opener)
+        .status()
+        .expect("chmod");
+    let options = CoreOptions {
+        ollama_url: Some(sim.url()),
+        gpu: GpuSource::Simulator,
+        builtin_config: true,
+        history_path: Some(Some(dir.path().join("history.sqlite3"))),
+        tick: Some(Duration::from_millis(200)),
+        warm_on_start: Some(false),
+        opener,
+        ..CoreOptions::default()
+    };
+    let app = run_app(mock_builder(), options, None).expect("app builds");
+    let chat = WebviewWindowBuilder::new(&app, "chat", Default::default())
+        .build()
+        .expect("chat window");
+    let listen = |name: &str| {
+        let (tx, rx) = channel();
+        app.listen_any(name, move |e| {
+            let _ = tx.send(serde_json::from_str::<Value>(e.payload()).expect("event json"));
+        });
+        rx
+    };
+    let chat_events = listen(names::CHAT);
+    let alert_events = listen(names::ALERT);
+    Rig {
+        app,
+        chat,
+        sim,
+        dir,
+        chat_events,
+        alert_events,
+    }
+}
+
+fn invoke_on(
+    window: &WebviewWindow<MockRuntime>,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "tauri://localhost".parse().expect("url"),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(window, request).map(|b| b.deserialize::<Value>().expect("json"))
+}
+
+impl Rig {
+    fn call(&self, cmd: &str, args: Value) -> Value {
+        invoke_on(&self.chat, cmd, args).unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn fail(&self, cmd: &str, args: Value) -> Value {
+        match invoke_on(&self.chat, cmd, args) {
+            Ok(v) => panic!("{cmd} should have failed, returned {v}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Polls `status` until `pred` holds.
+    fn status_until(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let s = self.call("status", json!({}));
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Chat events of `reply` until (and including) its terminal one.
+    fn reply_events(&self, reply: i64) -> Vec<Value> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .chat_events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("reply {reply} did not end; got {out:?}"));
+            if ev["reply"] != reply {
+                continue;
+            }
+            let kind = ev["kind"].as_str().unwrap_or_default().to_owned();
+            out.push(ev);
+            if matches!(kind.as_str(), "done" | "failed" | "cancelled") {
+                return out;
+            }
+        }
+    }
+
+    fn next_alert(&self, resolved: bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .alert_events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no alert with resolved={resolved}"));
+            if ev["resolved"] == resolved {
+                return ev;
+            }
+        }
+    }
+}
+
+fn verdict(s: &Value) -> &str {
+    s["verdict"]["kind"].as_str().unwrap_or_default()
+}
+
+fn wait_file(path: &Path) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never written", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn status_is_the_watchdog_snapshot_plus_app_health() {
+    let rig = rig();
+    // Keep-warm loads the model as soon as the watchdog sees it is not loaded.
+    let s = rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    assert_eq!(s["ollama"]["state"], "up");
+    assert_eq!(s["url"], rig.sim.url());
+    assert_eq!(s["model"], MODEL);
+    assert!(s["headline"].as_str().unwrap_or_default().starts_with(MODEL));
+    assert_eq!(s["ollama"]["version"], "0.33.0");
+    assert_eq!(s["gpus"][0]["memory_total"], 12878610432u64);
+    assert_eq!(s["muted"], false);
+    assert_eq!(s["problems"], json!([]));
+    assert_eq!(s["app"]["tray_host"], Value::Null);
+    assert_eq!(rig.call("new_conversation", json!({})), Value::Null);
+}
+
+#[test]
+fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
+    let rig = rig();
+    let warm = rig.call("warm", json!({}));
+    assert_eq!(warm["model"], MODEL);
+    assert!(warm["load_ms"].as_u64().is_some(), "{warm}");
+    assert_eq!(rig.sim.loaded_models(), vec![MODEL.to_owned()]);
+    // One load, whether the command or the watchdog's keep-warm started it.
+    assert_eq!(rig.sim.load_count(), 1);
+    let s = rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    assert!(
+        s["headline"].as_str().unwrap_or_default().contains("100% GPU"),
+        "{s}"
+    );
+
+    let history = rig.call("gpu_history", json!({}));
+    let samples = history.as_array().expect("array");
+    assert!(!samples.is_empty());
+    let mut last = 0;
+    for sample in samples {
+        let at = sample["at_ms"].as_i64().expect("at_ms");
+        assert!(at >= last, "samples out of order: {history}");
+        last = at;
+        assert_eq!(sample["vram_total"], 12878610432u64);
+        assert!(sample["vram_used"].as_u64().is_some());
+        assert!(sample.get("util_pct").is_some());
+    }
+    let loaded = samples.last().expect("sample")["vram_used"]
+        .as_u64()
+        .expect("used");
+    assert!(loaded > 2_000_000_000, "model VRAM not in the sample: {loaded}");
+
+    assert_eq!(rig.call("unload", json!({})), Value::Null);
+    assert!(rig.sim.loaded_models().is_empty());
+    // An explicit unload pauses keep-warm: the model stays unloaded.
+    rig.status_until("the not-loaded verdict", |s| verdict(s) == "not_loaded");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(rig.sim.loaded_models().is_empty(), "keep-warm undid the unload");
+
+    // The tray menu's Warm goes the same way (AppCommand → adapter → watchdog).
+    yollayah_tray::command::dispatch(rig.app.handle(), AppCommand::WarmModel);
+    rig.status_until("a warm from the menu", |s| verdict(s) == "gpu");
+    assert_eq!(rig.sim.load_count(), 2);
+    yollayah_tray::command::dispatch(rig.app.handle(), AppCommand::UnloadModel);
+    rig.status_until("an unload from the menu", |s| verdict(s) == "not_loaded");
+    assert!(rig.sim.loaded_models().is_empty());
+}
+
+#[test]
+fn send_message_streams_rendered_blocks_and_stores_the_conversation() {
+    let rig = rig();
+    let reply_text = "# Title\n\nSome **bold** text.\n\n<script>alert(1)</script>\n\n- one\n- two\n";
+    rig.sim.set_reply(reply_text);
+    let started = rig.call(
+        "send_message",
+        json!({"conversation": null, "text": "hi there"}),
+    );
+    let (conv, reply) = (
+        started["conversation"].as_i64().expect("conversation"),
+        started["reply"].as_i64().expect("reply"),
+    );
+    assert!(started["user_message"].as_i64().expect("user") < reply);
+    let events = rig.reply_events(reply);
+    assert_eq!(events[0]["kind"], "started");
+    assert_eq!(events[0]["conversation"], conv);
+    let mut text = String::new();
+    let mut blocks = String::new();
+    let mut next_index = 0;
+    for ev in &events[1..events.len() - 1] {
+        assert_eq!(ev["kind"], "delta", "{ev}");
+        text.push_str(ev["text"].as_str().expect("text"));
+        assert!(ev["tail"].is_string(), "{ev}");
+        for b in ev["html_blocks"].as_array().into_iter().flatten() {
+            assert_eq!(b["index"], next_index);
+            next_index += 1;
+            blocks.push_str(b["html"].as_str().expect("html"));
+        }
+    }
+    assert_eq!(text, reply_text);
+    assert!(next_index >= 3, "too few streamed blocks: {events:?}");
+    let done = events.last().expect("done");
+    assert_eq!(done["kind"], "done", "{done}");
+    let html = done["html"].as_str().expect("html");
+    assert!(html.starts_with(&blocks), "done.html must extend what streamed");
+    assert!(html.contains("<h1>Title</h1>"), "{html}");
+    assert!(html.contains("<strong>bold</strong>"), "{html}");
+    assert!(html.contains("<li>two</li>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    assert!(done["stats"]["eval_count"].as_u64().is_some(), "{done}");
+
+    let list = rig.call("list_conversations", json!({"limit": 10}));
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], conv);
+    assert_eq!(list[0]["title"], "hi there");
+    assert_eq!(list[0]["model"], MODEL);
+    assert_eq!(list[0]["message_count"], 2);
+    let updated = list[0]["updated_at"].as_str().expect("updated_at");
+    assert!(
+        time::OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{updated}"
+    );
+
+    let messages = rig.call("load_conversation", json!({"id": conv}));
+    assert_eq!(messages.as_array().map(Vec::len), Some(2), "{messages}");
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(messages[0]["content"], "hi there");
+    assert!(messages[0].get("html").is_none());
+    assert_eq!(messages[1]["id"], reply);
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["status"], "complete");
+    assert_eq!(messages[1]["content"], reply_text);
+    assert_eq!(messages[1]["html"], html);
+
+    // A second message continues the same conversation.
+    let again = rig.call("send_message", json!({"conversation": conv, "text": "more"}));
+    assert_eq!(again["conversation"], conv);
+    rig.reply_events(again["reply"].as_i64().expect("reply"));
+    assert_eq!(
+        rig.call("list_conversations", json!({"limit": 10}))[0]["message_count"],
+        4
+    );
+
+    let err = rig.fail("send_message", json!({"conversation": null, "text": "  \n"}));
+    assert_eq!(err["kind"], "bad_input", "{err}");
+    let err = rig.fail("load_conversation", json!({"id": 999}));
+    assert_eq!(err["kind"], "history", "{err}");
+}
+
+#[test]
+fn cancel_keeps_the_partial_reply_and_retry_resends_the_question() {
+    let rig = rig();
+    rig.sim.set_reply("one two three four five six seven eight nine ten");
+    rig.sim
+        .fault(ollama_sim::Fault::StallMidStream { after_chunks: 2 });
+    let started = rig.call("send_message", json!({"conversation": null, "text": "count"}));
+    let (conv, reply) = (
+        started["conversation"].as_i64().expect("conversation"),
+        started["reply"].as_i64().expect("reply"),
+    );
+    // Wait for the two chunks before the stall, then stop the reply.
+    let mut seen = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while seen < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = rig.chat_events.recv_timeout(left).expect("deltas");
+        if ev["reply"] == reply && ev["kind"] == "delta" {
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        rig.call("cancel_reply", json!({"reply": reply})),
+        Value::Null
+    );
+    let events = rig.reply_events(reply);
+    let end = events.last().expect("end");
+    assert_eq!(end["kind"], "cancelled", "{end}");
+    let partial = end["partial"].as_str().expect("partial").to_owned();
+    assert!(!partial.is_empty());
+
+    let messages = rig.call("load_conversation", json!({"id": conv}));
+    assert_eq!(messages[1]["status"], "incomplete");
+    assert_eq!(messages[1]["reason"], "cancelled");
+    assert_eq!(messages[1]["content"], partial);
+
+    let retried = rig.call("retry_reply", json!({"reply": reply}));
+    assert_eq!(retried["conversation"], conv);
+    let new_reply = retried["reply"].as_i64().expect("reply");
+    assert!(new_reply > reply);
+    let end = rig.reply_events(new_reply).pop().expect("end");
+    assert_eq!(end["kind"], "done", "{end}");
+    let messages = rig.call("load_conversation", json!({"id": conv}));
+    let all = messages.as_array().expect("messages");
+    assert_eq!(all.len(), 4, "{messages}");
+    assert_eq!(all[2]["role"], "user");
+    assert_eq!(all[2]["content"], "count");
+    assert_eq!(all[3]["status"], "complete");
+
+    // Only an incomplete reply can be retried; unknown ids are bad input too.
+    assert_eq!(
+        rig.fail("retry_reply", json!({"reply": new_reply}))["kind"],
+        "bad_input"
+    );
+    assert_eq!(
+        rig.fail("retry_reply", json!({"reply": 12345}))["kind"],
+        "bad_input"
+    );
+    // Cancelling a reply that already ended changes nothing.
+    assert_eq!(
+        rig.call("cancel_reply", json!({"reply": new_reply})),
+        Value::Null
+    );
+}
+
+#[test]
+fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
+    let rig = rig();
+    rig.status_until("a first reading", |s| s["ollama"]["state"] == "up");
+    tauri::async_runtime::block_on(rig.sim.stop());
+    let s = rig.status_until("the down verdict", |s| verdict(s) == "down");
+    assert!(s["advice"].as_str().unwrap_or_default().contains("ollama serve"));
+    let err = rig.fail("warm", json!({}));
+    assert!(
+        ["ollama_down", "ollama"].contains(&err["kind"].as_str().unwrap_or_default()),
+        "{err}"
+    );
+    let started = rig.call("send_message", json!({"conversation": null, "text": "hello?"}));
+    let end = rig
+        .reply_events(started["reply"].as_i64().expect("reply"))
+        .pop()
+        .expect("end");
+    assert_eq!(end["kind"], "failed", "{end}");
+    assert!(
+        end["error"].as_str().unwrap_or_default().contains("not reachable"),
+        "{end}"
+    );
+}
+
+#[test]
+fn a_cpu_fallback_raises_one_alert_and_its_fix_resolves_it() {
+    let rig = rig();
+    rig.call("warm", json!({}));
+    rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    rig.sim.fault(ollama_sim::Fault::PsLiesGpu {
+        model: MODEL.into(),
+    });
+    let raised = rig.next_alert(false);
+    eprintln!("alert: {raised}");
+    assert_eq!(raised["model"], MODEL, "{raised}");
+    assert!(raised["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(raised["code"].is_string(), "the alert names a cause: {raised}");
+    rig.sim.clear_faults();
+    let resolved = rig.next_alert(true);
+    eprintln!("resolution: {resolved}");
+    assert_eq!(resolved["incident"], raised["incident"]);
+    rig.status_until("back on the GPU", |s| verdict(s) == "gpu");
+}
+
+#[test]
+fn render_markdown_sanitises() {
+    let rig = rig();
+    let html = rig.call(
+        "render_markdown",
+        json!({"text": "**b** [x](javascript:alert(1)) <img src=x onerror=alert(1)>"}),
+    );
+    let html = html.as_str().expect("string");
+    assert!(html.contains("<strong>b</strong>"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(!html.to_lowercase().contains("href=\"javascript"), "{html}");
+}
+
+#[test]
+fn open_external_hands_only_web_links_to_the_desktop() {
+    let rig = rig();
+    for bad in [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "file:///etc/passwd",
+        "data:text/html,<script>alert(1)</script>",
+        "/relative",
+        "https://",
+    ] {
+        let err = rig.fail("open_external", json!({"url": bad}));
+        assert_eq!(err["kind"], "bad_input", "{bad}: {err}");
+        assert!(err["message"].is_string());
+    }
+    assert!(!rig.dir.path().join("opened.txt").exists());
+    assert_eq!(
+        rig.call(
+            "open_external",
+            json!({"url": "https://example.com/a?b=c d"})
+        ),
+        Value::Null
+    );
+    let opened = wait_file(&rig.dir.path().join("opened.txt"));
+    assert_eq!(opened, "https://example.com/a?b=c%20d\n");
+}
+
+#[test]
+fn only_the_chat_window_may_call_the_commands() {
+    let rig = rig();
+    let other = WebviewWindowBuilder::new(&rig.app, "intruder", Default::default())
+        .build()
+        .expect("window");
+    for (cmd, args) in [
+        ("status", json!({})),
+        ("send_message", json!({"conversation": null, "text": "x"})),
+        ("warm", json!({})),
+        ("open_external", json!({"url": "https://example.com"})),
+        ("gpu_history", json!({})),
+    ] {
+        let refused = invoke_on(&other, cmd, args).expect_err("refused");
+        assert!(refused.to_string().contains("not allowed"), "{cmd}: {refused}");
+    }
+}
