@@ -26,6 +26,12 @@ echo "== build yollayah-tray, ollama-sim and the webview tests"
 cargo build -p yollayah-tray -p ollama-sim --locked
 cargo test -p yollayah-webview-e2e --locked --no-run
 
-echo "== e2e: the chat window in the real webview (tauri-driver + WebKitWebDriver)"
+# Other sessions on this machine may hold :99: take the first free display unless told.
+if [ -z "${E2E_DISPLAY:-}" ]; then
+  for n in $(seq 100 199); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || { export E2E_DISPLAY=":$n"; break; }
+  done
+fi
+echo "== e2e: the chat window in the real webview (tauri-driver + WebKitWebDriver) on ${E2E_DISPLAY:-:99}"
 ./scripts/e2e/run.sh cargo test -p yollayah-webview-e2e --locked --test webview -- \
   --nocapture --test-threads=1 "$@"
