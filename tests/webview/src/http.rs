@@ -124,6 +124,9 @@ fn parse(url: &str, raw: &[u8]) -> Result<Response> {
         url: url.to_owned(),
         detail: detail.to_owned(),
     };
+    if raw.is_empty() {
+        return Err(bad("empty answer"));
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

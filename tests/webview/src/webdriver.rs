@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::http;
 
+/// `http::request`'s detail for a connection closed without a byte of answer.
+const EMPTY: &str = "empty answer";
 /// The W3C key of an element reference in JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The W3C code point of the Enter key.
@@ -57,7 +59,20 @@ impl WebDriver {
 
     fn cmd(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}/session/{}{}", self.base, self.session, path);
-        call(method, &url, body, COMMAND_TIMEOUT, path)
+        // tauri-driver now and then closes a connection without answering (seen on this
+        // machine under load). Reads are safe to repeat; actions (click, keys) are not.
+        let repeatable = method == "GET" || path == "/execute/sync";
+        let mut tries = 0;
+        loop {
+            match call(method, &url, body, COMMAND_TIMEOUT, path) {
+                Err(Error::Http { detail, .. }) if repeatable && tries < 3 && detail == EMPTY => {
+                    tries += 1;
+                    eprintln!("webdriver: empty answer to {method} {path}, retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The first element matching `css`.
