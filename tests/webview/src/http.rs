@@ -70,9 +70,8 @@ pub fn request(
         })?,
         None => Vec::new(),
     };
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
-    );
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n");
     if body.is_some() || method == "POST" {
         head.push_str(&format!(
             "Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n",
@@ -80,9 +79,13 @@ pub fn request(
         ));
     }
     head.push_str("\r\n");
+    // One write: a request split over two segments was sometimes answered with a bare close by
+    // tauri-driver. The connection stays open (no `Connection: close`); the answer's length
+    // says when it is complete.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(&payload);
     stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(&payload))
+        .write_all(&request)
         .map_err(io(format!("send {method} {url}")))?;
 
     let mut raw = Vec::new();
@@ -100,7 +103,12 @@ pub fn request(
             .map_err(io("set read timeout"))?;
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if complete(&raw) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
@@ -117,6 +125,24 @@ pub fn request(
         }
     }
     parse(url, &raw)
+}
+
+/// Whether `raw` holds a whole answer (by Content-Length, or the chunked terminator).
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    for line in head.split("\r\n") {
+        if let Some(v) = line.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn parse(url: &str, raw: &[u8]) -> Result<Response> {
