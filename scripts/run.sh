@@ -19,7 +19,8 @@ if [ "$demo" = 1 ]; then
 == demo mode: the app talks to an in-process Ollama simulator (12 GiB RTX 4070, llama3.2:3b).
    Its address is printed below ("demo simulator at http://127.0.0.1:PORT"). Stage states with
    curl, e.g. a CPU fallback and its fix:
-     curl -X POST http://127.0.0.1:PORT/__sim/fault -d '{"kind":"ps_lies_gpu","model":"llama3.2:3b"}'
+     curl -X POST http://127.0.0.1:PORT/__sim/fault -H 'Content-Type: application/json' \
+       -d '{"kind":"ps_lies_gpu","model":"llama3.2:3b"}'
      curl -X POST http://127.0.0.1:PORT/__sim/clear
    More in docs/desktop.md ("Demo mode").
 MSG

@@ -42,8 +42,8 @@ impl<R: Runtime> Tray<R> {
         let item = |id: MenuId, text: &str, enabled: bool| {
             MenuItem::with_id(app, id.as_str(), text, enabled, None::<&str>)
         };
-        let status = item(MenuId::Status, &view.status_line, false)?;
-        let diagnosis = item(MenuId::Diagnosis, view.diagnosis_text(), false)?;
+        let status = item(MenuId::Status, &menu_text(&view.status_line), false)?;
+        let diagnosis = item(MenuId::Diagnosis, &menu_text(view.diagnosis_text()), false)?;
         let open_chat = item(MenuId::OpenChat, "Open chat", true)?;
         let warm = item(MenuId::WarmModel, "Warm model", true)?;
         let unload = item(MenuId::UnloadModel, "Unload model", true)?;
@@ -105,11 +105,11 @@ impl<R: Runtime> TrayUi for Tray<R> {
                 .set_icon(Some(Image::from_bytes(view.state.icon_png())?))?;
         }
         if view.status_line != self.shown.status_line {
-            self.status.set_text(&view.status_line)?;
+            self.status.set_text(menu_text(&view.status_line))?;
             self.icon.set_tooltip(Some(&view.status_line))?;
         }
         if view.diagnosis_line != self.shown.diagnosis_line {
-            self.diagnosis.set_text(view.diagnosis_text())?;
+            self.diagnosis.set_text(menu_text(view.diagnosis_text()))?;
         }
         // Check items are compared with the widget, not our last view: the menu toggles them
         // on click before we hear about it.
@@ -122,6 +122,12 @@ impl<R: Runtime> TrayUi for Tray<R> {
         self.shown = view.clone();
         Ok(())
     }
+}
+
+/// Menu labels treat `&` as the mnemonic marker (`&&` is a literal one); status and advice text
+/// come from the core (e.g. "rmmod nvidia_uvm && modprobe nvidia_uvm") and must show verbatim.
+pub fn menu_text(text: &str) -> String {
+    text.replace('&', "&&")
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
