@@ -18,3 +18,5 @@ echo "== e2e: the tray app on a virtual desktop (Xvfb + session bus + tray host 
 # compile error apart from an e2e failure.
 cargo build -p yollayah-tray --locked
 ./scripts/e2e/run.sh cargo test -p yollayah-tray --test e2e_tray --locked -- --nocapture
+echo "== e2e: the chat window in the real webview against ollama-sim"
+./scripts/e2e/webview.sh

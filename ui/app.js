@@ -5,6 +5,7 @@ import { Cmd, Ev, closeWindow, errorText, invoke, listen } from "./ipc.js";
 import { ChatView } from "./chat.js";
 import { StatusStrip } from "./status.js";
 import { ConversationPanel } from "./conversations.js";
+import { recordHandler } from "./perf.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -233,7 +234,11 @@ async function boot() {
   renderComposer();
   await Promise.all([
     listen(Ev.snapshot, onSnapshot),
-    listen(Ev.chat, (ev) => chat.onChatEvent(ev)),
+    listen(Ev.chat, (ev) => {
+      const t0 = performance.now();
+      chat.onChatEvent(ev);
+      recordHandler(ev, performance.now() - t0);
+    }),
   ]);
   const [snapshot, history] = await Promise.allSettled([invoke(Cmd.status), invoke(Cmd.gpuHistory)]);
   if (history.status === "fulfilled") strip.setHistory(history.value);

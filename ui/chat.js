@@ -12,6 +12,7 @@
 import { errorText, invoke, Cmd } from "./ipc.js";
 import { tokPerSec } from "./format.js";
 import { enhanceCodeBlocks } from "./code.js";
+import { recordFlush } from "./perf.js";
 
 const BOTTOM_SLACK_PX = 24;
 const FALLBACK_FLUSH_MS = 100;
@@ -245,12 +246,14 @@ export class ChatView {
   }
 
   flush() {
+    const t0 = performance.now();
     cancelAnimationFrame(this.frame);
     clearTimeout(this.fallback);
     this.frame = 0;
     for (const v of this.dirty) this.flushView(v);
     this.dirty.clear();
     this.scrollToBottom(false);
+    recordFlush(performance.now() - t0);
   }
 
   flushView(v) {

@@ -132,7 +132,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
 }
 
 fn try_run() -> Result<()> {
-    let args = parse_args(std::env::args().skip(1))?;
+    // `--open-chat`: start with the chat window open (WebDriver end-to-end tests need a window).
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let open_chat = raw.iter().any(|a| a == "--open-chat");
+    let args = parse_args(raw.into_iter().filter(|a| a != "--open-chat"))?;
     let socket = single::socket_path();
     let Some(listener) = single::claim(&socket)? else {
         tracing::info!("already running: asked the running instance to open the chat");
@@ -145,7 +148,15 @@ fn try_run() -> Result<()> {
         tracing::info!(url = %sim.url(), "demo mode: in-process ollama-sim");
         (options, Some(sim))
     } else {
-        (CoreOptions::default(), None)
+        let mut options = CoreOptions::default();
+        // Test hooks (tests/webview): an ollama-sim the test started, and its GPU view.
+        if let Ok(url) = std::env::var("YOLLAYAH_OLLAMA_URL") {
+            options.ollama_url = Some(url);
+        }
+        if std::env::var("YOLLAYAH_GPU_SOURCE").as_deref() == Ok("sim") {
+            options.gpu = GpuSource::Simulator;
+        }
+        (options, None)
     };
     let app = run_app(Builder::default(), options, sim)?;
     let handle = app.handle().clone();
@@ -154,6 +165,9 @@ fn try_run() -> Result<()> {
     })?;
     tray::install(app.handle())?;
     tray::check_host(app.handle());
+    if open_chat {
+        command::dispatch(app.handle(), AppCommand::OpenChat);
+    }
     app.run(move |app_handle, event| match event {
         // Closing the chat window must not end a tray app; only Quit (an explicit exit code) does.
         RunEvent::ExitRequested {

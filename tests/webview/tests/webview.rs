@@ -1,0 +1,665 @@
+//! The chat window in the REAL webview (WebKitGTK through tauri-driver + WebKitWebDriver),
+//! against an `ollama-sim` each test starts itself. Needs a desktop session: run
+//! `scripts/e2e/webview.sh` (it wraps `scripts/e2e/run.sh`, which sets `YOLLAYAH_E2E=1`);
+//! skipped otherwise. Tests run one at a time (a lock): they share one X display, and the
+//! streaming-cost figures must not compete with another webview for the two CPU cores.
+//!
+//! `YOLLAYAH_WEBVIEW_DOCS=1` writes the screenshots to `docs/screenshots/webview-*.png` and the
+//! figures to `docs/benchmarks-webview.md`; otherwise both go to `target/webview-e2e/`.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use yollayah_webview_e2e::app::Bins;
+use yollayah_webview_e2e::stats::{Summary, summarize};
+use yollayah_webview_e2e::webdriver::ENTER;
+use yollayah_webview_e2e::{App, Launch, Result, Sim, collapse_ws, enabled, sim, wait_for};
+
+const MODEL: &str = "llama3.2:3b";
+const DEFAULT_SCENARIO: &str = include_str!("../../../crates/ollama-sim/scenarios/default.toml");
+const XSS_CORPUS: &str = include_str!("../../../crates/render/tests/xss_payloads.txt");
+const LONG_REPLY_SOURCE: &str = include_str!("../../../ui/dev/reply.md");
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The lock and the binaries, or `None` (test skipped) outside a desktop session.
+fn start(test: &str) -> Option<(MutexGuard<'static, ()>, Bins)> {
+    if !enabled() {
+        eprintln!(
+            "SKIPPED {test}: needs Xvfb, a session bus, tauri-driver and WebKitWebDriver; \
+             run scripts/e2e/webview.sh (sets YOLLAYAH_E2E=1)"
+        );
+        return None;
+    }
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let bins = Bins::locate().expect("binaries under test");
+    Some((guard, bins))
+}
+
+fn launch(bins: &Bins, tps: f64, opts: &Launch) -> App {
+    let t0 = Instant::now();
+    let toml = sim::scenario(
+        DEFAULT_SCENARIO,
+        &[("tokens_per_second", &format!("{tps:.1}"))],
+    );
+    let sim = Sim::start(&bins.sim, &toml).expect("start ollama-sim");
+    let app = App::launch(bins, sim, opts).expect("launch the app through tauri-driver");
+    app.wait_ready().expect("the chat window boots");
+    eprintln!("app ready in {:?}", t0.elapsed());
+    app
+}
+
+fn out_dir(docs_sub: &str) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if std::env::var("YOLLAYAH_WEBVIEW_DOCS").as_deref() == Ok("1") {
+        repo.join("docs").join(docs_sub)
+    } else {
+        repo.join("target/webview-e2e")
+    }
+}
+
+fn shot(app: &App, name: &str) {
+    let path = out_dir("screenshots").join(format!("webview-{name}.png"));
+    app.screenshot(&path).expect("screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// Types `text` in the composer and presses Enter.
+fn send(app: &App, text: &str) {
+    let input = app.wd.find("#input").expect("message box");
+    app.wd.send_keys(&input, text).expect("type");
+    app.wd.send_keys(&input, ENTER).expect("Enter");
+}
+
+/// The last assistant message: visible text, state, meta line.
+fn last_reply(app: &App) -> Result<Value> {
+    app.js(
+        "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
+         if (!m) return null;\
+         return {text: m.querySelector('.md').textContent + m.querySelector('.tail').textContent,\
+                 md: m.querySelector('.md').textContent, tail: m.querySelector('.tail').textContent,\
+                 streaming: m.classList.contains('streaming'),\
+                 incomplete: m.classList.contains('incomplete'),\
+                 meta: m.querySelector('.meta').textContent};",
+    )
+}
+
+/// Waits for the last reply to finish normally (its stats line shows tok/s).
+fn wait_done(app: &App, timeout: Duration) -> Value {
+    wait_for(
+        "the reply to complete",
+        timeout,
+        Duration::from_millis(50),
+        || {
+            // Only the state: WebKitWebDriver fails to return some very long strings.
+            let r = app.js(
+                "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
+                 return m && {streaming: m.classList.contains('streaming'),\
+                              meta: m.querySelector('.meta').textContent,\
+                              chars: m.textContent.length};",
+            )?;
+            Ok((!r.is_null()
+                && r["streaming"] == false
+                && r["meta"].as_str().unwrap_or("").contains("tok/s"))
+            .then_some(r))
+        },
+    )
+    .expect("reply completes")
+}
+
+fn words(n: usize) -> String {
+    const W: [&str; 12] = [
+        "streams", "locally", "quietly", "model", "answer", "token", "window", "river", "lantern",
+        "harbor", "orchard", "meadow",
+    ];
+    (0..n)
+        .map(|i| W[(i * 7 + i / 12) % W.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_sent_message_streams_progressively_and_completes() {
+    let Some((_lock, bins)) = start("a_sent_message_streams_progressively_and_completes") else {
+        return;
+    };
+    let app = launch(&bins, 40.0, &Launch::default());
+    let reply = format!("Sure. {}.", words(60));
+    app.sim.set_reply(&reply).expect("set reply");
+    let full = collapse_ws(&reply);
+
+    send(&app, "Tell me something");
+    let user = app
+        .js("const u = document.querySelector('#log .msg.user'); return u && u.textContent;")
+        .expect("user message");
+    assert_eq!(user, "Tell me something");
+
+    let mut partials = Vec::new();
+    let done = wait_for(
+        "the streamed reply to complete",
+        Duration::from_secs(45),
+        Duration::from_millis(15),
+        || {
+            let r = last_reply(&app)?;
+            if r.is_null() {
+                return Ok(None);
+            }
+            let text = collapse_ws(r["text"].as_str().unwrap_or(""));
+            if r["streaming"] == true && !text.is_empty() && text != full {
+                partials.push(text);
+            }
+            Ok(
+                (r["streaming"] == false && r["meta"].as_str().unwrap_or("").contains("tok/s"))
+                    .then_some(r),
+            )
+        },
+    )
+    .expect("reply completes");
+    assert!(!partials.is_empty(), "never saw the reply part-way through");
+    for p in &partials {
+        assert!(
+            full.starts_with(p.as_str()),
+            "partial {p:?} is not a prefix of the reply"
+        );
+    }
+    let distinct: std::collections::BTreeSet<_> = partials.iter().collect();
+    eprintln!(
+        "observed {} partial states ({} distinct)",
+        partials.len(),
+        distinct.len()
+    );
+    assert_eq!(collapse_ws(done["text"].as_str().unwrap_or("")), full);
+    let badge = app.badge().expect("badge");
+    assert!(
+        badge["speed"].as_str().unwrap_or("").ends_with("tok/s"),
+        "strip speed: {badge}"
+    );
+    assert_eq!(
+        badge["text"], "GPU",
+        "a generating model on an idle 12 GiB GPU: {badge}"
+    );
+    shot(&app, "light");
+}
+
+#[test]
+fn stop_keeps_the_partial_reply_marked_incomplete_with_retry() {
+    let Some((_lock, bins)) = start("stop_keeps_the_partial_reply_marked_incomplete_with_retry")
+    else {
+        return;
+    };
+    let app = launch(&bins, 12.0, &Launch::default());
+    let reply = format!("Here is a long answer. {}.", words(200));
+    app.sim.set_reply(&reply).expect("set reply");
+    let full = collapse_ws(&reply);
+    send(&app, "Write a long answer");
+    wait_for(
+        "a few words of the reply",
+        Duration::from_secs(30),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((!r.is_null()
+                && collapse_ws(r["text"].as_str().unwrap_or(""))
+                    .split(' ')
+                    .count()
+                    >= 10)
+                .then_some(()))
+        },
+    )
+    .expect("reply starts streaming");
+    shot(&app, "streaming");
+    let stop = app.wd.find("#stop").expect("Stop button");
+    app.wd.click(&stop).expect("click Stop");
+
+    let r = wait_for(
+        "the reply to end as incomplete",
+        Duration::from_secs(15),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((r["incomplete"] == true && r["streaming"] == false).then_some(r))
+        },
+    )
+    .expect("cancelled");
+    assert!(
+        r["meta"].as_str().unwrap_or("").contains("Incomplete"),
+        "badge: {r}"
+    );
+    // The partial text is swapped for its sanitised rendering: wait for that, then check the
+    // text is still the partial reply.
+    let r = wait_for(
+        "the partial to be rendered",
+        Duration::from_secs(10),
+        Duration::from_millis(30),
+        || {
+            let r = last_reply(&app)?;
+            Ok((r["tail"] == "" && r["md"] != "").then_some(r))
+        },
+    )
+    .expect("partial rendered");
+    let partial = collapse_ws(r["text"].as_str().unwrap_or(""));
+    assert!(
+        partial.split(' ').count() >= 10,
+        "partial kept: {partial:?}"
+    );
+    assert!(partial.len() < full.len(), "stopped before the end");
+    assert!(
+        full.starts_with(&partial),
+        "{partial:?} is the start of the reply"
+    );
+    let retry = app
+        .js(
+            "const b = [...document.querySelectorAll('#log .msg.assistant')].pop().querySelector('button.retry');\
+             return b && {visible: b.offsetParent !== null && b.getClientRects().length > 0, disabled: b.disabled};",
+        )
+        .expect("retry");
+    assert_eq!(retry, json!({"visible": true, "disabled": false}));
+    let composer = app
+        .js("return {send: !document.getElementById('send').hidden, stop: !document.getElementById('stop').hidden};")
+        .expect("composer");
+    assert_eq!(
+        composer,
+        json!({"send": true, "stop": false}),
+        "Stop turns back into Send"
+    );
+    shot(&app, "incomplete");
+}
+
+/// Loads the model through the Warm button and waits for the GPU badge.
+fn warm_to_gpu(app: &App) {
+    let warm = app.wd.find("#warm").expect("Warm button");
+    app.wd.click(&warm).expect("click Warm");
+    wait_for(
+        "the badge to show GPU",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let b = app.badge()?;
+            Ok((b["text"] == "GPU").then_some(()))
+        },
+    )
+    .expect("GPU badge");
+}
+
+#[test]
+fn placement_badge_follows_a_cpu_fallback_and_back() {
+    let Some((_lock, bins)) = start("placement_badge_follows_a_cpu_fallback_and_back") else {
+        return;
+    };
+    let app = launch(&bins, 200.0, &Launch::default());
+    warm_to_gpu(&app);
+    assert_eq!(app.badge().expect("badge")["tone"], "good");
+    // /api/ps still claims the GPU; the GPU view shows the runner holds no VRAM and burns CPU.
+    app.sim
+        .fault(json!({"kind": "ps_lies_gpu", "model": MODEL}))
+        .expect("stage ps_lies_gpu");
+    let b = wait_for(
+        "the badge to show the CPU fallback",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let b = app.badge()?;
+            let t = b["text"].as_str().unwrap_or("");
+            Ok((t == "CPU" || t.ends_with("% CPU")).then_some(b))
+        },
+    )
+    .expect("CPU badge");
+    assert!(matches!(b["tone"].as_str(), Some("bad" | "warn")), "{b}");
+    shot(&app, "cpu-fallback");
+    // The diagnosis popover explains it.
+    let badge = app.wd.find("#badge").expect("badge");
+    app.wd.click(&badge).expect("pin the popover");
+    let pop = app
+        .js("const p = document.getElementById('popover'); return {hidden: p.hidden, text: p.textContent};")
+        .expect("popover");
+    assert_eq!(pop["hidden"], false);
+    assert!(
+        !pop["text"].as_str().unwrap_or("").trim().is_empty(),
+        "{pop}"
+    );
+    shot(&app, "cpu-fallback-diagnosis");
+    app.wd.click(&badge).expect("unpin");
+
+    app.sim.clear().expect("clear faults");
+    wait_for(
+        "the badge to return to GPU",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || Ok((app.badge()?["text"] == "GPU").then_some(())),
+    )
+    .expect("back to GPU");
+}
+
+#[test]
+fn warm_button_loads_the_model() {
+    let Some((_lock, bins)) = start("warm_button_loads_the_model") else {
+        return;
+    };
+    let app = launch(&bins, 200.0, &Launch::default());
+    // Nothing loaded at the start (re-warming is off in the test config).
+    if !app.sim.loaded().expect("loaded").is_empty() {
+        app.sim.unload(MODEL).expect("unload");
+    }
+    wait_for(
+        "the badge to show not loaded",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || Ok((app.badge()?["text"] == "not loaded").then_some(())),
+    )
+    .expect("not loaded badge");
+    let before = app.sim.stats().expect("stats")["load_count"]
+        .as_u64()
+        .unwrap_or(0);
+    warm_to_gpu(&app);
+    let stats = app.sim.stats().expect("stats");
+    assert_eq!(
+        stats["load_count"].as_u64(),
+        Some(before + 1),
+        "one load: {stats}"
+    );
+    assert_eq!(app.sim.loaded().expect("loaded"), vec![MODEL.to_owned()]);
+    let title = wait_for("the Warm button to report the load", Duration::from_secs(10), Duration::from_millis(50), || {
+        let t = app.js("const w = document.getElementById('warm'); return {title: w.title, disabled: w.disabled, text: w.textContent};")?;
+        Ok((t["disabled"] == false && t["title"].as_str().unwrap_or("").contains("loaded in")).then_some(t))
+    })
+    .expect("warm result shown");
+    assert_eq!(title["text"], "Warm", "{title}");
+}
+
+struct Payload {
+    text: String,
+    visible: String,
+}
+
+/// The render crate's corpus, with its escapes (`\x00`, `\n`) and optional TAB + visible text.
+fn xss_payloads() -> Vec<Payload> {
+    let unescape = |s: &str| s.replace("\\x00", "\0").replace("\\n", "\n");
+    XSS_CORPUS
+        .lines()
+        .filter(|l| !l.starts_with(";;") && !l.is_empty())
+        .map(|l| {
+            let (p, v) = l.split_once('\t').unwrap_or((l, l));
+            Payload {
+                text: unescape(p),
+                visible: collapse_ws(&unescape(v).replace(['\0', '\u{fffd}'], "")),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn xss_corpus_in_a_real_reply_stays_inert_text() {
+    let Some((_lock, bins)) = start("xss_corpus_in_a_real_reply_stays_inert_text") else {
+        return;
+    };
+    let payloads = xss_payloads();
+    assert!(
+        payloads.len() >= 30,
+        "corpus has {} payloads",
+        payloads.len()
+    );
+    let app = launch(&bins, 1000.0, &Launch::default());
+    let reply: Vec<&str> = payloads.iter().map(|p| p.text.as_str()).collect();
+    app.sim.set_reply(&reply.join("\n\n")).expect("set reply");
+    send(&app, "show me the corpus");
+    wait_done(&app, Duration::from_secs(60));
+
+    let fired = app
+        .js("return {xss: typeof window.__xss === 'undefined' ? null : String(window.__xss)};")
+        .expect("sentinel");
+    assert_eq!(fired, json!({"xss": null}), "a payload ran");
+    assert_eq!(
+        app.wd.alert_text().expect("alert state"),
+        None,
+        "an alert is open"
+    );
+    let dom = app
+        .js(
+            "const log = document.getElementById('log');\
+             const bad = log.querySelectorAll('script,iframe,img,svg,math,object,embed,form,input,style,link,meta,base,video,audio,source,details,frame,frameset,template');\
+             const on = [];\
+             const badHref = [];\
+             for (const e of log.querySelectorAll('*')) {\
+               for (const a of e.attributes) {\
+                 if (a.name.toLowerCase().startsWith('on') || a.name === 'style' || a.name === 'srcdoc') on.push(e.tagName + '[' + a.name + ']');\
+               }\
+             }\
+             for (const a of log.querySelectorAll('[href]')) {\
+               if (!/^(https?:|mailto:)/i.test(a.getAttribute('href'))) badHref.push(a.getAttribute('href'));\
+             }\
+             return {bad: [...bad].map(e => e.tagName), on, badHref, text: log.textContent, links: log.querySelectorAll('a').length};",
+        )
+        .expect("dom check");
+    assert_eq!(
+        dom["bad"],
+        json!([]),
+        "forbidden elements in the message list"
+    );
+    assert_eq!(
+        dom["on"],
+        json!([]),
+        "forbidden attributes in the message list"
+    );
+    assert_eq!(dom["badHref"], json!([]), "non-http(s)/mailto links");
+    let text = collapse_ws(
+        &dom["text"]
+            .as_str()
+            .unwrap_or("")
+            .replace(['\0', '\u{fffd}'], ""),
+    );
+    let missing: Vec<&str> = payloads
+        .iter()
+        .filter(|p| !text.contains(&p.visible))
+        .map(|p| p.visible.as_str())
+        .collect();
+    eprintln!(
+        "{} payloads, {} visible as text, {} links left (all http/https/mailto)",
+        payloads.len(),
+        payloads.len() - missing.len(),
+        dom["links"]
+    );
+    assert!(missing.is_empty(), "payload text not visible: {missing:#?}");
+    // Still nothing ran after a moment of layout and event dispatch.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        app.js("return typeof window.__xss;").expect("sentinel"),
+        "undefined"
+    );
+}
+
+/// The simulator's token count of `text` (its rule: a piece ends at whitespace after a word, at
+/// ASCII punctuation other than `'`, and after 6 characters).
+fn sim_tokens(text: &str) -> usize {
+    let mut n = 0;
+    let mut cur = String::new();
+    for c in text.chars() {
+        let boundary = (c.is_whitespace() && !cur.trim().is_empty())
+            || (c.is_ascii_punctuation() && !cur.is_empty() && c != '\'')
+            || cur.chars().count() >= 6 && !c.is_whitespace();
+        if boundary {
+            n += 1;
+            cur.clear();
+        }
+        cur.push(c);
+    }
+    n + usize::from(!cur.is_empty())
+}
+
+/// About `tokens` simulator tokens of realistic Markdown: the dev reply, repeated, cut at a
+/// paragraph boundary.
+fn long_reply(tokens: usize) -> String {
+    let mut s = String::new();
+    'outer: loop {
+        for para in LONG_REPLY_SOURCE.trim_end().split("\n\n") {
+            s.push_str(para);
+            s.push_str("\n\n");
+            if sim_tokens(&s) >= tokens {
+                break 'outer;
+            }
+        }
+    }
+    s
+}
+
+fn ms(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+#[test]
+fn streaming_cost_of_a_4000_token_reply_in_the_real_webview() {
+    let Some((_lock, bins)) = start("streaming_cost_of_a_4000_token_reply_in_the_real_webview")
+    else {
+        return;
+    };
+    let app = launch(&bins, 200.0, &Launch::default());
+    let reply = long_reply(4000);
+    app.sim.set_reply(&reply).expect("set reply");
+    warm_to_gpu(&app);
+    app.js("window.__yollayahPerf.reset(); return true;")
+        .expect("reset counters");
+    let t0 = Instant::now();
+    send(&app, "Write the long one");
+    wait_done(&app, Duration::from_secs(90));
+    let wall = t0.elapsed();
+    let perf = app
+        .js(
+            "const p = window.__yollayahPerf;\
+             return {deltas: p.deltas, deltaChars: p.deltaChars, handlerMs: p.handlerMs, flushMs: p.flushMs,\
+                     maxFlushMs: p.maxFlushMs, frames: p.frames, lastDone: p.lastDone,\
+                     handler: p.samples('handler'), flush: p.samples('flush'),\
+                     res: (() => { let m = Infinity; for (let i = 0; i < 20; i++) { const a = performance.now(); let b = a; while (b === a) b = performance.now(); m = Math.min(m, b - a); } return m; })()};",
+        )
+        .expect("perf counters");
+    let f = |k: &str| perf[k].as_f64().unwrap_or(f64::NAN);
+    let samples = |k: &str| -> Vec<f64> {
+        perf[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    let deltas = perf["deltas"].as_u64().unwrap_or(0);
+    let sent = perf["lastDone"]["eval_count"].as_u64();
+    let expected_chars = reply.encode_utf16().count() as u64;
+    let handler = summarize(&samples("handler"));
+    let flush = summarize(&samples("flush"));
+    let total = f("handlerMs") + f("flushMs");
+    // Does a flush get dearer as the message grows? First vs last quarter of the frames.
+    let flushes = samples("flush");
+    let q = flushes.len() / 4;
+    let early = summarize(&flushes[..q]).mean;
+    let late = summarize(&flushes[flushes.len() - q..]).mean;
+    let per_delta = total / deltas.max(1) as f64;
+    let row = |name: &str, s: &Summary| {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            s.n,
+            ms(s.mean),
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            ms(s.sum)
+        )
+    };
+    let report = format!(
+        "Reply: {chars} characters, {sent} tokens from the simulator at 200 tok/s; wall time from Enter to \
+         the rendered final message {wall:.1} s.\n\n\
+         | | count | mean ms | p50 ms | p99 ms | max ms | total ms |\n|---|---:|---:|---:|---:|---:|---:|\n\
+         {h}{fl}\n\
+         - deltas received by the page: **{deltas}**; tokens sent by the simulator (`eval_count`): **{sent}**; \
+         delta characters received: {got} of {chars} (nothing dropped: {ok})\n\
+         - main-thread time in Yollayah's code for the whole reply: **{total:.1} ms** \
+         ({per_delta:.3} ms per delta on average, {pct:.2} % of the stream's {wall:.1} s)\n\
+         - flushes (frames with DOM work): {frames}, {dpf:.1} deltas per flush; longest flush {maxf:.2} ms; \
+         mean flush in the first quarter of the stream {early:.2} ms, in the last quarter {late:.2} ms\n\
+         - `performance.now()` step in this WebKit: {res:.3} ms (samples are quantised to it; means over many samples are still fair, single samples are not)\n",
+        chars = expected_chars,
+        sent = sent.map_or("?".to_owned(), |s| s.to_string()),
+        wall = wall.as_secs_f64(),
+        h = row("chat-event handler, per delta", &handler),
+        fl = row("rAF flush (DOM write + scroll), per frame", &flush),
+        got = perf["deltaChars"],
+        ok = perf["deltaChars"].as_u64() == Some(expected_chars),
+        pct = 100.0 * total / (wall.as_secs_f64() * 1000.0),
+        frames = perf["frames"],
+        dpf = deltas as f64 / f("frames").max(1.0),
+        maxf = f("maxFlushMs"),
+        res = f("res"),
+    );
+    eprintln!("{report}");
+    let dir = out_dir("");
+    std::fs::create_dir_all(&dir).expect("out dir");
+    let path = if dir.ends_with("docs/") || dir.ends_with("docs") {
+        dir.join("benchmarks-webview.md")
+    } else {
+        dir.join("benchmarks-webview-figures.md")
+    };
+    write_figures(&path, &report);
+
+    assert_eq!(
+        perf["deltaChars"].as_u64(),
+        Some(expected_chars),
+        "every delta's text reached the page"
+    );
+    assert!(
+        sent.is_some_and(|s| (3900..=4600).contains(&s)),
+        "a ~4000-token reply: {sent:?}"
+    );
+    assert!(
+        deltas > 0 && deltas <= sent.unwrap_or(0),
+        "deltas {deltas} vs tokens {sent:?}"
+    );
+    // One flush per frame at most, not one per delta: batching works in the real webview.
+    assert!(
+        f("frames") < deltas as f64,
+        "frames {} vs deltas {deltas}",
+        f("frames")
+    );
+}
+
+/// Writes the figures between the markers of `path` (creating it with a heading if needed).
+fn write_figures(path: &std::path::Path, report: &str) {
+    const BEGIN: &str = "<!-- figures:begin (written by tests/webview) -->\n";
+    const END: &str = "<!-- figures:end -->\n";
+    let old = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| format!("# Streaming cost in the real webview\n\n{BEGIN}{END}"));
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}{report}{}", &old[..b], &old[e..]),
+        _ => format!("{old}\n{BEGIN}{report}{END}"),
+    };
+    std::fs::write(path, new).expect("write figures");
+    eprintln!("figures: {}", path.display());
+}
+
+#[test]
+fn dark_theme_follows_gtk_and_screenshots() {
+    let Some((_lock, bins)) = start("dark_theme_follows_gtk_and_screenshots") else {
+        return;
+    };
+    let app = launch(
+        &bins,
+        400.0,
+        &Launch {
+            dark: true,
+            ..Launch::default()
+        },
+    );
+    let dark = app
+        .js("return matchMedia('(prefers-color-scheme: dark)').matches;")
+        .expect("media query");
+    assert_eq!(
+        dark, true,
+        "GTK_THEME=Adwaita:dark should make WebKitGTK prefer dark"
+    );
+    let bg = app
+        .js("return getComputedStyle(document.body).backgroundColor;")
+        .expect("background");
+    eprintln!("dark body background: {bg}");
+    app.sim
+        .set_reply("Dark mode works.\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\nDone.")
+        .expect("reply");
+    send(&app, "Show dark mode");
+    wait_done(&app, Duration::from_secs(30));
+    shot(&app, "dark");
+}
