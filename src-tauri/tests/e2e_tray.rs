@@ -299,6 +299,7 @@ async fn tray_menu_drives_the_real_app() {
     })
     .await
     .expect("demo simulator announced");
+    yollayah_core::ollama::client::ensure_crypto_provider();
     let http = reqwest::Client::new();
 
     let conn = zbus::Connection::session().await.expect("session bus");

@@ -30,6 +30,9 @@ pub async fn sim(sc: Scenario) -> SimHandle {
 }
 
 pub fn client() -> reqwest::Client {
+    // In a workspace build reqwest carries `rustls-no-provider` (from yollayah-core), which
+    // needs a process-wide provider even for plain HTTP. Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
