@@ -130,7 +130,11 @@ async fn one_reply(
             Some(()) = interrupts.recv() => cancel.cancel(),
         }
     };
-    if outcome.incomplete.as_deref().is_some_and(|r| r != "cancelled") {
+    if outcome
+        .incomplete
+        .as_deref()
+        .is_some_and(|r| r != "cancelled")
+    {
         eprintln!("[the partial reply is kept, marked incomplete]");
     }
     Ok(outcome)

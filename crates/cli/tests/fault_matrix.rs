@@ -34,9 +34,17 @@ async fn bad_persona_or_config_is_exit_8_naming_the_file_and_sends_nothing() {
         let home = Home::new();
         let dir = home.dir.path();
         let invalid = dir.join("invalid.md");
-        std::fs::write(&invalid, "+++\nname = \"X\"\nmodel = \"m\"\n[options]\nnum_ctx = 8192\n+++\nhi\n").unwrap();
+        std::fs::write(
+            &invalid,
+            "+++\nname = \"X\"\nmodel = \"m\"\n[options]\nnum_ctx = 8192\n+++\nhi\n",
+        )
+        .unwrap();
         let latin1 = dir.join("latin1.md");
-        std::fs::write(&latin1, b"+++\nname = \"Jos\xe9\"\nmodel = \"m\"\n+++\nhi\n").unwrap();
+        std::fs::write(
+            &latin1,
+            b"+++\nname = \"Jos\xe9\"\nmodel = \"m\"\n+++\nhi\n",
+        )
+        .unwrap();
         let missing = dir.join("missing.md");
         let cases = [
             (&missing, "missing.md"),
@@ -144,9 +152,16 @@ async fn corrupt_history_is_refused_untouched_before_anything_is_sent() {
 
         let r = home.run(&["--url", &sim.url(), "chat", "hello"]).await;
         assert_eq!(r.code, 1, "{r:?}");
-        assert!(r.stderr.contains("is damaged or not a SQLite database"), "{r:?}");
+        assert!(
+            r.stderr.contains("is damaged or not a SQLite database"),
+            "{r:?}"
+        );
         assert!(r.stderr.contains("move it aside"), "{r:?}");
-        assert_eq!(std::fs::read(&path).unwrap(), garbage, "left byte-identical");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            garbage,
+            "left byte-identical"
+        );
         assert_eq!(chat_requests(&sim), 0, "nothing was sent");
 
         let r = home.run(&["history"]).await;

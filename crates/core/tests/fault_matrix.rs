@@ -25,9 +25,7 @@ use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, SharedHistory};
 use yollayah_core::diagnose::Code;
 use yollayah_core::events::{Event, Verdict};
 use yollayah_core::gpu::NvmlStatus;
-use yollayah_core::history::{
-    ConversationId, History, INTERRUPTED, MessageStatus, StoredMessage,
-};
+use yollayah_core::history::{ConversationId, History, INTERRUPTED, MessageStatus, StoredMessage};
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
@@ -223,7 +221,11 @@ async fn ollama_restart_mid_stream_keeps_the_partial_reply() {
             .unwrap();
         restarter.await.unwrap();
         // The client's idle timeout is 5 s: the error came from the dropped connection.
-        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
         let (error, partial) = failed(&events);
         assert!(
             error.contains("ended before it was done") || error.contains("HTTP error"),
@@ -269,7 +271,12 @@ async fn stall_mid_stream_fires_the_idle_timeout_and_keeps_the_partial_reply() {
             "{error}"
         );
         assert_eq!(partial, "alpha beta gamma");
-        assert_kept(&disk.reread(out.conversation), "Greek letters", &partial, &error);
+        assert_kept(
+            &disk.reread(out.conversation),
+            "Greek letters",
+            &partial,
+            &error,
+        );
     })
     .await;
 }
@@ -286,7 +293,10 @@ async fn malformed_ndjson_line_fails_the_reply_naming_the_line() {
         let (out, events) = send(&engine, None, "Colours").await;
         let out = out.unwrap();
         let (error, partial) = failed(&events);
-        assert!(error.starts_with("invalid line 3 in the stream from Ollama"), "{error}");
+        assert!(
+            error.starts_with("invalid line 3 in the stream from Ollama"),
+            "{error}"
+        );
         assert_eq!(partial, "red green");
         assert_kept(&disk.reread(out.conversation), "Colours", &partial, &error);
     })
@@ -322,7 +332,8 @@ async fn serve_once(body: String) -> String {
                 }
             }
         }
-        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
         sock.write_all(head.as_bytes()).await.unwrap();
         sock.write_all(body.as_bytes()).await.unwrap();
         sock.shutdown().await.unwrap();
@@ -373,7 +384,12 @@ async fn truncated_final_chunk_is_a_cut_stream_and_keeps_the_partial_reply() {
             "the stream from Ollama ended before it was done (2 chunks received)"
         );
         assert_eq!(partial, "Hello world");
-        assert_kept(&disk.reread(out.conversation), "Say hello", &partial, &error);
+        assert_kept(
+            &disk.reread(out.conversation),
+            "Say hello",
+            &partial,
+            &error,
+        );
     })
     .await;
 }
@@ -425,7 +441,11 @@ async fn http_errors_reach_the_user_in_ollamas_words() {
         );
         let msgs = disk.reread(out.conversation);
         assert_kept(&msgs, "case 404", "", &error);
-        assert_eq!(msgs.len(), 8, "every user message of the four cases is kept");
+        assert_eq!(
+            msgs.len(),
+            8,
+            "every user message of the four cases is kept"
+        );
 
         // The faults were one-shot: the same engine works again.
         let (ok, _) = send(&engine, conversation, "fine now?").await;
@@ -455,7 +475,12 @@ async fn runtime_oom_keeps_the_partial_reply_and_unloads_everything() {
             "{error}"
         );
         assert_eq!(partial, "one two", "two chunks arrived before the OOM");
-        assert_kept(&disk.reread(out.conversation), "Something heavy", &partial, &error);
+        assert_kept(
+            &disk.reread(out.conversation),
+            "Something heavy",
+            &partial,
+            &error,
+        );
         assert!(sim.loaded_models().is_empty(), "Ollama expired every model");
     })
     .await;
@@ -543,7 +568,10 @@ async fn locked_history_refuses_the_message_before_sending_it() {
         let (again, _) = send(&engine, Some(conversation), "after the lock").await;
         assert!(again.unwrap().incomplete.is_none());
         assert_integrity(&path);
-        let msgs = History::open(&path).unwrap().messages(conversation).unwrap();
+        let msgs = History::open(&path)
+            .unwrap()
+            .messages(conversation)
+            .unwrap();
         let users: Vec<&str> = msgs
             .iter()
             .filter(|m| m.role == "user")
@@ -670,7 +698,10 @@ async fn disk_full_while_writing_history_is_reported_and_corrupts_nothing() {
         let err = out.unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("history database {}: database or disk is full", path.display())
+            format!(
+                "history database {}: database or disk is full",
+                path.display()
+            )
         );
         assert!(events.is_empty(), "no reply was started: {events:?}");
         assert_eq!(chat_requests(&sim), 1, "nothing was sent");
@@ -685,7 +716,10 @@ async fn disk_full_while_writing_history_is_reported_and_corrupts_nothing() {
         sim.set_reply(long);
         let (out, events) = send(&engine, Some(conversation), "third").await;
         let err = out.unwrap_err();
-        assert!(err.to_string().ends_with("database or disk is full"), "{err}");
+        assert!(
+            err.to_string().ends_with("database or disk is full"),
+            "{err}"
+        );
         assert!(
             matches!(events.first(), Some(ChatEvent::Started { .. })),
             "{:?}",
@@ -706,7 +740,10 @@ async fn disk_full_while_writing_history_is_reported_and_corrupts_nothing() {
         drop(history);
         disk.free_all();
         assert_integrity(&path);
-        let msgs = History::open(&path).unwrap().messages(conversation).unwrap();
+        let msgs = History::open(&path)
+            .unwrap()
+            .messages(conversation)
+            .unwrap();
         let summary: Vec<(&str, &str)> = msgs
             .iter()
             .map(|m| (m.role.as_str(), m.content.as_str()))
@@ -727,7 +764,10 @@ async fn disk_full_while_writing_history_is_reported_and_corrupts_nothing() {
                 reason: INTERRUPTED.into()
             }
         );
-        assert!(long.starts_with(&msgs[3].content), "a checkpoint or nothing");
+        assert!(
+            long.starts_with(&msgs[3].content),
+            "a checkpoint or nothing"
+        );
     })
     .await;
 }
