@@ -130,6 +130,13 @@ async fn one_reply(
             Some(()) = interrupts.recv() => cancel.cancel(),
         }
     };
+    if outcome
+        .incomplete
+        .as_deref()
+        .is_some_and(|r| r != "cancelled")
+    {
+        eprintln!("[the partial reply is kept, marked incomplete]");
+    }
     Ok(outcome)
 }
 
@@ -146,7 +153,8 @@ fn print_event(event: ChatEvent) {
         }
         ChatEvent::Failed { error, .. } => {
             let r = writeln!(out).and_then(|()| out.flush());
-            eprintln!("[reply failed: {error}; the partial reply is kept]");
+            // Whether it was kept is known only once `send` returns (see `one_reply`).
+            eprintln!("[reply failed: {error}]");
             r
         }
         ChatEvent::Cancelled { .. } => {

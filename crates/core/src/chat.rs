@@ -139,7 +139,9 @@ impl ChatEngine {
 
     /// Sends `text` in `conversation` (a new one when `None`) and streams the reply into
     /// `emit`. Returns when the reply is done, failed or cancelled; in every case what arrived
-    /// is in history. An `Err` means nothing was sent (e.g. history could not be written).
+    /// is in history. An `Err` means history could not be written: either before the request
+    /// (nothing was sent, no event was emitted) or at the end (a `Failed` event saying so was
+    /// emitted; the user's message and the last checkpoint of the reply are stored).
     pub async fn send(
         &self,
         conversation: Option<ConversationId>,
@@ -190,50 +192,59 @@ impl ChatEngine {
         let result = self
             .stream_reply(&request, &cancel, reply_id, &mut reply, started, &mut emit)
             .await;
-        let (event, outcome) = match result {
-            Ok(stats) => {
+        let (stored, event, stats, incomplete) = match result {
+            Ok((stats, metrics)) => {
                 let r = reply.clone();
-                let metrics = stats.1;
-                self.with_history(move |h| h.finish_reply(reply_id, &r, Some(&metrics)))
-                    .await?;
-                (
-                    ChatEvent::Done {
-                        reply: reply_id.0,
-                        stats: stats.0,
-                    },
-                    (Some(stats.0), None),
-                )
+                let stored = self
+                    .with_history(move |h| h.finish_reply(reply_id, &r, Some(&metrics)))
+                    .await;
+                let done = ChatEvent::Done {
+                    reply: reply_id.0,
+                    stats,
+                };
+                (stored, done, Some(stats), None)
             }
             Err(Error::Cancelled) => {
-                self.keep_partial(reply_id, &reply, "cancelled").await?;
-                (
-                    ChatEvent::Cancelled {
-                        reply: reply_id.0,
-                        partial: reply.clone(),
-                    },
-                    (None, Some("cancelled".to_owned())),
-                )
+                let stored = self.keep_partial(reply_id, &reply, "cancelled").await;
+                let cancelled = ChatEvent::Cancelled {
+                    reply: reply_id.0,
+                    partial: reply.clone(),
+                };
+                (stored, cancelled, None, Some("cancelled".to_owned()))
             }
             Err(e) => {
                 let reason = e.to_string();
-                self.keep_partial(reply_id, &reply, &reason).await?;
-                (
-                    ChatEvent::Failed {
-                        reply: reply_id.0,
-                        error: reason.clone(),
-                        partial: reply.clone(),
-                    },
-                    (None, Some(reason)),
-                )
+                let stored = self.keep_partial(reply_id, &reply, &reason).await;
+                let failed = ChatEvent::Failed {
+                    reply: reply_id.0,
+                    error: reason.clone(),
+                    partial: reply.clone(),
+                };
+                (stored, failed, None, Some(reason))
             }
         };
+        if let Err(e) = stored {
+            // The reply was shown but could not be stored (disk full, lock held): it still
+            // needs an ending, or the window shows it streaming forever. The reply row keeps
+            // its last checkpoint and becomes "interrupted" at the next open.
+            let mut error = format!("the reply could not be saved to history: {e}");
+            if let Some(why) = incomplete.as_deref() {
+                error.push_str(&format!(" (it had stopped early: {why})"));
+            }
+            emit(ChatEvent::Failed {
+                reply: reply_id.0,
+                error,
+                partial: reply,
+            });
+            return Err(e);
+        }
         emit(event);
         Ok(ReplyOutcome {
             conversation,
             reply: reply_id,
             text: reply,
-            stats: outcome.0,
-            incomplete: outcome.1,
+            stats,
+            incomplete,
         })
     }
 
