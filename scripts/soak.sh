@@ -9,13 +9,17 @@
 # Environment: SOAK_SEED (default 20261122), SOAK_TICK_MS (watchdog tick, default 500),
 # SOAK_REWARM_TICKS (ticks the model may take to be back in /api/ps after a fault cleared,
 # default 40), SOAK_MAX_RSS_GROWTH_KIB (default 16384), SOAK_DIR (work dir, default a temp dir;
-# it keeps watch.ndjson, incidents.json, sim.log, summary.txt).
+# it keeps watch.ndjson, incidents.json, sim.log, summary.txt), SOAK_KINDS (comma-separated
+# subset of ps_lies_gpu,vram_partial,restart,runtime_oom,second_client; default all).
 #
 # Everything listens on and talks to 127.0.0.1 only. Exit 0 when every check passed, 1 when a
 # check failed (the summary lists the mismatches), 2 when the setup failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Everything runs inside main, which bash parses completely before running it, so editing this
+# file while a long soak runs cannot change what the running soak does.
+main() {
 minutes="${1:-20}"
 seed="${SOAK_SEED:-20261122}"
 tick_ms="${SOAK_TICK_MS:-500}"
@@ -76,7 +80,7 @@ echo "== yollayah watch pid $watch_pid"
 
 set +e
 python3 - "$url" "$watch_pid" "$minutes" "$seed" "$tick_ms" "$rewarm_ticks" \
-    "$max_rss_growth_kib" "$dir" <<'PY'
+    "$max_rss_growth_kib" "$dir" "${SOAK_KINDS:-}" <<'PY'
 """Stages incidents one at a time, records them, then checks the watch's NDJSON against them.
 
 Each episode runs to completion (fault staged, held, cleared, model back) before the next
@@ -84,7 +88,7 @@ starts, so every watch event can be attributed to exactly one episode by the tim
 """
 import json, os, random, sys, threading, time, urllib.request, urllib.error
 
-url, watch_pid, minutes, seed, tick_ms, rewarm_ticks, max_growth, out = sys.argv[1:]
+url, watch_pid, minutes, seed, tick_ms, rewarm_ticks, max_growth, out, kinds = sys.argv[1:]
 watch_pid, seed, tick_ms, rewarm_ticks, max_growth = map(int, (watch_pid, seed, tick_ms, rewarm_ticks, max_growth))
 duration = float(minutes) * 60
 tick = tick_ms / 1000
@@ -95,7 +99,7 @@ BASE_VRAM = [
     {"name": "Xorg", "pid": 1841, "bytes": 190840832, "kind": "graphics", "gpu": 0},
     {"name": "firefox", "pid": 3377, "bytes": 367001600, "kind": "graphics", "gpu": 0},
 ]
-HOG = {"name": "blender", "pid": 4242, "bytes": 10_800_000_000, "kind": "compute", "gpu": 0}
+HOG = {"name": "blender", "pid": 4242, "bytes": 9_400_000_000, "kind": "compute", "gpu": 0}
 rng = random.Random(seed)
 t0 = time.monotonic()
 def now(): return time.monotonic() - t0
@@ -259,6 +263,7 @@ def ep_second_client(ep):
 
 EPISODES = [("ps_lies_gpu", ep_ps_lies), ("vram_partial", ep_partial), ("restart", ep_restart),
             ("runtime_oom", ep_oom), ("second_client", ep_second_client)]
+ACTIVE = [e for e in EPISODES if not kinds or e[0] in kinds.split(",")]
 
 episodes = []
 setup_ok = settle()
@@ -268,7 +273,7 @@ deadline = duration
 i = 0
 while setup_ok and now() < deadline and i < 10_000:
     i += 1
-    kind, fn = EPISODES[rng.randrange(len(EPISODES))]
+    kind, fn = ACTIVE[rng.randrange(len(ACTIVE))]
     ep = {"n": i, "kind": kind, "expect_alerts": 0, "expect_down": 0}
     ep["precondition"] = settle()
     ep["start"] = now()
@@ -276,7 +281,8 @@ while setup_ok and now() < deadline and i < 10_000:
     ep["end"] = now()
     episodes.append(ep)
     print(f"[{ep['end']:7.1f}s] #{i} {kind}: " + ", ".join(
-        f"{k}={v}" for k, v in ep.items() if k not in ("n", "kind", "start", "end")), flush=True)
+        f"{k}={round(v, 1) if isinstance(v, float) else v}" for k, v in ep.items()
+        if k not in ("n", "kind", "start", "end")), flush=True)
     gap = rng.uniform(5, 15)
     time.sleep(max(0.0, min(gap, deadline - now())))
 time.sleep(4 * tick)
@@ -378,4 +384,7 @@ PY
 rc=$?
 set -e
 echo "== work dir: $dir (watch.ndjson, incidents.json, summary.txt, sim.log)"
-exit "$rc"
+return "$rc"
+}
+main "$@"
+exit $?
