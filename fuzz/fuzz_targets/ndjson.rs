@@ -40,7 +40,10 @@ fn decode(parts: &[&[u8]], total: usize) -> Vec<String> {
     }
     assert!(d.is_ended(), "drained after finish but not ended");
     d.feed(b"{\"done\":true}\n");
-    assert!(d.next_item().is_none(), "ended decoder produced more output");
+    assert!(
+        d.next_item().is_none(),
+        "ended decoder produced more output"
+    );
     out
 }
 
@@ -81,6 +84,9 @@ fuzz_target!(|input: &[u8]| {
     let split_out = decode(&pieces, data.len());
     let hit_limit = |v: &[String]| v.iter().any(|s| s.starts_with("too-long"));
     if !hit_limit(&whole) && !hit_limit(&split_out) {
-        assert_eq!(whole, split_out, "result depends on how the input was split");
+        assert_eq!(
+            whole, split_out,
+            "result depends on how the input was split"
+        );
     }
 });

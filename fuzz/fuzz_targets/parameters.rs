@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let p = Parameters::parse(text);
     assert!(p.entries.len() <= text.lines().count());
     for (key, value) in &p.entries {
-        assert!(!key.is_empty() && !key.contains(char::is_whitespace), "bad key {key:?}");
+        assert!(
+            !key.is_empty() && !key.contains(char::is_whitespace),
+            "bad key {key:?}"
+        );
         if let ParamValue::Number(n) = value {
             assert!(n.is_finite());
         }

@@ -10,9 +10,15 @@ fuzz_target!(|data: &[u8]| {
         for m in &ps.models {
             let _ = format!("{m:?}");
         }
-        assert!(serde_json::to_vec(&ps).is_ok(), "parsed /api/ps does not serialise");
+        assert!(
+            serde_json::to_vec(&ps).is_ok(),
+            "parsed /api/ps does not serialise"
+        );
     }
     if let Ok(show) = serde_json::from_slice::<ShowResponse>(data) {
-        assert!(serde_json::to_vec(&show).is_ok(), "parsed /api/show does not serialise");
+        assert!(
+            serde_json::to_vec(&show).is_ok(),
+            "parsed /api/show does not serialise"
+        );
     }
 });
