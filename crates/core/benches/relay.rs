@@ -101,7 +101,7 @@ async fn raw_stream(http: &reqwest::Client, url: &str, body: &[u8]) -> BenchResu
         .await?
         .error_for_status()?;
     let mut lines = 0;
-    let mut body = resp.bytes_stream();
+    let mut body = std::pin::pin!(resp.bytes_stream());
     while let Some(bytes) = body.next().await {
         lines += memchr::memchr_iter(b'\n', &bytes?).count();
     }
