@@ -28,6 +28,11 @@ cargo build --release --locked -p yollayah-tray --features tauri/custom-protocol
 echo "== bundling"
 rm -f target/release/bundle/deb/*.deb
 (cd src-tauri && cargo tauri bundle --bundles deb)
+# Tauri names the file after productName ("Yollayah_…"); Debian's convention is the package
+# name ("yollayah_<version>_<arch>.deb"), which is also what the install docs glob for.
+for d in target/release/bundle/deb/Yollayah_*.deb; do
+  [ -e "$d" ] && mv -f "$d" "target/release/bundle/deb/yollayah_${d##*/Yollayah_}"
+done
 
 shopt -s nullglob
 debs=(target/release/bundle/deb/*.deb)
