@@ -7,14 +7,14 @@
 # from the current docs/benchmarks.md and marked with where they came from.
 #   scripts/bench.sh            (or: make bench)
 # Env: BENCH_MEASURE_S (criterion measurement time, default 2), RELAY_TOKENS (20000),
-#      RELAY_ROUNDS (12), BENCH_VENV (Python venv with `ollama`, default target/bench-venv).
+#      RELAY_ROUNDS (20), BENCH_VENV (Python venv with `ollama`, default target/bench-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 measure=${BENCH_MEASURE_S:-2}
 tokens=${RELAY_TOKENS:-20000}
-rounds=${RELAY_ROUNDS:-12}
-venv=${BENCH_VENV:-target/bench-venv}
+rounds=${RELAY_ROUNDS:-20}
+venv=${BENCH_VENV:-$PWD/target/bench-venv}
 out=target/bench
 mkdir -p "$out"
 
@@ -36,7 +36,7 @@ echo "== render: stream"
 cargo bench --locked -p yollayah-render --bench stream "${crit[@]}" 2>&1 | tee "$out/render.log"
 echo "== relay: $tokens tokens × $rounds rounds"
 cargo bench --locked -p yollayah-core --bench relay -- --tokens "$tokens" --rounds "$rounds" \
-  --python "$python_bin" --script bench/relay_python.py 2>&1 | tee "$out/relay.log"
+  --python "$python_bin" --script "$PWD/bench/relay_python.py" 2>&1 | tee "$out/relay.log"
 
 python3 bench/gen_benchmarks_md.py --core "$out/core.log" --render "$out/render.log" \
   --relay "$out/relay.log" --doc docs/benchmarks.md

@@ -31,6 +31,8 @@ use yollayah_core::ollama::types::{ChatRequest, KeepAlive, Message};
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 const MODEL: &str = "llama3.2:3b";
+/// Bound on one stream; a healthy one takes well under a second.
+const STREAM_DEADLINE: Duration = Duration::from_secs(120);
 
 struct Args {
     tokens: usize,
@@ -83,7 +85,9 @@ fn measure<F: std::future::Future<Output = BenchResult<usize>>>(
 ) -> BenchResult<Sample> {
     let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
-    let chunks = rt.block_on(f)?;
+    // One deadline around the whole stream, the same for every client, instead of reqwest's
+    // per-request timeout, which would add a timer poll to every body read of the raw client.
+    let chunks = rt.block_on(async { tokio::time::timeout(STREAM_DEADLINE, f).await })??;
     let wall = t0.elapsed();
     let cpu = match (cpu0, thread_cpu_ns()) {
         (Some(a), Some(b)) => Some(Duration::from_nanos(b.saturating_sub(a))),
@@ -220,11 +224,7 @@ fn column(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64>
     Some(median(&mut v))
 }
 
-fn paired_ratio(
-    num: &[Sample],
-    den: &[Sample],
-    f: impl Fn(&Sample) -> Option<f64>,
-) -> Option<f64> {
+fn paired_ratio(num: &[Sample], den: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
     let mut v: Vec<f64> = num
         .iter()
         .zip(den)
@@ -279,7 +279,6 @@ fn run() -> BenchResult<()> {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .no_proxy()
-        .timeout(Duration::from_secs(120))
         .build()?;
 
     let mut python = match PythonClient::start(&args.python, &args.script, &url) {
@@ -338,7 +337,10 @@ fn run() -> BenchResult<()> {
         "relay: {} tokens per stream ({} chunks), {} interleaved rounds, medians",
         args.tokens, expected, args.rounds
     );
-    println!("{:<10} {:>12} {:>14} {:>12}", "client", "wall ms", "client CPU ms", "chunks/s");
+    println!(
+        "{:<10} {:>12} {:>14} {:>12}",
+        "client", "wall ms", "client CPU ms", "chunks/s"
+    );
     for (name, s) in [("raw", &raw), ("yollayah", &yol), ("python", &py)] {
         if s.is_empty() {
             continue;
