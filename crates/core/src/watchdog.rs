@@ -580,8 +580,11 @@ impl State {
         self.placement_events(&diagnoses);
         self.alert_tick(now, &diagnoses, &view);
         let snapshot = self.snapshot(wall, &ps, diagnoses, &view);
-        self.latest.send_replace(Arc::new(snapshot.clone()));
-        self.publish(Event::Snapshot(Arc::new(snapshot)));
+        // One allocation shared by the watch channel and the event: a snapshot carries every
+        // diagnosis, and this runs on every tick.
+        let snapshot = Arc::new(snapshot);
+        self.latest.send_replace(snapshot.clone());
+        self.publish(Event::Snapshot(snapshot));
         self.last = Some(LastTick { ps, view, at: wall });
     }
 
@@ -615,9 +618,10 @@ impl State {
         snap.muted = self.alerts.muted();
         snap.open_incidents = self.alerts.open_count();
         let changed = self.latest.borrow().verdict != Verdict::Down;
-        self.latest.send_replace(Arc::new(snap.clone()));
+        let snap = Arc::new(snap);
+        self.latest.send_replace(snap.clone());
         if changed {
-            self.publish(Event::Snapshot(Arc::new(snap)));
+            self.publish(Event::Snapshot(snap));
         }
     }
 
@@ -850,8 +854,9 @@ impl State {
     fn republish_muted(&self, muted: bool) {
         let mut snap = (**self.latest.borrow()).clone();
         snap.muted = muted;
-        self.latest.send_replace(Arc::new(snap.clone()));
-        self.publish(Event::Snapshot(Arc::new(snap)));
+        let snap = Arc::new(snap);
+        self.latest.send_replace(snap.clone());
+        self.publish(Event::Snapshot(snap));
     }
 
     fn capture(&self) -> CaptureBundle {
