@@ -42,6 +42,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv
 nvidia-smi | sed -n 3p | tee -a "$S"   # "NVIDIA-SMI … Driver Version … CUDA Version …"
 nvcc --version | tail -2 | tee -a "$S"
 say "cores $(nproc), kernel $(uname -r), ip: $(command -v ip || echo none)"
+say "binaries from: $(cat "$carry/COMMIT" 2>/dev/null)"
 say "yollayah: $($Y --version 2>&1)  ollama-sim: $(ls -la "$SIM" | awk '{print $5}') bytes"
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)
@@ -136,6 +137,9 @@ hp() {
 d = sys.argv[2].encode() if len(sys.argv) > 2 else None
 sys.stdout.write(u.urlopen(u.Request(sys.argv[1], data=d, headers={"Content-Type": "application/json"}), timeout=float(sys.argv[3]) if len(sys.argv) > 3 else 5).read().decode())' "$@" 2>/dev/null
 }
+# iproute2's ip: the machine's, else the copy stage.sh carried (with its libraries).
+IP=$(command -v ip || echo "$carry/iproute2/ip")
+ip() { LD_LIBRARY_PATH=$carry/iproute2 "$IP" "$@"; }
 SIM_PID=
 start_sim() {  # start_sim ADDR [netns]
   local addr=$1 ns=${2:-}
@@ -148,11 +152,11 @@ start_sim() {  # start_sim ADDR [netns]
   for _ in $(seq 50); do hp "http://$addr/api/version" >/dev/null && break; sleep 0.1; done
   # Loaded forever, like a model a user keeps warm; only /api/ps matters here.
   hp "http://$addr/api/generate" '{"model":"proof-2g:latest","keep_alive":-1}' >/dev/null
-  hp "http://$addr/api/ps" >"$L/ps-$addr.json"
+  hp "http://$addr/api/ps" >"$L/ps-${addr//:/-}.json"
 }
 stop_sim() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; SIM_PID=; }
 ps_field() {  # ps_field ADDR FIELD -> value for proof-2g
-  python3 -c "import json,sys; m=[m for m in json.load(open(sys.argv[1]))['models'] if m['name']=='proof-2g:latest'][0]; print(m[sys.argv[2]])" "$L/ps-$1.json" "$2"
+  python3 -c "import json,sys; m=[m for m in json.load(open(sys.argv[1]))['models'] if m['name']=='proof-2g:latest'][0]; print(m[sys.argv[2]])" "$L/ps-${1//:/-}.json" "$2"
 }
 
 URL=http://127.0.0.1:11434
@@ -191,6 +195,29 @@ unrelated() {  # unrelated HOLD_MIB: a python3 process holding memory, no --mode
 }
 
 # ---------------------------------------------------------------- stand-in cases
+# CASES picks stand-in cases (default all): s1 s2 s3 s4 s5 s6.
+CASES=" ${CASES:-s1 s2 s3 s4 s5 s6} "
+want() { [[ $CASES == *" $1 "* ]]; }
+WATCH=
+start_watch() {  # one watch --json for a whole sequence, case $c
+  "$Y" --config "$CFG" --url "$URL" --model proof-2g:latest watch --json --no-warm \
+    >"$L/$c-watch.ndjson" 2>"$L/$c-watch.err" &
+  WATCH=$!
+}
+mark() {  # mark TEXT TAG: a timestamped note plus a doctor snapshot at this step
+  echo "$(date -u +%T.%3N) $1" >>"$L/$c-marks.txt"
+  yol doctor --json >"$L/$c-doctor-$2.json" 2>/dev/null
+}
+end_sequence() {
+  kill "$WATCH"; wait "$WATCH" 2>/dev/null; cleanup_pids
+  say "-- $c"
+  sed 's/^/  mark /' "$L/$c-marks.txt" | tee -a "$S"
+  for f in "$L/$c"-doctor-*.json; do
+    say " $(basename "$f")"
+    python3 "$here/summarize.py" doctor "$f" | tee -a "$S"
+  done
+  python3 "$here/summarize.py" watch "$L/$c-watch.ndjson" | tee -a "$S"
+}
 if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   say "== stand-in runner cases (python3 symlinked as llama-server, memory held through torch)"
   start_sim 127.0.0.1:11434
@@ -198,46 +225,61 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   SIZE_VRAM_MIB=$((${v:-0} / 1048576))
   say "/api/ps proof-2g: size $(ps_field 127.0.0.1:11434 size) size_vram $(ps_field 127.0.0.1:11434 size_vram) context $(ps_field 127.0.0.1:11434 context_length) ($SIZE_VRAM_MIB MiB)"
 
-  standin all "$SIZE_VRAM_MIB" 0; sleep 1; observe s1-holds-all; cleanup_pids
-  standin none 0 6; sleep 2; observe s2-holds-none-burns-cpu; cleanup_pids
-  standin forty $((SIZE_VRAM_MIB * 40 / 100)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids
-  unrelated 40960; sleep 1; observe s4-no-runner-unrelated-40g; cleanup_pids
+  want s1 && { standin all "$SIZE_VRAM_MIB" 0; sleep 1; observe s1-holds-all; cleanup_pids; }
+  want s2 && { standin none 0 6; sleep 2; observe s2-holds-none-burns-cpu; cleanup_pids; }
+  want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
+  want s4 && { unrelated 40960; sleep 1; observe s4-no-runner-unrelated-40g; cleanup_pids; }
 
-  # s5: one watch across: runner A → A killed → B (same blob, new pid) → unrelated 40 GiB.
-  c=s5-replaced-then-unrelated
-  standin A "$SIZE_VRAM_MIB" 0
-  A=${PIDS[0]}
-  "$Y" --config "$CFG" --url "$URL" --model proof-2g:latest watch --json --no-warm \
-    >"$L/$c-watch.ndjson" 2>"$L/$c-watch.err" &
-  WATCH=$!
-  mark() {  # mark TEXT TAG: a timestamped note plus a doctor snapshot at this step
-    echo "$(date -u +%T.%3N) $1" >>"$L/$c-marks.txt"
-    yol doctor --json >"$L/$c-doctor-$2.json" 2>/dev/null
-  }
-  sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
-  kill "$A"; wait "$A" 2>/dev/null; PIDS=()
-  sleep 5; mark "A killed, no runner" 2-gone
-  standin B "$SIZE_VRAM_MIB" 0
-  sleep 5; mark "B pid ${PIDS[0]} holds ${SIZE_VRAM_MIB} MiB (same blob)" 3-B
-  kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null; PIDS=()
-  sleep 4; mark "B killed, no runner" 4-gone
-  unrelated 40960
-  sleep 5; mark "unrelated python3 holds 40 GiB" 5-unrelated
-  kill "$WATCH"; wait "$WATCH" 2>/dev/null; cleanup_pids
-  say "-- $c"; sed 's/^/  mark /' "$L/$c-marks.txt" | tee -a "$S"
-  for f in "$L/$c"-doctor-*.json; do say " $(basename "$f")"; python3 "$here/summarize.py" doctor "$f" | tee -a "$S"; done
-  python3 "$here/summarize.py" watch "$L/$c-watch.ndjson" | tee -a "$S"
+  # s5: one watch across: runner A → A killed, a gap with no runner → B (same blob, new pid)
+  # → B killed → an unrelated python3 holding 40 GiB appears.
+  if want s5 && enough 60 s5; then
+    c=s5-replaced-then-unrelated
+    standin A "$SIZE_VRAM_MIB" 0
+    A=${PIDS[0]}
+    start_watch
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
+    kill "$A"; wait "$A" 2>/dev/null; PIDS=()
+    sleep 5; mark "A killed, no runner" 2-gone
+    standin B "$SIZE_VRAM_MIB" 0
+    B=${PIDS[0]}
+    sleep 5; mark "B pid $B holds ${SIZE_VRAM_MIB} MiB (same blob)" 3-B
+    kill "$B"; wait "$B" 2>/dev/null; PIDS=()
+    sleep 4; mark "B killed, no runner" 4-gone
+    unrelated 40960
+    sleep 5; mark "unrelated python3 holds 40 GiB" 5-unrelated
+    end_sequence
+  fi
+
+  # s6: one watch across: A → B started, then A killed at once (a replaced runner, no gap) →
+  # an unrelated 40 GiB process appears while B runs → B killed while the unrelated one stays.
+  if want s6 && enough 60 s6; then
+    c=s6-instant-replace-unrelated-stays
+    standin A "$SIZE_VRAM_MIB" 0
+    A=${PIDS[0]}
+    start_watch
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
+    standin B "$SIZE_VRAM_MIB" 0
+    B=${PIDS[1]}
+    kill "$A"; wait "$A" 2>/dev/null; PIDS=("$B")
+    echo "$(date -u +%T.%3N) B pid $B ready, A killed" >>"$L/$c-marks.txt"
+    sleep 5; mark "B holds ${SIZE_VRAM_MIB} MiB, A gone" 2-B
+    unrelated 40960
+    sleep 5; mark "unrelated python3 holds 40 GiB, B still runs" 3-B-unrelated
+    kill "$B"; wait "$B" 2>/dev/null; PIDS=("${PIDS[@]:1}")
+    sleep 6; mark "B killed, the unrelated process stays" 4-unrelated-only
+    end_sequence
+  fi
   stop_sim
 fi
 
 # ---------------------------------------------------------------- remote Ollama (netns)
 if [[ $PARTS == *" remote "* ]] && enough 60 remote; then
   say "== remote: simulator in a network namespace at 10.213.7.2, this machine's GPU idle"
-  if command -v ip >/dev/null && ip netns add yproof 2>"$L/netns.err"; then
+  if ip netns add yproof 2>"$L/netns.err"; then
     ip link add yp0 type veth peer name yp1 && ip link set yp1 netns yproof &&
       ip addr add 10.213.7.1/24 dev yp0 && ip link set yp0 up &&
-      ip netns exec yproof ip addr add 10.213.7.2/24 dev yp1 &&
-      ip netns exec yproof ip link set yp1 up && ip netns exec yproof ip link set lo up
+      ip netns exec yproof "$IP" addr add 10.213.7.2/24 dev yp1 &&
+      ip netns exec yproof "$IP" link set yp1 up && ip netns exec yproof "$IP" link set lo up
     start_sim 10.213.7.2:11434 yproof
     URL=http://10.213.7.2:11434
     observe r1-remote-gpu-idle
@@ -248,7 +290,7 @@ if [[ $PARTS == *" remote "* ]] && enough 60 remote; then
     stop_sim
     ip netns del yproof; ip link del yp0 2>/dev/null
   else
-    say "!! no netns: $(command -v ip || echo 'no ip command') $(cat "$L/netns.err" 2>/dev/null)"
+    say "!! no netns: ip=$IP $(cat "$L/netns.err" 2>/dev/null)"
   fi
 fi
 
@@ -266,7 +308,8 @@ fi
 LSP=
 run_ls() {
   local name=$1 blob=$2 ngl=$3 ctx=$4
-  "$LS" --model "$blob" -c "$ctx" -np 1 -ngl "$ngl" -b 512 -ub 512 -fa off --host 127.0.0.1 --port 18080 \
+  # -lv 4: the model loader's buffer-size and "offloaded N/M layers" lines, which Ollama parses.
+  "$LS" --model "$blob" -c "$ctx" -np 1 -ngl "$ngl" -b 512 -ub 512 -fa off --host 127.0.0.1 --port 18080 -lv 4 \
     >"$L/ls-$name.txt" 2>&1 &
   LSP=$!
   for _ in $(seq 600); do
@@ -277,8 +320,11 @@ run_ls() {
   sleep 0.5
   local load used after tps
   load=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits | awk -F', ' -v p="$LSP" '$1==p{print $2}')
-  tps=$(hp http://127.0.0.1:18080/completion '{"prompt":"Once upon a time","n_predict":64,"cache_prompt":true}' 60 |
-    python3 -c 'import json,sys; t=json.load(sys.stdin)["timings"]; print(f"{t[\"predicted_per_second\"]:.1f}")' 2>/dev/null)
+  hp http://127.0.0.1:18080/completion '{"prompt":"Once upon a time","n_predict":64,"cache_prompt":true}' 60 \
+    >"$L/ls-$name-completion.json"
+  # Generation speed from the server's own timing line ("eval time = … tokens per second").
+  tps=$(grep 'print_timing' "$L/ls-$name.txt" | grep -v 'prompt eval' | grep -o '[0-9.]* tokens per second' |
+    tail -1 | cut -d' ' -f1)
   after=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits | awk -F', ' -v p="$LSP" '$1==p{print $2}')
   local off
   off=$(grep -o 'offloaded [0-9]*/[0-9]* layers to GPU' "$L/ls-$name.txt" | head -1)

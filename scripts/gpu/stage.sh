@@ -21,6 +21,14 @@ cp "$top"/scripts/gpu/*.sh "$top"/scripts/gpu/*.py "$c/scripts/"
 cp "$top/target/release/yollayah" "$top/target/release/ollama-sim" "$c/bin/"
 strip "$c/bin/yollayah" "$c/bin/ollama-sim" 2>/dev/null || true
 cp "$src" "$c/"
+# The GPU machine may lack iproute2 (the remote case needs a network namespace): carry this
+# machine's `ip` and the libraries it links beyond libc.
+if ipbin=$(command -v ip); then
+  mkdir -p "$c/iproute2"
+  cp "$ipbin" "$c/iproute2/ip"
+  ldd "$ipbin" | awk '$3 ~ /^\// {print $3}' | grep -v -e '/libc\.so' -e '/ld-linux' |
+    while read -r lib; do cp -L "$lib" "$c/iproute2/"; done
+fi
 git -C "$top" log -1 --format='%H %s' >"$c/COMMIT"
 # Ignored in DEST even before this branch's .gitignore is merged there.
 excl=$(git -C "$dest" rev-parse --git-common-dir)/info/exclude

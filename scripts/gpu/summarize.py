@@ -29,9 +29,14 @@ def doctor(path):
               f"runner_pid={p.get('runner_pid')} runner_gpu={mib(p.get('runner_gpu_bytes'))} "
               f"nvml_agrees={p.get('nvml_agrees')} contradiction={p.get('contradiction')} "
               f"findings=[{codes}]")
-    for rn in r.get("runners", []):
+    runners = r.get("runners", [])
+    for rn in runners[:3]:
         print(f"    runner pid={rn.get('pid')} exe={rn.get('exe')} cpu={rn.get('cpu_percent')} "
               f"model={rn.get('model_path')}")
+    if len(runners) > 3:
+        # sysinfo lists a process's threads as processes too: one runner shows up many times.
+        print(f"    ... {len(runners) - 3} more runner entries, pids {runners[3].get('pid')}.."
+              f"{runners[-1].get('pid')}")
 
 
 def watch(path):
