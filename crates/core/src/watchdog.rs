@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertAction, AlertPolicy, AlertSettings, Health};
 use crate::capture::{CaptureBundle, OllamaEnv};
-use crate::diagnose::{self, ModelDiagnosis, Observation};
+use crate::diagnose::{self, LoadHistory, ModelDiagnosis, Observation};
 use crate::error::{Error, Result};
 use crate::events::{Alert, Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
 use crate::gpu::blob_path_from_modelfile;
@@ -248,6 +248,7 @@ pub fn spawn(
         warm_done_tx,
         paused_by_unload: false,
         rescan: Rescan::default(),
+        loads: LoadHistory::new(),
     };
     tokio::spawn(run(state, rx, warm_done_rx, cancel.clone()));
     WatchdogHandle {
@@ -295,6 +296,8 @@ struct State {
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
     rescan: Rescan,
+    /// `/api/ps` history for reload-thrash and keep_alive findings.
+    loads: LoadHistory,
 }
 
 /// When to scan the whole process table for runners. A full scan reads every process of the
@@ -460,6 +463,14 @@ impl State {
         let model = self.profile.model.clone();
         match &done.result {
             Ok(load_ms) => {
+                let key = self
+                    .show
+                    .get(&model)
+                    .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+                    .unwrap_or(&model)
+                    .to_owned();
+                self.loads
+                    .record_own_load(OffsetDateTime::now_utc(), &key, &model, *load_ms);
                 self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
                 if !done.reassert {
                     self.publish(Event::Warm(WarmEvent::Finished {
@@ -562,6 +573,11 @@ impl State {
             blob.is_none_or(|b| !view.runners.iter().any(|r| r.model_path == b))
         });
 
+        let show = &self.show;
+        self.loads.observe(wall, &ps, |m| {
+            show.get(&m.name)
+                .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+        });
         let requested = [self.profile.model.clone()];
         let obs = Observation {
             captured_at: Some(wall),
@@ -573,6 +589,8 @@ impl State {
             env: &self.env,
             requested_models: &requested,
             request_options: Some(self.profile.load_options()),
+            server_version: self.version.as_deref(),
+            history: Some(&self.loads),
         };
         let diagnoses = diagnose::diagnose(&obs);
 
@@ -872,6 +890,7 @@ impl State {
             b.runners = last.view.runners.clone();
         }
         b.ollama_version = self.version.clone();
+        b.history = self.loads.clone();
         b.show = self.show.clone();
         b.tags = self.tags.clone();
         b.env = self.env.clone();

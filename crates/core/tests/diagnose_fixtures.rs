@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use yollayah_core::capture::CaptureBundle;
-use yollayah_core::diagnose::memory::{CTX_STEP, FitModel, RESERVE};
+use yollayah_core::diagnose::memory::{CTX_STEP, FitModel};
 use yollayah_core::diagnose::{Code, ModelDiagnosis, diagnose};
 use yollayah_core::placement::Placement;
 
@@ -45,8 +45,12 @@ fn assert_advice_is_tight(d: &ModelDiagnosis, expected: u64) {
     let m = FitModel {
         weights: f.number("weights_bytes").expect("weights") as u64,
         kv_per_token: f.number("kv_bytes_per_token").expect("kv per token"),
+        swa_kv_per_token: f.number("swa_kv_bytes_per_token").unwrap_or(0.0),
+        swa_window: f.number("sliding_window").unwrap_or(0.0) as u64,
         parallel: f.number("parallel").expect("parallel") as u64,
-        no_fa_per_token: 0.0,
+        no_fa_per_token: f.number("no_fa_bytes_per_token").expect("no-FA bytes"),
+        graph_copies: f.number("graph_copies").expect("graph copies") as u64,
+        fixed: f.number("fixed_bytes").expect("fixed") as u64,
         available: f.number("available_bytes").expect("available") as u64,
     };
     // Brute force in single tokens from the advice upward.
@@ -59,11 +63,27 @@ fn assert_advice_is_tight(d: &ModelDiagnosis, expected: u64) {
         true_max - advice < CTX_STEP,
         "advice {advice} more than one step below {true_max}"
     );
-    assert!(m.need(advice) + RESERVE > m.need(0), "sanity");
+    assert!(m.need(advice) > m.need(0), "sanity");
     assert!(
         f.remedy.contains(&format!("num_ctx to {advice}")),
         "{}",
         f.remedy
+    );
+    // The server-side way comes with it, and says why.
+    assert!(f.remedy.contains("/v1"), "{}", f.remedy);
+    assert!(
+        f.commands
+            .iter()
+            .any(|c| c.contains(&format!("OLLAMA_CONTEXT_LENGTH={advice}"))),
+        "{:?}",
+        f.commands
+    );
+    assert!(
+        f.commands
+            .iter()
+            .any(|c| c.contains(&format!("PARAMETER num_ctx {advice}"))),
+        "{:?}",
+        f.commands
     );
 }
 
