@@ -126,6 +126,7 @@ fn run_rules(cx: &Ctx<'_>) -> Vec<Finding> {
         findings.push(not_loaded(cx));
         // An entry that is being unloaded is on its way out: nothing else about it is news.
         if cx.expired {
+            rank(&mut findings);
             return findings;
         }
     }

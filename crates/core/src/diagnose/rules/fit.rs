@@ -64,7 +64,7 @@ pub(crate) fn f16_weights_on_cpu(cx: &Ctx<'_>) -> Option<Finding> {
     let mut x = Finding::new(
         Code::F16WeightsOnCpu,
         Severity::Cause,
-        if q8_fits == Some(true) { 84 } else { 62 },
+        if q8_fits == Some(true) { 86 } else { 62 },
         format!(
             "{} has {q} weights ({:.1} GiB, 2 bytes a parameter) and part of them sit in CPU memory.",
             cx.name,
@@ -94,10 +94,11 @@ pub(crate) fn model_too_large(cx: &Ctx<'_>) -> Option<Finding> {
         return None;
     }
     let (m, b) = (cx.fit?, cx.budget?);
-    if m.weights + m.fixed <= m.available {
+    // The projector and extra-GPU overheads are other findings' business: weights + reserve.
+    if m.weights + memory::RESERVE <= m.available {
         return None;
     }
-    let whole_gpu = m.weights + m.fixed + b.margin > b.total;
+    let whole_gpu = m.weights + memory::RESERVE + b.margin > b.total;
     let q = quant(cx);
     let smaller = if sixteen_bit(&q) {
         "use a quantised build (Q8_0 halves it, Q4_K_M is about 30 %)"
@@ -158,7 +159,7 @@ pub(crate) fn min_vram_rule(cx: &Ctx<'_>) -> Option<Finding> {
     let mut x = Finding::new(
         Code::MinVramRule,
         Severity::Cause,
-        84,
+        90,
         format!(
             "The GPU has {:.1} GiB free, room for some layers, but Ollama {} places none on a GPU with less than {:.1} GiB free (457 MiB + {:.1} GiB compute graph{} + two {:.0} MiB layers).",
             gib(free),

@@ -119,13 +119,14 @@ pub(crate) fn unexplained_offload(cx: &Ctx<'_>, findings: &[Finding]) -> Option<
         Some(m) => format!(
             "{} is {} although by our estimate it needs {:.1} GiB and {:.1} GiB is free for it: no known cause fits.",
             cx.name,
-            cx.report.ps_processor,
+            cx.report.placement.ps_label(),
             gib(m.need(cx.f.ctx)),
             gib(m.available)
         ),
         None => format!(
             "{} is {} and no known cause fits the data we have.",
-            cx.name, cx.report.ps_processor
+            cx.name,
+            cx.report.placement.ps_label()
         ),
     };
     let mut x = Finding::new(

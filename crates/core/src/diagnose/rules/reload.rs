@@ -137,7 +137,8 @@ pub(crate) fn clients_options_differ(cx: &Ctx<'_>) -> Option<Finding> {
     let h = cx.history?;
     let reloads = h.count(|k| *k == LoadEventKind::Reloaded);
     let ctxs = h.contexts();
-    if reloads < 2 || ctxs.len() < 2 {
+    // Reloads that switch names between models sharing a blob are DERIVED_PARAMS_DIFFER's.
+    if reloads < 2 || ctxs.len() < 2 || h.names().len() > 1 {
         return None;
     }
     let list = ctxs
