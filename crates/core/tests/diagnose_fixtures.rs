@@ -123,7 +123,10 @@ fn cpu_without_nvidia_driver_rests_on_ps() {
     // No driver library: the cause, and no talk of reloading kernel modules.
     assert_eq!(codes(&d), vec![Code::NvidiaDriverMissing]);
     let f = d.top().unwrap();
-    assert!(!f.remedy.contains("nvidia_uvm") && f.commands.is_empty(), "{f:#?}");
+    assert!(
+        !f.remedy.contains("nvidia_uvm") && f.commands.is_empty(),
+        "{f:#?}"
+    );
 }
 
 #[test]
@@ -319,7 +322,6 @@ fn app_options_only_judge_the_apps_own_model() {
     );
 }
 
-
 #[test]
 fn client_num_gpu_zero_is_not_a_lost_backend() {
     // llama-server got -ngl 0, which Ollama ≥ 0.30 passes only when a client sets num_gpu.
@@ -343,12 +345,14 @@ fn client_num_gpu_zero_is_not_a_lost_backend() {
     b.runners.retain(|r| r.pid == 3302);
     b.gpu.gpus[0].processes.retain(|p| p.pid != 3301);
     b.gpu.gpus[0].memory_used = 480 << 20;
-    b.gpu.gpus[0].processes.push(yollayah_core::gpu::GpuProcess {
-        pid: 3302,
-        name: "ollama".into(),
-        used_memory: Some(0),
-        kind: yollayah_core::gpu::ProcessKind::Compute,
-    });
+    b.gpu.gpus[0]
+        .processes
+        .push(yollayah_core::gpu::GpuProcess {
+            pid: 3302,
+            name: "ollama".into(),
+            used_memory: Some(0),
+            kind: yollayah_core::gpu::ProcessKind::Compute,
+        });
     let all = diagnose(&b.observation());
     assert_eq!(top(&all[0]), Code::GpuBackendLost, "{:#?}", all[0].findings);
 }
@@ -381,9 +385,17 @@ fn clients_with_different_options_thrash() {
     let f = d.top().unwrap();
     assert_eq!(f.number("reloads"), Some(4.0));
     assert_eq!(f.text("num_ctx_values"), Some("4096 and 8192"));
-    assert!(f.title.contains("Yollayah sends num_ctx 8192"), "{}", f.title);
+    assert!(
+        f.title.contains("Yollayah sends num_ctx 8192"),
+        "{}",
+        f.title
+    );
     assert!(f.remedy.contains("/v1"));
-    assert!(f.commands.iter().any(|c| c.contains("OLLAMA_CONTEXT_LENGTH=8192")));
+    assert!(
+        f.commands
+            .iter()
+            .any(|c| c.contains("OLLAMA_CONTEXT_LENGTH=8192"))
+    );
 }
 
 #[test]
@@ -403,7 +415,11 @@ fn f16_weights_are_told_to_quantise() {
     assert_eq!(top(&d), Code::F16WeightsOnCpu);
     let f = d.top().unwrap();
     assert_eq!(f.text("quantization"), Some("F16"));
-    assert!(f.remedy.contains("Q8_0") && f.remedy.contains("fits"), "{}", f.remedy);
+    assert!(
+        f.remedy.contains("Q8_0") && f.remedy.contains("fits"),
+        "{}",
+        f.remedy
+    );
     assert!(f.commands.iter().any(|c| c.contains("--quantize q8_0")));
 }
 
@@ -415,7 +431,10 @@ fn min_vram_rule_on_a_small_gpu() {
     let f = d.top().unwrap();
     let free = f.number("gpu_free_bytes").unwrap();
     let min = f.number("minimum_bytes").unwrap();
-    assert!(free < min && free > 3.0 * (1u64 << 30) as f64, "{free} {min}");
+    assert!(
+        free < min && free > 3.0 * (1u64 << 30) as f64,
+        "{free} {min}"
+    );
     // The same GPU on 0.30+ has no such rule.
     let mut b = bundle("incident_10765_min_vram.json");
     b.ollama_version = Some("0.33.0".into());
@@ -437,7 +456,11 @@ fn driver_library_mismatch_says_reboot() {
     assert_eq!(codes(&d), vec![Code::DriverLibraryMismatch]);
     let f = d.top().unwrap();
     assert!(f.remedy.starts_with("Reboot"));
-    assert!(f.commands.iter().any(|c| c.contains("rmmod nvidia_uvm nvidia_drm")));
+    assert!(
+        f.commands
+            .iter()
+            .any(|c| c.contains("rmmod nvidia_uvm nvidia_drm"))
+    );
 }
 
 #[test]
@@ -484,17 +507,26 @@ fn already_4bit_is_not_told_q4() {
 fn other_process_only_when_freeing_it_changes_the_outcome() {
     // A 300 MiB process next to a 70B split: freeing it would not make the model fit.
     let mut b = bundle("incident_9181.json");
-    b.gpu.gpus[0].processes.push(yollayah_core::gpu::GpuProcess {
-        pid: 777,
-        name: "python3".into(),
-        used_memory: Some(300 << 20),
-        kind: yollayah_core::gpu::ProcessKind::Compute,
-    });
+    b.gpu.gpus[0]
+        .processes
+        .push(yollayah_core::gpu::GpuProcess {
+            pid: 777,
+            name: "python3".into(),
+            used_memory: Some(300 << 20),
+            kind: yollayah_core::gpu::ProcessKind::Compute,
+        });
     b.gpu.gpus[0].memory_used += 300 << 20;
     let d = &diagnose(&b.observation())[0];
-    assert!(!codes(d).contains(&Code::VramHeldByOtherProcess), "{:?}", codes(d));
+    assert!(
+        !codes(d).contains(&Code::VramHeldByOtherProcess),
+        "{:?}",
+        codes(d)
+    );
     // 4681: ComfyUI's 9.2 GiB covers the deficit and is the top cause.
-    assert_eq!(top(&one("incident_4681.json", "llama3.1:8b")), Code::VramHeldByOtherProcess);
+    assert_eq!(
+        top(&one("incident_4681.json", "llama3.1:8b")),
+        Code::VramHeldByOtherProcess
+    );
 }
 
 #[test]
@@ -532,7 +564,10 @@ fn every_offload_has_a_cause() {
         }
         let b = CaptureBundle::read(&p).unwrap();
         for d in diagnose(&b.observation()) {
-            let off = matches!(d.placement.placement, Placement::Partial { .. } | Placement::Cpu);
+            let off = matches!(
+                d.placement.placement,
+                Placement::Partial { .. } | Placement::Cpu
+            );
             if d.loaded && off {
                 n += 1;
                 assert!(
@@ -558,7 +593,11 @@ fn unexplained_offload_names_the_numbers() {
     assert_eq!(codes(&d), vec![Code::UnexplainedOffload]);
     let f = d.top().unwrap();
     assert!(f.number("needed_bytes").unwrap() < f.number("available_bytes").unwrap());
-    assert!(f.text("gpus").unwrap().contains("GPU0 NVIDIA GeForce RTX 4090"));
+    assert!(
+        f.text("gpus")
+            .unwrap()
+            .contains("GPU0 NVIDIA GeForce RTX 4090")
+    );
     assert!(f.commands.iter().any(|c| c.contains("doctor --capture")));
 }
 

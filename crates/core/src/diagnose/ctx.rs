@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
+use super::Observation;
 use super::history::ModelLoads;
 use super::memory::{self, FitModel, GIB, MIB, ModelShape};
 use super::server::{self, Era, Version};
-use super::Observation;
 use crate::gpu::{GpuInfo, NvmlFailure, NvmlStatus, Runner, blob_path_from_modelfile};
 use crate::ollama::types::{Options, PsModel, ShowResponse};
 use crate::placement::{self, Placement, PlacementReport};
@@ -249,7 +249,9 @@ impl<'a> Ctx<'a> {
             return None;
         }
         if self.f.runner_ngl == Some(0) {
-            return Some("runner argv -ngl 0 (llama-server gets -ngl only when a client sets num_gpu)");
+            return Some(
+                "runner argv -ngl 0 (llama-server gets -ngl only when a client sets num_gpu)",
+            );
         }
         let cpu = self.ps_cpu_only || self.placement_cpu();
         let fits = self.fit.is_some_and(|m| m.fits(self.f.ctx))
@@ -320,7 +322,9 @@ fn arch_unsupported(cc: (u32, u32), version: Option<Version>) -> Option<&'static
 
 fn projector_bytes(show: &ShowResponse) -> Option<u64> {
     let info = &show.projector_info;
-    let params = info.get("general.parameter_count").and_then(Value::as_u64)?;
+    let params = info
+        .get("general.parameter_count")
+        .and_then(Value::as_u64)?;
     // Projectors ship as F16 almost always; F32 and Q8_0 exist.
     let bpe = match info.get("general.file_type").and_then(Value::as_u64) {
         Some(0) => 4.0,
@@ -418,12 +422,9 @@ fn facts<'a>(
         Some(v) => v == "off" || v == "0" || v == "false",
         // Old runners got `--flash-attn` only when it was on.
         None if old_runner_argv => true,
-        None => !server::flash_attention_default(
-            era,
-            version,
-            obs.env.flash_attention.as_deref(),
-            arch,
-        ),
+        None => {
+            !server::flash_attention_default(era, version, obs.env.flash_attention.as_deref(), arch)
+        }
     };
     let kv_type = args
         .cache_type_k
@@ -490,7 +491,9 @@ fn facts<'a>(
     let projector_bytes = show.and_then(projector_bytes);
     // /api/tags counts every layer of the manifest, the projector blob included.
     let weights = match (weights, projector_bytes) {
-        (Some((w, "/api/tags size")), Some(p)) if w > p => Some((w - p, "/api/tags size minus projector")),
+        (Some((w, "/api/tags size")), Some(p)) if w > p => {
+            Some((w - p, "/api/tags size minus projector"))
+        }
         (w, _) => w,
     };
 
@@ -575,7 +578,11 @@ fn budget(
         let runner_known = |g: &GpuInfo| runner.is_some_and(|r| g.lists(r.pid));
         let free = |g: &GpuInfo| {
             let f = free_for(obs, g, runner, predicting);
-            if runner_known(g) { f } else { f + own.min(g.memory_used) }
+            if runner_known(g) {
+                f
+            } else {
+                f + own.min(g.memory_used)
+            }
         };
         let best = obs
             .gpu

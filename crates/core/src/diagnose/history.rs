@@ -307,12 +307,15 @@ mod tests {
 
     const BLOB: &str = "/blobs/sha256-aa";
 
+    fn key(_: &PsModel) -> Option<&str> {
+        Some(BLOB)
+    }
+
     #[test]
     fn alternating_contexts_are_reloads() {
         let t0 = datetime!(2026-11-21 10:00 UTC);
         let far = datetime!(2319-03-03 12:00 UTC);
         let mut h = LoadHistory::new();
-        let key = |_: &PsModel| Some(BLOB);
         // Two clients: one sends num_ctx 8192, the other nothing (default 4096).
         for (i, ctx) in [8192, 8192, 4096, 4096, 8192, 4096].iter().enumerate() {
             let size = 5_000_000_000 + ctx * 131_072;
@@ -330,11 +333,14 @@ mod tests {
     fn expiry_then_reload_and_quick_reload_after_eviction() {
         let t0 = datetime!(2026-11-21 10:00 UTC);
         let mut h = LoadHistory::new();
-        let key = |_: &PsModel| Some(BLOB);
         let exp = t0 + Duration::seconds(30);
         h.observe(t0, &[ps("m", 4096, 10, exp)], key);
         h.observe(t0 + Duration::seconds(40), &[], key);
-        h.observe(t0 + Duration::seconds(100), &[ps("m", 4096, 10, exp + Duration::seconds(200))], key);
+        h.observe(
+            t0 + Duration::seconds(100),
+            &[ps("m", 4096, 10, exp + Duration::seconds(200))],
+            key,
+        );
         let m = h.get(BLOB).unwrap();
         assert_eq!(m.count(|k| *k == LoadEventKind::Expired), 1);
         assert_eq!(m.reloads_after_expiry(), vec![60]);
@@ -345,14 +351,20 @@ mod tests {
         h.observe(t0 + Duration::seconds(106), &[ps("m", 8192, 20, far)], key);
         let m = h.get(BLOB).unwrap();
         assert_eq!(m.count(|k| *k == LoadEventKind::Evicted), 1);
-        assert_eq!(m.events.last().map(|e| e.kind), Some(LoadEventKind::Reloaded));
+        assert_eq!(
+            m.events.last().map(|e| e.kind),
+            Some(LoadEventKind::Reloaded)
+        );
         // Our own slow request counts; a fast one does not.
         h.record_own_load(t0 + Duration::seconds(107), BLOB, "m", 3200);
         h.record_own_load(t0 + Duration::seconds(108), BLOB, "m", 12);
         let m = h.get(BLOB).unwrap();
         assert_eq!(m.count(|k| matches!(k, LoadEventKind::OwnLoad { .. })), 1);
-        // Everything is forgotten after the window.
+        // Everything older than the window is forgotten; the unload seen now stays.
         h.observe(t0 + WINDOW + Duration::seconds(200), &[], key);
+        let m = h.get(BLOB).unwrap();
+        assert_eq!(m.events.len(), 1);
+        h.observe(t0 + WINDOW * 3, &[], key);
         assert!(h.is_empty());
     }
 

@@ -370,11 +370,13 @@ mod tests {
 
     fn gemma3_27b() -> BTreeMap<String, Value> {
         // Real gemma3:27b model_info (Ollama library, Q4_K_M).
-        info(serde_json::json!({"general.architecture":"gemma3","general.file_type":15,
+        info(
+            serde_json::json!({"general.architecture":"gemma3","general.file_type":15,
             "gemma3.block_count":62,"gemma3.attention.head_count":32,
             "gemma3.attention.head_count_kv":16,"gemma3.attention.key_length":128,
             "gemma3.attention.value_length":128,"gemma3.attention.sliding_window":1024,
-            "gemma3.embedding_length":5376,"gemma3.context_length":131072}))
+            "gemma3.embedding_length":5376,"gemma3.context_length":131072}),
+        )
     }
 
     #[test]
@@ -402,11 +404,13 @@ mod tests {
         let fit = m.largest_fit(131072).unwrap();
         assert!(m.fits(fit) && !m.fits(fit + CTX_STEP));
         // gpt-oss alternates: half of its 24 layers slide over 128 tokens.
-        let g = info(serde_json::json!({"general.architecture":"gptoss","gptoss.block_count":24,
+        let g = info(
+            serde_json::json!({"general.architecture":"gptoss","gptoss.block_count":24,
             "gptoss.attention.head_count":64,"gptoss.attention.head_count_kv":8,
             "gptoss.attention.key_length":64,"gptoss.attention.value_length":64,
             "gptoss.attention.sliding_window":128,"gptoss.embedding_length":2880,
-            "gptoss.context_length":131072}));
+            "gptoss.context_length":131072}),
+        );
         let s = model_shape(&g, &mut String::new()).unwrap();
         assert_eq!(s.kv_elements_per_token, 12 * 8 * 128);
         assert_eq!(s.swa_kv_elements_per_token, 12 * 8 * 128);

@@ -15,7 +15,11 @@ impl Version {
         let s = s.trim().trim_start_matches('v');
         let core = s.split(['-', '+', ' ']).next()?;
         let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
-        let v = Version(it.next()??, it.next().flatten().unwrap_or(0), it.next().flatten().unwrap_or(0));
+        let v = Version(
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+            it.next().flatten().unwrap_or(0),
+        );
         (v != Version(0, 0, 0)).then_some(v)
     }
 }
@@ -47,7 +51,11 @@ impl Era {
         }
         match runner {
             Some(r) if is_llama_server(r) => Era::Head,
-            Some(r) if r.cmdline.iter().any(|a| a == "--ctx-size" || a == "--n-gpu-layers") => {
+            Some(r)
+                if r.cmdline
+                    .iter()
+                    .any(|a| a == "--ctx-size" || a == "--n-gpu-layers") =>
+            {
                 Era::Old
             }
             Some(_) => Era::Mid,
@@ -109,10 +117,35 @@ mod tests {
         assert_eq!(Era::detect(Version::parse("0.11.11"), None), Era::Old);
         assert_eq!(Era::detect(Version::parse("0.24.0"), None), Era::Mid);
         assert_eq!(Era::detect(Version::parse("0.30.0"), None), Era::Head);
-        assert!(!flash_attention_default(Era::Old, Version::parse("0.6.2"), None, "qwen2"));
-        assert!(flash_attention_default(Era::Old, Version::parse("0.6.2"), Some("1"), "qwen2"));
-        assert!(flash_attention_default(Era::Mid, Version::parse("0.12.6"), None, "gemma3"));
-        assert!(!flash_attention_default(Era::Mid, Version::parse("0.12.5"), None, "gemma3"));
-        assert!(!flash_attention_default(Era::Head, None, Some("false"), "llama"));
+        assert!(!flash_attention_default(
+            Era::Old,
+            Version::parse("0.6.2"),
+            None,
+            "qwen2"
+        ));
+        assert!(flash_attention_default(
+            Era::Old,
+            Version::parse("0.6.2"),
+            Some("1"),
+            "qwen2"
+        ));
+        assert!(flash_attention_default(
+            Era::Mid,
+            Version::parse("0.12.6"),
+            None,
+            "gemma3"
+        ));
+        assert!(!flash_attention_default(
+            Era::Mid,
+            Version::parse("0.12.5"),
+            None,
+            "gemma3"
+        ));
+        assert!(!flash_attention_default(
+            Era::Head,
+            None,
+            Some("false"),
+            "llama"
+        ));
     }
 }

@@ -197,7 +197,9 @@ impl NvmlFailure {
             NvmlFailure::VersionMismatch
         } else if r.contains("driver_not_loaded") || r.contains("driver is not loaded") {
             NvmlFailure::DriverNotLoaded
-        } else if r.contains("libnvidia-ml") || r.contains("nvml.dll") || r.contains("library not found")
+        } else if r.contains("libnvidia-ml")
+            || r.contains("nvml.dll")
+            || r.contains("library not found")
         {
             NvmlFailure::LibraryMissing
         } else {

@@ -16,7 +16,10 @@ fn quant(cx: &Ctx<'_>) -> String {
     let q = cx
         .show
         .map(|s| s.details.quantization_level.to_ascii_uppercase())
-        .or_else(|| cx.ps.map(|p| p.details.quantization_level.to_ascii_uppercase()))
+        .or_else(|| {
+            cx.ps
+                .map(|p| p.details.quantization_level.to_ascii_uppercase())
+        })
         .unwrap_or_default();
     if !q.is_empty() {
         return q;
@@ -37,8 +40,12 @@ fn sixteen_bit(q: &str) -> bool {
 
 /// 4-bit or smaller already: Q4_K_M is no advice.
 fn four_bit_or_less(q: &str) -> bool {
-    q.starts_with("Q4") || q.starts_with("Q3") || q.starts_with("Q2") || q.starts_with("IQ")
-        || q.starts_with("Q1") || q.starts_with("TQ")
+    q.starts_with("Q4")
+        || q.starts_with("Q3")
+        || q.starts_with("Q2")
+        || q.starts_with("IQ")
+        || q.starts_with("Q1")
+        || q.starts_with("TQ")
 }
 
 /// `F16_WEIGHTS_ON_CPU`: 16-bit weights (2 bytes a parameter) partly in CPU buffers
@@ -71,7 +78,8 @@ pub(crate) fn f16_weights_on_cpu(cx: &Ctx<'_>) -> Option<Finding> {
             gib(w)
         ),
         if q8_fits == Some(true) {
-            "Use an 8-bit build (Q8_0, half the size, nearly the same quality): it fits this GPU.".into()
+            "Use an 8-bit build (Q8_0, half the size, nearly the same quality): it fits this GPU."
+                .into()
         } else {
             "Use a quantised build: Q8_0 is half the size, Q4_K_M about 30 %.".into()
         },
@@ -114,7 +122,11 @@ pub(crate) fn model_too_large(cx: &Ctx<'_>) -> Option<Finding> {
         format!(
             "The weights alone ({:.1} GiB{}) do not fit in the {:.1} GiB of VRAM left for the model.",
             gib(m.weights),
-            if q.is_empty() { String::new() } else { format!(", {q}") },
+            if q.is_empty() {
+                String::new()
+            } else {
+                format!(", {q}")
+            },
             gib(m.available)
         ),
         if whole_gpu {
@@ -237,7 +249,8 @@ pub(crate) fn ctx_too_large(cx: &Ctx<'_>) -> Option<Finding> {
     x.evidence.push(Evidence::u("parallel", f.parallel));
     x.evidence.push(Evidence::u("kv_cache_bytes", kv));
     x.evidence.push(Evidence::t("kv_cache_type", f.kv_type));
-    x.evidence.push(Evidence::b("flash_attention", !f.flash_off));
+    x.evidence
+        .push(Evidence::b("flash_attention", !f.flash_off));
     if let Some(s) = f.shape {
         x.evidence.push(Evidence::u(
             "kv_bytes_per_token",
@@ -248,7 +261,8 @@ pub(crate) fn ctx_too_large(cx: &Ctx<'_>) -> Option<Finding> {
                 "swa_kv_bytes_per_token",
                 (s.swa_kv_elements_per_token as f64 * f.kv_bpe) as u64,
             ));
-            x.evidence.push(Evidence::u("sliding_window", s.sliding_window));
+            x.evidence
+                .push(Evidence::u("sliding_window", s.sliding_window));
         }
         if s.kv_heads_assumed {
             x.evidence.push(Evidence::t(
@@ -294,7 +308,11 @@ pub(crate) fn vram_held_by_other_process(cx: &Ctx<'_>) -> Option<Finding> {
                     if !names.is_empty() {
                         names.push_str(", ");
                     }
-                    let label = if p.name.is_empty() { "pid" } else { p.name.as_str() };
+                    let label = if p.name.is_empty() {
+                        "pid"
+                    } else {
+                        p.name.as_str()
+                    };
                     names.push_str(&format!("{label} ({}) {} MiB", p.pid, mib(m)));
                     ev.push(Evidence::u("process_bytes", m));
                 }
@@ -314,8 +332,7 @@ pub(crate) fn vram_held_by_other_process(cx: &Ctx<'_>) -> Option<Finding> {
     }
     let covers = held >= d;
     // From 100 % CPU, freeing enough for a few layers changes the verdict too.
-    let moves_layers =
-        cx.placement_cpu() && cx.layer_bytes().is_some_and(|l| held >= 4 * l);
+    let moves_layers = cx.placement_cpu() && cx.layer_bytes().is_some_and(|l| held >= 4 * l);
     if !covers && !moves_layers {
         return None;
     }
@@ -323,9 +340,13 @@ pub(crate) fn vram_held_by_other_process(cx: &Ctx<'_>) -> Option<Finding> {
         Code::VramHeldByOtherProcess,
         Severity::Cause,
         if covers { 75 } else { 32 },
-        format!("Other programs hold {} MiB of GPU memory: {names}.", mib(held)),
+        format!(
+            "Other programs hold {} MiB of GPU memory: {names}.",
+            mib(held)
+        ),
         if covers {
-            "Close those programs (or move them to another GPU) and reload the model: it then fits.".into()
+            "Close those programs (or move them to another GPU) and reload the model: it then fits."
+                .into()
         } else {
             "Closing them moves part of the model to the GPU, not all of it; see the higher-ranked findings for the rest.".into()
         },
@@ -405,7 +426,8 @@ pub(crate) fn parallel_multiplies_kv(cx: &Ctx<'_>) -> Option<Finding> {
             gib(kv),
             gib(kv / f.parallel)
         ),
-        "Set OLLAMA_NUM_PARALLEL=1 for the Ollama server (one chat at a time) and restart it.".into(),
+        "Set OLLAMA_NUM_PARALLEL=1 for the Ollama server (one chat at a time) and restart it."
+            .into(),
     );
     x.evidence.push(Evidence::u("parallel", f.parallel));
     x.evidence.push(Evidence::u("kv_cache_bytes", kv));

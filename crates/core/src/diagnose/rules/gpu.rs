@@ -52,7 +52,8 @@ pub(crate) fn client_num_gpu_zero(cx: &Ctx<'_>) -> Option<Finding> {
         x.evidence.push(Evidence::u("sibling_runner_gpu_bytes", b));
     }
     if let Some(m) = cx.fit {
-        x.evidence.push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
+        x.evidence
+            .push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
         x.evidence.push(Evidence::u("available_bytes", m.available));
     }
     Some(x)
@@ -65,8 +66,7 @@ pub(crate) fn num_gpu_set(cx: &Ctx<'_>) -> Option<Finding> {
     }
     let layers = cx.f.shape.map_or(0, |s| s.block_count);
     let (n, src) = cx.f.num_gpu.filter(|(n, _)| *n > 0).or_else(|| {
-        cx.f
-            .runner_ngl
+        cx.f.runner_ngl
             .filter(|n| *n > 0)
             .map(|n| (n, "a client's request (runner -ngl)"))
     })?;
@@ -81,7 +81,8 @@ pub(crate) fn num_gpu_set(cx: &Ctx<'_>) -> Option<Finding> {
         "Remove the num_gpu setting (automatic placement is -1) so the server can fit as many layers as VRAM allows.".into(),
     );
     x.evidence.push(Evidence::i("num_gpu", n));
-    x.evidence.push(Evidence::u("offloadable_layers", layers + 1));
+    x.evidence
+        .push(Evidence::u("offloadable_layers", layers + 1));
     x.evidence.push(Evidence::t("num_gpu_source", src));
     Some(x)
 }
@@ -101,12 +102,13 @@ pub(crate) fn gpu_arch_unsupported(cx: &Ctx<'_>) -> Option<Finding> {
         ),
         "Install an Ollama version whose CUDA build includes this GPU (the release before, or the next one), or build Ollama with CMAKE_CUDA_ARCHITECTURES including it. Reloading drivers will not help.".into(),
     );
-    x.commands = vec![
-        "journalctl -u ollama --no-pager | grep -i 'compute capability'".to_owned(),
-    ];
-    x.evidence.push(Evidence::u("gpu_index", u64::from(a.index)));
+    x.commands = vec!["journalctl -u ollama --no-pager | grep -i 'compute capability'".to_owned()];
     x.evidence
-        .push(Evidence::t("compute_capability", format!("{}.{}", a.cc.0, a.cc.1)));
+        .push(Evidence::u("gpu_index", u64::from(a.index)));
+    x.evidence.push(Evidence::t(
+        "compute_capability",
+        format!("{}.{}", a.cc.0, a.cc.1),
+    ));
     if let Some(v) = cx.obs.server_version {
         x.evidence.push(Evidence::t("ollama_version", v));
     }
@@ -137,7 +139,14 @@ pub(crate) fn gpus_hidden(cx: &Ctx<'_>) -> Option<Finding> {
     }
     let list = hidden
         .iter()
-        .map(|g| format!("GPU{} {} ({} MiB free)", g.index, g.name, mib(g.memory_free)))
+        .map(|g| {
+            format!(
+                "GPU{} {} ({} MiB free)",
+                g.index,
+                g.name,
+                mib(g.memory_free)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut x = Finding::new(
@@ -156,11 +165,13 @@ pub(crate) fn gpus_hidden(cx: &Ctx<'_>) -> Option<Finding> {
     );
     x.commands = vec![
         "systemctl show ollama -p Environment".to_owned(),
-        "sudo systemctl edit ollama   # remove or fix Environment=\"CUDA_VISIBLE_DEVICES=…\"".to_owned(),
+        "sudo systemctl edit ollama   # remove or fix Environment=\"CUDA_VISIBLE_DEVICES=…\""
+            .to_owned(),
         "sudo systemctl restart ollama".to_owned(),
     ];
     x.evidence.push(Evidence::t("cuda_visible_devices", value));
-    x.evidence.push(Evidence::u("hidden_free_bytes", hidden_free));
+    x.evidence
+        .push(Evidence::u("hidden_free_bytes", hidden_free));
     if let Some(d) = cx.deficit {
         x.evidence.push(Evidence::u("deficit_bytes", d));
     }

@@ -38,7 +38,10 @@ pub(crate) const RULES: &[(Code, Rule)] = &[
     (Code::ModelTooLarge, fit::model_too_large),
     (Code::MinVramRule, fit::min_vram_rule),
     (Code::CtxTooLarge, fit::ctx_too_large),
-    (Code::VramHeldByOtherProcess, fit::vram_held_by_other_process),
+    (
+        Code::VramHeldByOtherProcess,
+        fit::vram_held_by_other_process,
+    ),
     (Code::SecondModelLoaded, fit::second_model_loaded),
     (Code::ParallelMultipliesKv, fit::parallel_multiplies_kv),
     (Code::ProjectorOnCpu, fit::projector_on_cpu),
@@ -112,7 +115,11 @@ pub(crate) fn unexplained_offload(cx: &Ctx<'_>, findings: &[Finding]) -> Option<
             g.name,
             mib(g.memory_total),
             mib(g.memory_free),
-            if cx.visibility.shows(g) { "" } else { " (hidden)" }
+            if cx.visibility.shows(g) {
+                ""
+            } else {
+                " (hidden)"
+            }
         ));
     }
     let title = match cx.fit {
@@ -144,10 +151,12 @@ pub(crate) fn unexplained_offload(cx: &Ctx<'_>, findings: &[Finding]) -> Option<
         .push(Evidence::t("ps_processor", cx.report.ps_processor.clone()));
     if let Some(p) = cx.ps {
         x.evidence.push(Evidence::u("ps_size_bytes", p.size));
-        x.evidence.push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+        x.evidence
+            .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
     }
     if let Some(m) = cx.fit {
-        x.evidence.push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
+        x.evidence
+            .push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
         x.evidence.push(Evidence::u("available_bytes", m.available));
     }
     x.evidence.push(Evidence::u("num_ctx", cx.f.ctx));

@@ -62,7 +62,11 @@ pub(crate) fn derived_params_differ(cx: &Ctx<'_>) -> Option<Finding> {
             diffs.push_str(&format!(
                 "{k} {} vs {}",
                 mine.unwrap_or("unset"),
-                if bshow.is_some() { theirs.unwrap_or("unset") } else { "unknown" }
+                if bshow.is_some() {
+                    theirs.unwrap_or("unset")
+                } else {
+                    "unknown"
+                }
             ));
             if let Some(v) = param_i64(&dshow.parameters, k) {
                 ev.push(Evidence::i(k, v));
@@ -74,7 +78,13 @@ pub(crate) fn derived_params_differ(cx: &Ctx<'_>) -> Option<Finding> {
     let train = cx.f.shape.map_or(0, |s| s.train_ctx);
     let derived_ctx = param_i64(&dshow.parameters, "num_ctx")
         .filter(|c| *c > 0)
-        .map(|c| if train > 0 { (c as u64).min(train) } else { c as u64 });
+        .map(|c| {
+            if train > 0 {
+                (c as u64).min(train)
+            } else {
+                c as u64
+            }
+        });
     let loaded_differs = matches!((loaded_ctx, derived_ctx), (Some(l), Some(d)) if l != d);
     if diffs.is_empty() && !loaded_differs {
         return None;
@@ -111,7 +121,11 @@ pub(crate) fn derived_params_differ(cx: &Ctx<'_>) -> Option<Finding> {
         score,
         format!(
             "{dname} is derived from {bname} but loads with different settings ({diffs}); switching between them reloads the model every time{}.",
-            if seen > 0 { format!(" (seen {seen} reloads)") } else { String::new() }
+            if seen > 0 {
+                format!(" (seen {seen} reloads)")
+            } else {
+                String::new()
+            }
         ),
         format!(
             "Keep the load-time PARAMETERs (num_ctx, num_batch, num_gpu…) of {dname} equal to {bname}'s, or use one name only; a derived model for a personality needs only SYSTEM, never num_ctx."

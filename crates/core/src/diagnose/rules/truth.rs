@@ -22,7 +22,8 @@ pub(crate) fn nvml_unavailable(cx: &Ctx<'_>) -> Option<Finding> {
         Severity::Info,
         5,
         "NVML is unavailable, so this verdict rests on Ollama's /api/ps alone.".into(),
-        "Install or repair the NVIDIA driver (nvidia-smi must work) to get cross-checked verdicts.".into(),
+        "Install or repair the NVIDIA driver (nvidia-smi must work) to get cross-checked verdicts."
+            .into(),
     );
     x.evidence.push(Evidence::t("reason", nvml_reason(cx)));
     Some(x)
@@ -119,12 +120,18 @@ pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
         return None;
     }
     let (score, title) = if cx.backend_lost_ps_gpu {
-        (100, "Ollama says the model is on the GPU, but its runner holds no GPU memory: the GPU backend failed to load and it runs on the CPU.")
+        (
+            100,
+            "Ollama says the model is on the GPU, but its runner holds no GPU memory: the GPU backend failed to load and it runs on the CPU.",
+        )
     } else if cx.ps_cpu_only
         && cx.report.runner_gpu_bytes == Some(0)
         && cx.fit.is_some_and(|m| m.fits(cx.f.ctx))
     {
-        (72, "The model fits in free VRAM but runs 100% on the CPU and its runner has no GPU context: the GPU backend did not load.")
+        (
+            72,
+            "The model fits in free VRAM but runs 100% on the CPU and its runner has no GPU context: the GPU backend did not load.",
+        )
     } else {
         return None;
     };
@@ -133,7 +140,8 @@ pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
         Severity::Cause,
         score,
         title.into(),
-        "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama.".into(),
+        "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama."
+            .into(),
     );
     x.commands = vec![
         "sudo systemctl stop ollama".to_owned(),
@@ -142,7 +150,8 @@ pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
     ];
     push_ps_vs_runner(&mut x, cx);
     if let (Some(m), Some(b)) = (cx.fit, cx.budget) {
-        x.evidence.push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
+        x.evidence
+            .push(Evidence::u("needed_bytes", m.need(cx.f.ctx)));
         x.evidence
             .push(Evidence::u("available_bytes", b.available()));
     }
