@@ -117,7 +117,7 @@ impl Visibility {
         for tok in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             if let Ok(i) = tok.parse::<i64>() {
                 // CUDA stops at the first invalid ordinal (e.g. -1).
-                if i < 0 || i >= 64 {
+                if !(0..64).contains(&i) {
                     break;
                 }
                 mask |= 1 << i;
@@ -454,7 +454,7 @@ fn facts<'a>(
     // own computed layer count, a consequence of placement.
     let runner_ngl = runner
         .filter(|r| server::is_llama_server(r))
-        .and_then(|_| args.gpu_layers)
+        .and(args.gpu_layers)
         .filter(|n| *n >= 0);
 
     let kv_now = |s: &ModelShape| {

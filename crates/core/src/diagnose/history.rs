@@ -207,14 +207,14 @@ impl LoadHistory {
                 size: p.size,
             };
             match &m.last {
-                Some(prev) => {
+                Some(prev)
                     if prev.context_length != seen.context_length
                         || prev.size != seen.size
-                        || prev.name != seen.name
-                    {
-                        m.push(event(LoadEventKind::Reloaded));
-                    }
+                        || prev.name != seen.name =>
+                {
+                    m.push(event(LoadEventKind::Reloaded));
                 }
+                Some(_) => {}
                 None if !first_tick => {
                     // Gone for a moment and back with other options: Ollama unloaded it to
                     // load it again, which is a reload, not a fresh load.

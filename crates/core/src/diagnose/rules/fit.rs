@@ -148,7 +148,7 @@ pub(crate) fn model_too_large(cx: &Ctx<'_>) -> Option<Finding> {
 /// below its minimum (457 MiB + graph + projector + two layers), even when a few layers would
 /// fit (ollama/ollama#10765, #7208, #8963). llama-server (≥ 0.30) has no such rule.
 pub(crate) fn min_vram_rule(cx: &Ctx<'_>) -> Option<Finding> {
-    if !memory_case(cx) || !cx.era.ollama_layout() || !(cx.ps_cpu_only || !cx.loaded) {
+    if !memory_case(cx) || !cx.era.ollama_layout() || (cx.loaded && !cx.ps_cpu_only) {
         return None;
     }
     let b = cx.budget?;

@@ -70,7 +70,7 @@ pub(crate) fn num_gpu_set(cx: &Ctx<'_>) -> Option<Finding> {
             .filter(|n| *n > 0)
             .map(|n| (n, "a client's request (runner -ngl)"))
     })?;
-    if layers == 0 || n as u64 >= layers + 1 {
+    if layers == 0 || n as u64 > layers {
         return None;
     }
     let mut x = Finding::new(
