@@ -14,7 +14,14 @@ fn nvml_reason<'a>(cx: &Ctx<'a>) -> &'a str {
 
 /// `NVML_UNAVAILABLE`: NVML failed for a reason with no specific fix.
 pub(crate) fn nvml_unavailable(cx: &Ctx<'_>) -> Option<Finding> {
-    if cx.nvml_failure != Some(NvmlFailure::Other) {
+    // A missing driver on a model that runs on the GPU anyway (another vendor, a container)
+    // only means the cross-check is missing.
+    let plain = match cx.nvml_failure? {
+        NvmlFailure::Other => true,
+        NvmlFailure::LibraryMissing | NvmlFailure::DriverNotLoaded => !driver_matters(cx),
+        NvmlFailure::VersionMismatch => false,
+    };
+    if !plain {
         return None;
     }
     let mut x = Finding::new(
@@ -58,6 +65,11 @@ pub(crate) fn driver_library_mismatch(cx: &Ctx<'_>) -> Option<Finding> {
     Some(x)
 }
 
+/// Whether a missing driver can explain anything: the model is off the GPU or not loaded.
+fn driver_matters(cx: &Ctx<'_>) -> bool {
+    cx.offloaded() || cx.ps_cpu_only || !cx.loaded
+}
+
 /// `NVIDIA_DRIVER_MISSING`: no NVML library, or its kernel module is not loaded. If the
 /// machine has an NVIDIA GPU, Ollama cannot use it either; reloading nvidia_uvm will not help.
 pub(crate) fn nvidia_driver_missing(cx: &Ctx<'_>) -> Option<Finding> {
@@ -68,12 +80,13 @@ pub(crate) fn nvidia_driver_missing(cx: &Ctx<'_>) -> Option<Finding> {
     ) {
         return None;
     }
-    // On the GPU anyway (another vendor, a container): only say the cross-check is missing.
-    let matters = cx.offloaded() || cx.ps_cpu_only || !cx.loaded;
+    if !driver_matters(cx) {
+        return None;
+    }
     let mut x = Finding::new(
         Code::NvidiaDriverMissing,
-        if matters { Severity::Cause } else { Severity::Info },
-        if matters { 60 } else { 5 },
+        Severity::Cause,
+        60,
         match kind {
             NvmlFailure::DriverNotLoaded => "The NVIDIA kernel driver is not loaded, so no program can use an NVIDIA GPU.".into(),
             _ => "No NVIDIA driver library was found (libnvidia-ml cannot be loaded), so no program can use an NVIDIA GPU here.".into(),
