@@ -609,3 +609,75 @@ fn one_rule_alone() {
     assert!(run_rule(&obs, "qwen2.5:7b", Code::GpuBackendLost).is_none());
     assert!(run_rule(&obs, "qwen2.5:7b", Code::CtxTooLarge).is_none());
 }
+
+#[test]
+fn client_num_gpu_n_caps_the_layers() {
+    let d = one("client_ngl20.json", "llama3.1:8b");
+    assert_eq!(top(&d), Code::NumGpuSet);
+    let f = d.top().unwrap();
+    assert_eq!(f.number("num_gpu"), Some(20.0));
+    assert_eq!(f.number("offloadable_layers"), Some(33.0));
+    assert_eq!(
+        f.text("num_gpu_source"),
+        Some("a client's request (runner -ngl)")
+    );
+}
+
+#[test]
+fn parallel_slots_multiply_the_kv_cache() {
+    let d = one("parallel4.json", "llama3.1:8b");
+    // Ranked: the context advice (80, counting 4 slots) first, then the slots (70: one slot
+    // at 16K fits).
+    assert_eq!(
+        codes(&d)[..2],
+        [Code::CtxTooLarge, Code::ParallelMultipliesKv]
+    );
+    let p = d.finding(Code::ParallelMultipliesKv).unwrap();
+    assert_eq!(p.number("kv_cache_bytes"), Some((8u64 << 30) as f64));
+    assert_eq!(p.number("saving_bytes"), Some((6u64 << 30) as f64));
+    let c = d.finding(Code::CtxTooLarge).unwrap();
+    assert_eq!(c.number("parallel"), Some(4.0));
+    // avail = 12878610432 − 480 MiB − 1 GiB = 11301552128; room = avail − 4920753328 − 1 GiB
+    // = 5307057024; / (4 × 131072) = 10122 → 9216.
+    assert_advice_is_tight(&d, 9216);
+}
+
+#[test]
+fn no_buffer_fallback_is_a_warning() {
+    let d = one("no_buffer_fallback.json", "llama3.1:8b");
+    assert!(d.placement.suspicious_no_buffer_fallback);
+    assert_eq!(codes(&d), vec![Code::NoBufferFallback]);
+    assert_eq!(
+        d.top().unwrap().severity,
+        yollayah_core::diagnose::Severity::Warning
+    );
+}
+
+#[test]
+fn ranking_puts_the_specific_cause_first() {
+    let order = |name: &str, model: &str| codes(&one(name, model));
+    assert_eq!(
+        order("incident_9902.json", "deepseek-r1-128k:latest"),
+        vec![Code::CtxTooLarge, Code::DerivedParamsDiffer]
+    );
+    assert_eq!(
+        order("incident_6191_f16.json", "mistral-7b-f16:latest")[..2],
+        [Code::F16WeightsOnCpu, Code::ModelTooLarge]
+    );
+    assert_eq!(
+        order("incident_10765_min_vram.json", "gemma3:4b")[0],
+        Code::MinVramRule
+    );
+    assert_eq!(
+        order("incident_17841_arch.json", "qwen3.8:27b"),
+        vec![Code::GpuArchUnsupported, Code::PsContradictsNvml]
+    );
+    assert_eq!(
+        order("incident_9704.json", "llama3.1:8b"),
+        vec![Code::GpuBackendLost, Code::PsContradictsNvml]
+    );
+    assert_eq!(
+        order("incident_10462.json", "qwen2.5-cpu:latest"),
+        vec![Code::NumGpuZero, Code::DerivedParamsDiffer]
+    );
+}

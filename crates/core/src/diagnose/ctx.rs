@@ -349,18 +349,29 @@ fn not_loaded_report() -> PlacementReport {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn facts<'a>(
-    obs: &Observation<'a>,
-    name: &str,
+/// The model being diagnosed and what identifies its server: the inputs of [`facts`].
+#[derive(Clone, Copy)]
+struct Subject<'a> {
+    name: &'a str,
     ps: Option<&'a PsModel>,
     show: Option<&'a ShowResponse>,
     runner: Option<&'a Runner>,
     era: Era,
     version: Option<Version>,
+    /// `/api/ps` looks like the no-buffer fallback (its size is the file size).
     suspicious: bool,
-    key: &mut String,
-) -> Facts<'a> {
+}
+
+fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Facts<'a> {
+    let Subject {
+        name,
+        ps,
+        show,
+        runner,
+        era,
+        version,
+        suspicious,
+    } = *sub;
     let shape = show.and_then(|s| memory::model_shape(&s.model_info, key));
     // The app's request options only reach the model the app asked for (or one sharing its
     // weights blob); another client's model is loaded with its own options.
@@ -533,7 +544,6 @@ fn free_for(obs: &Observation<'_>, g: &GpuInfo, own: Option<&Runner>, predicting
     g.memory_total.saturating_sub(used)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn budget(
     obs: &Observation<'_>,
     runner: Option<&Runner>,
@@ -633,17 +643,16 @@ impl<'a> Ctx<'a> {
         let version = obs.server_version.and_then(Version::parse);
         let era = Era::detect(version, runner);
         let loaded = ps.is_some() && !expired;
-        let f = facts(
-            obs,
+        let sub = Subject {
             name,
             ps,
             show,
             runner,
             era,
             version,
-            report.suspicious_no_buffer_fallback,
-            key,
-        );
+            suspicious: report.suspicious_no_buffer_fallback,
+        };
+        let f = facts(obs, &sub, key);
         let visibility = Visibility::parse(obs.env.cuda_visible_devices.as_deref(), &obs.gpu.gpus);
 
         // The projector stays on the GPU unless the runner says otherwise; a 1 GiB graph for it

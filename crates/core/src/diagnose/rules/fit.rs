@@ -120,7 +120,7 @@ pub(crate) fn model_too_large(cx: &Ctx<'_>) -> Option<Finding> {
         Severity::Cause,
         if whole_gpu { 85 } else { 50 },
         format!(
-            "The weights alone ({:.1} GiB{}) do not fit in the {:.1} GiB of VRAM left for the model.",
+            "The weights ({:.1} GiB{}) and the runner's ~1 GiB of buffers do not fit in the {:.1} GiB of VRAM left for the model.",
             gib(m.weights),
             if q.is_empty() {
                 String::new()
