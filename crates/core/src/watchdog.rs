@@ -99,6 +99,8 @@ enum Command {
     Unload(oneshot::Sender<Result<()>>),
     SetMuted(bool),
     Capture(oneshot::Sender<CaptureBundle>),
+    /// One of our chats reported `load_duration` (ms) for the profile's model.
+    OwnLoad(u64),
 }
 
 /// The handle to a running watchdog. Cheap to clone; the task stops when [`shutdown`] is
@@ -183,6 +185,12 @@ impl WatchdogHandle {
             .await
             .map_err(|_| Error::Cancelled)?;
         rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Records the `load_duration` one of our requests reported for the profile's model, so
+    /// reload thrash caused by other clients shows up in the diagnosis. Never waits.
+    pub fn record_load(&self, load_ms: u64) {
+        let _ = self.commands.try_send(Command::OwnLoad(load_ms));
     }
 
     /// Mutes or unmutes alerts (state is still published).
@@ -398,6 +406,7 @@ async fn run(
                 Command::Capture(reply) => {
                     let _ = reply.send(state.capture());
                 }
+                Command::OwnLoad(load_ms) => state.record_own_load(load_ms),
             },
         }
     }
@@ -458,19 +467,23 @@ impl State {
         });
     }
 
+    fn record_own_load(&mut self, load_ms: u64) {
+        let model = &self.profile.model;
+        let key = self
+            .show
+            .get(model)
+            .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+            .unwrap_or(model);
+        self.loads
+            .record_own_load(OffsetDateTime::now_utc(), key, model, load_ms);
+    }
+
     fn finish_warm(&mut self, done: WarmDone) {
         self.warming = None;
         let model = self.profile.model.clone();
         match &done.result {
             Ok(load_ms) => {
-                let key = self
-                    .show
-                    .get(&model)
-                    .and_then(|s| blob_path_from_modelfile(&s.modelfile))
-                    .unwrap_or(&model)
-                    .to_owned();
-                self.loads
-                    .record_own_load(OffsetDateTime::now_utc(), &key, &model, *load_ms);
+                self.record_own_load(*load_ms);
                 self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
                 if !done.reassert {
                     self.publish(Event::Warm(WarmEvent::Finished {
