@@ -9,7 +9,14 @@ use yollayah_core::capture::CaptureBundle;
 use yollayah_core::diagnose::diagnose;
 
 fn bench(c: &mut Criterion) {
-    for name in ["incident_9902.json", "incident_7370.json", "full_gpu.json"] {
+    for name in [
+        "incident_9902.json",
+        "incident_7370.json",
+        "full_gpu.json",
+        "gemma3_swa_128k.json",
+        "two_gpus_old.json",
+        "derived_thrash_gpu.json",
+    ] {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name);

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::diagnose::Observation;
+use crate::diagnose::{LoadHistory, Observation};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuSnapshot, Runner};
 use crate::ollama::types::{Options, PsResponse, ShowResponse, TagModel};
@@ -121,6 +121,9 @@ pub struct CaptureBundle {
     /// The `options` the app sends with its requests (`num_ctx`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_options: Option<Options>,
+    /// Loads, reloads and expiries the watchdog saw over the last half hour.
+    #[serde(default, skip_serializing_if = "LoadHistory::is_empty")]
+    pub history: LoadHistory,
 }
 
 /// Only the two header fields, read first so a future version fails with a clear error
@@ -151,6 +154,7 @@ impl CaptureBundle {
             env: OllamaEnv::default(),
             requested_models: Vec::new(),
             request_options: None,
+            history: LoadHistory::default(),
         }
     }
 
@@ -211,6 +215,8 @@ impl CaptureBundle {
             env: &self.env,
             requested_models: &self.requested_models,
             request_options: self.request_options.as_ref(),
+            server_version: self.ollama_version.as_deref(),
+            history: (!self.history.is_empty()).then_some(&self.history),
         }
     }
 }

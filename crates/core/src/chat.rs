@@ -298,6 +298,10 @@ impl ChatEngine {
                 }
             }
             if chunk.done {
+                if let (Some(w), Some(ns)) = (&self.watchdog, chunk.metrics.load_duration) {
+                    // Our own load waits feed the watchdog's reload-thrash history.
+                    w.record_load(ns / 1_000_000);
+                }
                 let stats = ReplyStats::from_metrics(
                     &chunk.metrics,
                     ttft.unwrap_or_default(),

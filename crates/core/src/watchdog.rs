@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{AlertAction, AlertPolicy, AlertSettings, Health};
 use crate::capture::{CaptureBundle, OllamaEnv};
-use crate::diagnose::{self, ModelDiagnosis, Observation};
+use crate::diagnose::{self, LoadHistory, ModelDiagnosis, Observation};
 use crate::error::{Error, Result};
 use crate::events::{Alert, Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
 use crate::gpu::blob_path_from_modelfile;
@@ -99,6 +99,8 @@ enum Command {
     Unload(oneshot::Sender<Result<()>>),
     SetMuted(bool),
     Capture(oneshot::Sender<CaptureBundle>),
+    /// One of our chats reported `load_duration` (ms) for the profile's model.
+    OwnLoad(u64),
 }
 
 /// The handle to a running watchdog. Cheap to clone; the task stops when [`shutdown`] is
@@ -185,6 +187,12 @@ impl WatchdogHandle {
         rx.await.map_err(|_| Error::Cancelled)?
     }
 
+    /// Records the `load_duration` one of our requests reported for the profile's model, so
+    /// reload thrash caused by other clients shows up in the diagnosis. Never waits.
+    pub fn record_load(&self, load_ms: u64) {
+        let _ = self.commands.try_send(Command::OwnLoad(load_ms));
+    }
+
     /// Mutes or unmutes alerts (state is still published).
     pub async fn set_muted(&self, muted: bool) {
         let _ = self.commands.send(Command::SetMuted(muted)).await;
@@ -248,6 +256,7 @@ pub fn spawn(
         warm_done_tx,
         paused_by_unload: false,
         rescan: Rescan::default(),
+        loads: LoadHistory::new(),
     };
     tokio::spawn(run(state, rx, warm_done_rx, cancel.clone()));
     WatchdogHandle {
@@ -295,6 +304,8 @@ struct State {
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
     rescan: Rescan,
+    /// `/api/ps` history for reload-thrash and keep_alive findings.
+    loads: LoadHistory,
 }
 
 /// When to scan the whole process table for runners. A full scan reads every process of the
@@ -395,6 +406,7 @@ async fn run(
                 Command::Capture(reply) => {
                     let _ = reply.send(state.capture());
                 }
+                Command::OwnLoad(load_ms) => state.record_own_load(load_ms),
             },
         }
     }
@@ -455,11 +467,23 @@ impl State {
         });
     }
 
+    fn record_own_load(&mut self, load_ms: u64) {
+        let model = &self.profile.model;
+        let key = self
+            .show
+            .get(model)
+            .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+            .unwrap_or(model);
+        self.loads
+            .record_own_load(OffsetDateTime::now_utc(), key, model, load_ms);
+    }
+
     fn finish_warm(&mut self, done: WarmDone) {
         self.warming = None;
         let model = self.profile.model.clone();
         match &done.result {
             Ok(load_ms) => {
+                self.record_own_load(*load_ms);
                 self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
                 if !done.reassert {
                     self.publish(Event::Warm(WarmEvent::Finished {
@@ -562,6 +586,11 @@ impl State {
             blob.is_none_or(|b| !view.runners.iter().any(|r| r.model_path == b))
         });
 
+        let show = &self.show;
+        self.loads.observe(wall, &ps, |m| {
+            show.get(&m.name)
+                .and_then(|s| blob_path_from_modelfile(&s.modelfile))
+        });
         let requested = [self.profile.model.clone()];
         let obs = Observation {
             captured_at: Some(wall),
@@ -573,6 +602,8 @@ impl State {
             env: &self.env,
             requested_models: &requested,
             request_options: Some(self.profile.load_options()),
+            server_version: self.version.as_deref(),
+            history: Some(&self.loads),
         };
         let diagnoses = diagnose::diagnose(&obs);
 
@@ -872,6 +903,7 @@ impl State {
             b.runners = last.view.runners.clone();
         }
         b.ollama_version = self.version.clone();
+        b.history = self.loads.clone();
         b.show = self.show.clone();
         b.tags = self.tags.clone();
         b.env = self.env.clone();

@@ -20,6 +20,17 @@ pub enum Code {
     NvmlUnavailable,
     NoBufferFallback,
     NotLoaded,
+    UnexplainedOffload,
+    ClientNumGpuZero,
+    ClientsOptionsDiffer,
+    KeepAliveShort,
+    F16WeightsOnCpu,
+    MinVramRule,
+    ProjectorOnCpu,
+    DriverLibraryMismatch,
+    NvidiaDriverMissing,
+    GpuArchUnsupported,
+    GpusHidden,
 }
 
 impl Code {
@@ -39,6 +50,17 @@ impl Code {
             Code::NvmlUnavailable => "NVML_UNAVAILABLE",
             Code::NoBufferFallback => "NO_BUFFER_FALLBACK",
             Code::NotLoaded => "NOT_LOADED",
+            Code::UnexplainedOffload => "UNEXPLAINED_OFFLOAD",
+            Code::ClientNumGpuZero => "CLIENT_NUM_GPU_ZERO",
+            Code::ClientsOptionsDiffer => "CLIENTS_OPTIONS_DIFFER",
+            Code::KeepAliveShort => "KEEP_ALIVE_SHORT",
+            Code::F16WeightsOnCpu => "F16_WEIGHTS_ON_CPU",
+            Code::MinVramRule => "MIN_VRAM_RULE",
+            Code::ProjectorOnCpu => "PROJECTOR_ON_CPU",
+            Code::DriverLibraryMismatch => "DRIVER_LIBRARY_MISMATCH",
+            Code::NvidiaDriverMissing => "NVIDIA_DRIVER_MISSING",
+            Code::GpuArchUnsupported => "GPU_ARCH_UNSUPPORTED",
+            Code::GpusHidden => "GPUS_HIDDEN",
         }
     }
 }
@@ -99,6 +121,12 @@ impl Evidence {
             value: EvidenceValue::Float(v),
         }
     }
+    pub(crate) fn b(label: &'static str, v: bool) -> Self {
+        Evidence {
+            label,
+            value: EvidenceValue::Bool(v),
+        }
+    }
     pub(crate) fn t(label: &'static str, v: impl Into<String>) -> Self {
         Evidence {
             label,
@@ -120,6 +148,9 @@ pub struct Finding {
     /// The largest `num_ctx` that fits, when that is the fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested_num_ctx: Option<u64>,
+    /// Exact commands that apply the remedy, one per line, in order (may be empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
     /// 1 = most likely; findings are sorted by it.
     pub rank: u32,
     /// Internal likelihood used for ranking (0–100); kept out of JSON because its scale is
@@ -143,9 +174,21 @@ impl Finding {
             evidence: Vec::new(),
             remedy,
             suggested_num_ctx: None,
+            commands: Vec::new(),
             rank: 0,
             score,
         }
+    }
+
+    /// The text evidence called `label`, if present.
+    pub fn text(&self, label: &str) -> Option<&str> {
+        self.evidence
+            .iter()
+            .find(|e| e.label == label)
+            .and_then(|e| match &e.value {
+                EvidenceValue::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
     }
 
     /// The numeric evidence called `label`, if present.

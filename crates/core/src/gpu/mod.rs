@@ -6,7 +6,7 @@ pub mod nvml;
 pub mod runners;
 pub mod snapshot;
 
-pub use nvml::NvmlProbe;
+pub use nvml::{NvmlFailure, NvmlProbe};
 pub use runners::{Runner, RunnerScanner, blob_path_from_modelfile, parse_runner_cmdline};
 pub use snapshot::{GpuInfo, GpuProcess, GpuSnapshot, NvmlStatus, ProcessKind, SnapshotProbe};
 

@@ -133,10 +133,7 @@ fn needs_reinit(e: &NvmlError) -> bool {
 fn load() -> Result<Loaded, String> {
     // The loader's message (e.g. "libnvidia-ml.so.1: cannot open shared object file") is what
     // a user needs to see, so it is passed through rather than summarised.
-    let nvml = Nvml::init().map_err(|e| match e {
-        NvmlError::LibloadingError(inner) => inner.to_string(),
-        other => other.to_string(),
-    })?;
+    let nvml = Nvml::init().map_err(|e| init_error_reason(&e))?;
     let count = nvml.device_count().map_err(|e| e.to_string())?;
     let mut devices = Vec::with_capacity(count as usize);
     for i in 0..count {
@@ -152,6 +149,63 @@ fn load() -> Result<Loaded, String> {
         driver_version,
         devices,
     })
+}
+
+/// The reason text for a failed `nvmlInit`. Init errors that call for a specific fix are
+/// written the way `nvidia-smi` prints them, plus NVML's constant name, so
+/// [`NvmlFailure::from_reason`] recognises them in live snapshots and in captured bundles alike.
+fn init_error_reason(e: &NvmlError) -> String {
+    match e {
+        NvmlError::LibloadingError(inner) => inner.to_string(),
+        NvmlError::LibRmVersionMismatch => {
+            "Failed to initialize NVML: Driver/library version mismatch \
+             (NVML_ERROR_LIB_RM_VERSION_MISMATCH)"
+                .to_owned()
+        }
+        NvmlError::DriverNotLoaded => {
+            "Failed to initialize NVML: the NVIDIA kernel driver is not loaded \
+             (NVML_ERROR_DRIVER_NOT_LOADED)"
+                .to_owned()
+        }
+        NvmlError::NoPermission => {
+            "Failed to initialize NVML: insufficient permissions (NVML_ERROR_NO_PERMISSION)"
+                .to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why NVML is unavailable, as far as a diagnosis needs to know: each kind has its own fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NvmlFailure {
+    /// The kernel module and the user-space library differ (a driver update without a
+    /// reboot): nothing can use CUDA until the modules are reloaded or the machine reboots.
+    VersionMismatch,
+    /// `libnvidia-ml` is not installed: no NVIDIA driver on this machine.
+    LibraryMissing,
+    /// The library is there but the kernel module is not loaded.
+    DriverNotLoaded,
+    /// Anything else (permissions, an unsupported board, a transient query failure).
+    Other,
+}
+
+impl NvmlFailure {
+    /// Classifies an `NvmlStatus::Unavailable` reason (ours, or `nvidia-smi`'s text).
+    pub fn from_reason(reason: &str) -> Self {
+        let r = reason.to_ascii_lowercase();
+        if r.contains("version mismatch") || r.contains("lib_rm_version_mismatch") {
+            NvmlFailure::VersionMismatch
+        } else if r.contains("driver_not_loaded") || r.contains("driver is not loaded") {
+            NvmlFailure::DriverNotLoaded
+        } else if r.contains("libnvidia-ml")
+            || r.contains("nvml.dll")
+            || r.contains("library not found")
+        {
+            NvmlFailure::LibraryMissing
+        } else {
+            NvmlFailure::Other
+        }
+    }
 }
 
 fn query(
@@ -270,6 +324,34 @@ mod tests {
             }
             other => panic!("inconsistent consecutive probes: {other:?}"),
         }
+    }
+
+    #[test]
+    fn init_errors_keep_their_kind() {
+        let mismatch = init_error_reason(&NvmlError::LibRmVersionMismatch);
+        assert_eq!(
+            NvmlFailure::from_reason(&mismatch),
+            NvmlFailure::VersionMismatch
+        );
+        // nvidia-smi's own wording, as users paste it.
+        assert_eq!(
+            NvmlFailure::from_reason("Failed to initialize NVML: Driver/library version mismatch"),
+            NvmlFailure::VersionMismatch
+        );
+        assert_eq!(
+            NvmlFailure::from_reason(&init_error_reason(&NvmlError::DriverNotLoaded)),
+            NvmlFailure::DriverNotLoaded
+        );
+        assert_eq!(
+            NvmlFailure::from_reason(
+                "libnvidia-ml.so.1: cannot open shared object file: No such file or directory"
+            ),
+            NvmlFailure::LibraryMissing
+        );
+        assert_eq!(
+            NvmlFailure::from_reason(&init_error_reason(&NvmlError::NoPermission)),
+            NvmlFailure::Other
+        );
     }
 
     #[test]

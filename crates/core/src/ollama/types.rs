@@ -88,6 +88,13 @@ pub struct ShowResponse {
     /// upstream, `{}` when empty.
     #[serde(deserialize_with = "null_as_default")]
     pub model_info: BTreeMap<String, Value>,
+    /// GGUF key/values of a separate vision projector (`clip.*`, `general.parameter_count`);
+    /// vision models with an mmproj file only.
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub projector_info: BTreeMap<String, Value>,
     #[serde(deserialize_with = "null_as_default")]
     pub capabilities: Vec<String>,
     #[serde(
