@@ -141,7 +141,7 @@ pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
             None => Ok(()),
         },
         AppCommand::OpenConfig => match app.app_state() {
-            Some(state) => crate::config_file::open(&state.files().config_file),
+            Some(state) => crate::user_files::open_config(&state.files().config_file),
             None => Ok(()),
         },
         AppCommand::Quit => {

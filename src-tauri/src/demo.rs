@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::startup::{CoreOptions, GpuSource};
-use crate::state::UserFiles;
+use crate::user_files::UserFiles;
 
 /// The default demo machine (a 12 GiB RTX 4070 desktop), compiled in.
 const SCENARIO: &str = include_str!("../../crates/ollama-sim/scenarios/default.toml");
@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn demo_files_are_not_the_users() {
-        let files = crate::state::UserFiles::under(&super::scratch_dir());
+        let files = crate::user_files::UserFiles::under(&super::scratch_dir());
         assert!(files.autostart_entry.starts_with(std::env::temp_dir()));
         assert!(files.config_file.starts_with(std::env::temp_dir()));
     }

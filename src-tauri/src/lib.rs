@@ -10,7 +10,6 @@ mod actions;
 mod autostart;
 mod chat_window;
 mod commands;
-mod config_file;
 #[cfg(feature = "demo")]
 mod demo;
 mod error;
@@ -25,6 +24,7 @@ mod single_instance;
 mod startup;
 mod state;
 mod tray;
+mod user_files;
 mod view;
 
 use tauri::{App, Builder, Manager, Runtime};
@@ -34,7 +34,8 @@ pub use error::{Error, Result};
 pub use launch::run;
 pub use notify::{Backend, DbusBackend, Notice, NoticeAction, Shown};
 pub use startup::{CoreOptions, GpuSource};
-pub use state::{Status, UserFiles};
+pub use state::Status;
+pub use user_files::UserFiles;
 pub use view::{TrayState, TrayView};
 
 /// Builds the app: managed state, the core (watchdog on Tauri's runtime, forwarding of its

@@ -21,7 +21,7 @@ use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
 use crate::error::Result;
 use crate::samples::GpuSamples;
-use crate::state::UserFiles;
+use crate::user_files::UserFiles;
 
 /// Where GPU and runner facts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,45 +1,15 @@
 //! The shell's managed state: what the tray shows, how the desktop integration is doing, the
 //! notifier, and the user's files the menu acts on.
 
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
-use tauri::{AppHandle, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 
 use crate::error::{Error, Result};
-use crate::ext::YollayahExt;
 use crate::notify::{Notice, Notifier, NotifierHealth};
+use crate::user_files::UserFiles;
 use crate::view::TrayView;
-
-/// The user's files that "Start at login" and "Open config" act on. Demo mode points them at a
-/// throwaway folder, so trying the app never changes the real setup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserFiles {
-    /// The XDG autostart entry.
-    pub autostart_entry: PathBuf,
-    /// The config file the core reads.
-    pub config_file: PathBuf,
-}
-
-impl UserFiles {
-    /// The real ones: `$XDG_CONFIG_HOME/autostart/yollayah-tray.desktop` and the core's
-    /// `Config::default_path`.
-    pub fn from_env() -> Result<Self> {
-        Ok(UserFiles {
-            autostart_entry: crate::autostart::entry_path()?,
-            config_file: yollayah_core::config::Config::default_path().ok_or(Error::NoConfigDir)?,
-        })
-    }
-
-    /// Both under `dir`, laid out as under `$XDG_CONFIG_HOME`.
-    pub fn under(dir: &std::path::Path) -> Self {
-        UserFiles {
-            autostart_entry: dir.join("autostart").join(crate::autostart::ENTRY_NAME),
-            config_file: dir.join("yollayah").join("config.toml"),
-        }
-    }
-}
 
 /// Something that can draw a [`TrayView`]: the real tray, or nothing when headless.
 pub trait TrayUi: Send {
@@ -154,13 +124,13 @@ impl AppState {
 /// Changes what the tray shows. Callable from any thread: the state changes at once, the tray
 /// is redrawn on the main thread (GTK's).
 pub fn set_view<R: Runtime>(app: &AppHandle<R>, change: impl FnOnce(&mut TrayView)) {
-    let Some(state) = app.app_state() else {
+    let Some(state) = app.try_state::<AppState>() else {
         return;
     };
     state.update_view(change);
     let handle = app.clone();
     let queued = app.run_on_main_thread(move || {
-        if let Some(state) = handle.app_state() {
+        if let Some(state) = handle.try_state::<AppState>() {
             state.redraw();
         }
     });

@@ -2,7 +2,6 @@
 //! `ollama-sim` on an ephemeral port, with a private temp home so nothing touches the user's.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

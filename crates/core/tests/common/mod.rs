@@ -5,7 +5,6 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! Shared helpers for the simulator's HTTP tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::Duration;
 
 pub use ollama_sim::bounded;
