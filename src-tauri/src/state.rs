@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use serde::Serialize;
 use tauri::{AppHandle, Manager, Runtime};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::notify::{Notice, Notifier, NotifierHealth};
 use crate::user_files::UserFiles;
 use crate::view::TrayView;
