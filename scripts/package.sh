@@ -20,8 +20,10 @@ cargo build --release --locked -p yollayah-cli
 # `tauri/custom-protocol` is what `cargo tauri build` enables: the web assets are embedded
 # and served from the app instead of a dev server. Built with plain cargo so this step and
 # `scripts/run.sh` share the same build settings and cargo's output is visible.
+# Without the default `demo` feature: the package carries no simulator (an HTTP server it would
+# never use).
 echo "== building yollayah-tray (release; the first build takes several minutes)"
-cargo build --release --locked -p yollayah-tray --features tauri/custom-protocol
+cargo build --release --locked -p yollayah-tray --no-default-features --features tauri/custom-protocol
 
 # `tauri bundle` packages the binaries already built above (no second compile); the .deb
 # layout (desktop entry, icons, depends, extra files) comes from src-tauri/tauri.conf.json.

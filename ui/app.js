@@ -1,5 +1,5 @@
 // Boots the chat window: wires the conversation view, composer, status strip and conversation
-// list to the IPC contract (CONTRACT-IPC.md). No framework, no build step.
+// list to the IPC contract (src-tauri/src/ipc.rs). No framework, no build step.
 
 import { Cmd, Ev, closeWindow, errorText, invoke, listen } from "./ipc.js";
 import { ChatView } from "./chat.js";
@@ -148,12 +148,7 @@ async function newChat() {
     // Leaving a reply running into a view that no longer shows it would waste the GPU.
     await invoke(Cmd.cancelReply, { reply: streaming }).catch(() => {});
   }
-  try {
-    await invoke(Cmd.newConversation);
-  } catch (err) {
-    showError(`New chat failed: ${errorText(err)}`);
-    return;
-  }
+  // Nothing to ask the app: the next message sent without a conversation starts one.
   state.conversation = null;
   panel.setCurrent(null);
   els.title.textContent = "New chat";

@@ -5,11 +5,11 @@
 // sets the open tail as plain text. Nothing already on screen is re-rendered while a reply
 // streams, so a 200 tok/s stream costs a few small DOM writes per frame whatever the length.
 //
-// Safety: the only HTML ever inserted is `html_blocks[].html`, `done.html`, a loaded message's
-// `html` or the `render_markdown` command's result, all sanitised in Rust. Everything else (user
+// Safety: the only HTML ever inserted is `html_blocks[].html`, the `html` of `done`, `failed` and
+// `cancelled`, and a loaded message's `html`, all sanitised in Rust. Everything else (user
 // text, tails, errors, stats) goes through textContent.
 
-import { errorText, invoke, Cmd } from "./ipc.js";
+import { errorText } from "./ipc.js";
 import { tokPerSec } from "./format.js";
 import { enhanceCodeBlocks } from "./code.js";
 import { recordFlush } from "./perf.js";
@@ -183,17 +183,16 @@ export class ChatView {
       v.tailText.data = "";
       return;
     }
-    // Show the partial text at once, then swap in its rendering from the sanitiser.
-    if (v.htmlSoFar === "") v.tailText.data = partial;
-    invoke(Cmd.renderMarkdown, { text: partial }).then((html) => {
-      if (typeof html !== "string") return;
-      v.blocks.innerHTML = html;
-      v.htmlSoFar = html;
+    // `html` is the partial text rendered and sanitised in Rust, as `done` carries it.
+    if (typeof ev.html === "string") {
+      v.blocks.innerHTML = ev.html;
+      v.htmlSoFar = ev.html;
       v.tailText.data = "";
       enhanceCodeBlocks(v.blocks);
-    }, () => {
-      // Keep the plain-text tail: readable, and nothing unsanitised is ever inserted.
-    });
+    } else if (v.htmlSoFar === "") {
+      // Plain text: readable, and nothing unsanitised is ever inserted.
+      v.tailText.data = partial;
+    }
   }
 
   markIncomplete(v, reason) {
@@ -304,14 +303,7 @@ export class ChatView {
         continue;
       }
       const v = this.ensureReply(m.id);
-      let html = typeof m.html === "string" ? m.html : null;
-      if (html == null && m.content) {
-        try {
-          html = await invoke(Cmd.renderMarkdown, { text: m.content });
-        } catch {
-          html = null;
-        }
-      }
+      const html = typeof m.html === "string" ? m.html : null;
       if (typeof html === "string") {
         v.blocks.innerHTML = html;
         v.htmlSoFar = html;

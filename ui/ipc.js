@@ -1,4 +1,5 @@
-// The only door to the Tauri side: command and event names from CONTRACT-IPC.md live here, and
+// The only door to the Tauri side: command and event names of the IPC contract
+// (src-tauri/src/ipc.rs, src-tauri/src/commands.rs) live here, and
 // nowhere else in the UI.
 
 export const Cmd = Object.freeze({
@@ -6,10 +7,8 @@ export const Cmd = Object.freeze({
   sendMessage: "send_message",
   cancelReply: "cancel_reply",
   retryReply: "retry_reply",
-  newConversation: "new_conversation",
   listConversations: "list_conversations",
   loadConversation: "load_conversation",
-  renderMarkdown: "render_markdown",
   warm: "warm",
   openExternal: "open_external",
   gpuHistory: "gpu_history",
@@ -18,7 +17,6 @@ export const Cmd = Object.freeze({
 export const Ev = Object.freeze({
   snapshot: "yollayah://snapshot",
   chat: "yollayah://chat",
-  alert: "yollayah://alert",
 });
 
 function tauri() {

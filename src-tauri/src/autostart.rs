@@ -1,12 +1,10 @@
-//! "Start at login" (an XDG autostart entry) and "Open config" (the config file in the user's
-//! editor through `xdg-open`).
+//! "Start at login": an XDG autostart entry.
 //!
 //! ## Platform-specific
 //! Linux/BSD desktops following the XDG autostart spec. macOS and Windows would need their own
 //! mechanisms (login items, registry Run key); not implemented.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::error::{Error, Result};
 
@@ -21,24 +19,16 @@ pub fn entry_path() -> Result<PathBuf> {
         .join(ENTRY_NAME))
 }
 
-/// The config file the core reads: `$XDG_CONFIG_HOME/yollayah/config.toml`.
-pub fn config_path() -> Result<PathBuf> {
-    Ok(dirs::config_dir()
-        .ok_or(Error::NoConfigDir)?
-        .join("yollayah")
-        .join("config.toml"))
+/// Whether the autostart entry `path` exists.
+pub fn is_enabled(path: &Path) -> bool {
+    path.is_file()
 }
 
-/// Whether our autostart entry exists.
-pub fn is_enabled() -> bool {
-    entry_path().is_ok_and(|p| p.is_file())
-}
-
-/// Writes (enabled) or removes (disabled) the autostart entry, starting the current executable.
-pub fn set(enabled: bool) -> Result<()> {
-    let path = entry_path()?;
+/// Writes (enabled) or removes (disabled) the autostart entry `path`, starting the current
+/// executable.
+pub fn set(path: &Path, enabled: bool) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("finding our executable", e))?;
-    set_at(&path, enabled, &exe)
+    set_at(path, enabled, &exe)
 }
 
 /// [`set`] with explicit paths.
@@ -75,29 +65,6 @@ pub fn desktop_entry(exe: &Path) -> String {
          Comment=Shows where your Ollama model runs\nExec={quoted}\nIcon=yollayah\n\
          Terminal=false\nX-GNOME-Autostart-enabled=true\n"
     )
-}
-
-/// Opens the config file with `xdg-open`, or its folder when the file does not exist yet.
-pub fn open_config() -> Result<()> {
-    let file = config_path()?;
-    let target = if file.is_file() {
-        file
-    } else {
-        let dir = file
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or(Error::NoConfigDir)?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        dir
-    };
-    let mut child = Command::new("xdg-open")
-        .arg(&target)
-        .spawn()
-        .map_err(|e| Error::io(format!("running xdg-open {}", target.display()), e))?;
-    // Reaped off-thread: xdg-open may wait for the editor, and a click must not wait for it.
-    std::thread::spawn(move || child.wait());
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The tray app's one error type. Everything the shell can fail at is a variant here; IPC
-//! commands serialise it as `{ "kind", "message" }` (CONTRACT-IPC.md) so the chat window can
+//! commands serialise it as `{ "kind", "message" }` (src-tauri/src/ipc.rs) so the chat window can
 //! both branch on the kind and show the message.
 
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use yollayah_core::error::Category;
 
 /// Every failure of the desktop shell.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,7 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] yollayah_core::Error),
     /// The demo mode's simulator could not start.
+    #[cfg(feature = "demo")]
     #[error("demo simulator: {0}")]
     Sim(#[from] ollama_sim::SimError),
     /// The window sent arguments the command cannot act on.
@@ -63,24 +65,15 @@ impl Error {
 }
 
 impl Error {
-    /// The stable machine-readable kind sent over IPC (the window branches on it).
+    /// The stable machine-readable kind sent over IPC (the window branches on it). Core
+    /// errors take their category's name, as the CLI takes its exit code from it.
     pub fn kind(&self) -> &'static str {
-        use yollayah_core::Error as C;
         match self {
-            Error::Core(
-                C::Unreachable { .. }
-                | C::Timeout { .. }
-                | C::StreamStalled { .. }
-                | C::StreamTruncated { .. }
-                | C::Http(_),
-            ) => "ollama_down",
-            Error::Core(C::Api { .. } | C::StreamError { .. } | C::WarmFailed { .. }) => "ollama",
-            Error::Core(C::HistoryCorrupt { .. } | C::HistoryLocked { .. } | C::History { .. }) => {
-                "history"
+            Error::Core(e) => e.category().as_str(),
+            Error::BadInput(_) | Error::UnknownMenuId(_) | Error::UnknownAction(_) => {
+                Category::BadInput.as_str()
             }
-            Error::Core(C::Cancelled) => "cancelled",
-            Error::BadInput(_) | Error::UnknownMenuId(_) | Error::UnknownAction(_) => "bad_input",
-            _ => "internal",
+            _ => Category::Internal.as_str(),
         }
     }
 }

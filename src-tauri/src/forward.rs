@@ -1,30 +1,19 @@
-//! The adapter's two loops. Core → shell: every watchdog snapshot becomes the tray's view, a
-//! GPU sample and (when the chat window is open) a `yollayah://snapshot` event; every alert
-//! becomes a desktop notice and a `yollayah://alert` event. Shell → core: the user's Warm,
-//! Unload and Mute clicks become watchdog calls. Snapshot-driven: nothing here polls.
+//! Core → shell, in one loop: every watchdog snapshot becomes the tray's view, a GPU sample and
+//! (when the chat window is open) a `yollayah://snapshot` event; every alert the core wants
+//! shown becomes a desktop notice. Snapshot-driven: nothing here polls. (The other direction,
+//! the user's clicks, needs no loop: [`crate::actions::dispatch`] calls the watchdog's handle.)
 
-use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
-use yollayah_core::events::{Alert, Event, Snapshot, Verdict, names};
+use yollayah_core::events::{Alert, Event, Snapshot, Verdict};
 
-use crate::chat::CHAT_LABEL;
-use crate::command::AppCommand;
-use crate::core::{Core, lock};
-use crate::notify::{IncidentId, Notice, NoticeAction};
+use crate::chat_window::CHAT_LABEL;
+use crate::ext::YollayahExt;
+use crate::ipc::events;
+use crate::notify::{Notice, NoticeAction};
 use crate::samples::GpuSample;
-use crate::state::AppState;
+use crate::startup::{Core, lock};
 use crate::view::{TrayState, TrayView};
-
-/// The payload of `yollayah://alert`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertPayload<'a> {
-    /// The alert as the core wrote it.
-    #[serde(flatten)]
-    pub alert: &'a Alert,
-    /// `true` for the resolution of an incident.
-    pub resolved: bool,
-}
 
 /// The tray icon state for a verdict.
 pub fn tray_state(verdict: Verdict) -> TrayState {
@@ -40,15 +29,17 @@ pub fn tray_state(verdict: Verdict) -> TrayState {
 
 /// Brings `view` up to date with `snap`. The diagnosis line is the snapshot's advice; when all
 /// is well, a startup problem (broken config, history) is shown instead, so it stays visible.
+/// Mute is the core's state; the menu's check mark shows it.
 pub fn apply_snapshot(view: &mut TrayView, snap: &Snapshot, problems: &[String]) {
     view.state = tray_state(snap.verdict);
     view.status_line = snap.headline.clone();
     view.diagnosis_line = snap.advice.clone().or_else(|| problems.first().cloned());
+    view.muted = snap.muted;
 }
 
 /// The desktop notice for an alert (a resolution replaces its raise on screen).
 pub fn notice_for(alert: &Alert, resolved: bool) -> Notice {
-    let id = IncidentId(alert.incident.0);
+    let id = alert.incident;
     Notice {
         id,
         summary: alert.title.clone(),
@@ -69,32 +60,27 @@ fn on_snapshot<R: Runtime>(app: &AppHandle<R>, core: &Core, snap: &Snapshot) {
     if let Some(sample) = GpuSample::from_snapshot(snap) {
         lock(&core.samples).push(sample);
     }
-    crate::set_view(app, |view| apply_snapshot(view, snap, &core.problems));
+    crate::state::set_view(app, |view| apply_snapshot(view, snap, &core.problems));
     // Serialising a snapshot for a window that does not exist would be wasted work.
     if app.get_webview_window(CHAT_LABEL).is_some() {
-        if let Err(err) = app.emit_to(CHAT_LABEL, names::SNAPSHOT, snap) {
+        if let Err(err) = app.emit_to(CHAT_LABEL, events::SNAPSHOT, snap) {
             tracing::debug!(%err, "snapshot not delivered to the chat window");
         }
     }
 }
 
 fn on_alert<R: Runtime>(app: &AppHandle<R>, alert: &Alert, resolved: bool) {
+    // `notify` is the core's decision (mute, flap cooldown); the shell only shows.
     if alert.notify {
-        if let Some(state) = app.try_state::<AppState>() {
+        if let Some(state) = app.app_state() {
             state.notify(notice_for(alert, resolved));
-        }
-    }
-    if app.get_webview_window(CHAT_LABEL).is_some() {
-        let payload = AlertPayload { alert, resolved };
-        if let Err(err) = app.emit_to(CHAT_LABEL, names::ALERT, payload) {
-            tracing::debug!(%err, "alert not delivered to the chat window");
         }
     }
 }
 
-/// Starts both loops on Tauri's runtime. They end when the core's token is cancelled.
+/// Starts the loop on Tauri's runtime. It ends when the core's token is cancelled.
 pub fn spawn<R: Runtime>(app: &AppHandle<R>) {
-    let Some(core) = app.try_state::<Core>() else {
+    let Some(core) = app.core() else {
         return;
     };
     let mut snapshots = core.watchdog.snapshots();
@@ -102,7 +88,7 @@ pub fn spawn<R: Runtime>(app: &AppHandle<R>) {
     let cancel = core.cancel.clone();
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
-        let Some(core) = handle.try_state::<Core>() else {
+        let Some(core) = handle.core() else {
             return;
         };
         // The initial snapshot (before the first tick) is a state too: show it.
@@ -128,61 +114,12 @@ pub fn spawn<R: Runtime>(app: &AppHandle<R>) {
             }
         }
     });
-
-    let Some(mut commands) = app.state::<AppState>().take_commands() else {
-        tracing::warn!("the command channel was already taken; menu actions stay unconnected");
-        return;
-    };
-    let cancel = core.cancel.clone();
-    let handle = app.clone();
-    tauri::async_runtime::spawn(async move {
-        loop {
-            let cmd = tokio::select! {
-                _ = cancel.cancelled() => break,
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => cmd,
-                    None => break,
-                },
-            };
-            let Some(core) = handle.try_state::<Core>() else {
-                continue;
-            };
-            let watchdog = core.watchdog.clone();
-            let app = handle.clone();
-            // Warm waits for a whole model load: run it beside the loop so Mute stays instant.
-            match cmd {
-                AppCommand::WarmModel => {
-                    tauri::async_runtime::spawn(async move {
-                        if let Err(err) = watchdog.warm().await {
-                            report(&app, err.into());
-                        }
-                    });
-                }
-                AppCommand::UnloadModel => {
-                    tauri::async_runtime::spawn(async move {
-                        if let Err(err) = watchdog.unload().await {
-                            report(&app, err.into());
-                        }
-                    });
-                }
-                AppCommand::SetMuted(muted) => watchdog.set_muted(muted).await,
-                _ => {}
-            }
-        }
-    });
-}
-
-fn report<R: Runtime>(app: &AppHandle<R>, err: crate::Error) {
-    tracing::warn!(%err, "core command failed");
-    if let Some(state) = app.try_state::<AppState>() {
-        state.record_error(&err);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yollayah_core::alerts::IncidentId as CoreIncident;
+    use yollayah_core::alerts::IncidentId;
     use yollayah_core::placement::Placement;
 
     #[test]
@@ -216,12 +153,16 @@ mod tests {
         assert_eq!(view.diagnosis_text(), "Config error, using defaults: bad");
         apply_snapshot(&mut view, &snap, &[]);
         assert_eq!(view.diagnosis_text(), "No problems found");
+        assert!(!view.muted);
+        snap.muted = true;
+        apply_snapshot(&mut view, &snap, &[]);
+        assert!(view.muted, "the menu shows the core's mute");
     }
 
     #[test]
     fn resolution_replaces_the_raise_and_carries_no_buttons() {
         let alert = Alert {
-            incident: CoreIncident(7),
+            incident: IncidentId(7),
             model: "llama3.2:3b".into(),
             title: "llama3.2:3b is running on CPU".into(),
             body: "VRAM is held by firefox.".into(),
@@ -237,13 +178,5 @@ mod tests {
         let resolve = notice_for(&alert, true);
         assert_eq!(resolve.replaces, Some(IncidentId(7)));
         assert!(resolve.actions.is_empty());
-        let json = serde_json::to_value(AlertPayload {
-            alert: &alert,
-            resolved: true,
-        })
-        .expect("json");
-        assert_eq!(json["incident"], 7);
-        assert_eq!(json["resolved"], true);
-        assert_eq!(json["title"], "llama3.2:3b is running on CPU");
     }
 }

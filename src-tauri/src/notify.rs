@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::command::AppCommand;
+use yollayah_core::alerts::IncidentId;
+
 use crate::error::{Error, Result};
 
 /// How long a daemon may take to answer before the notifier reports itself stuck.
@@ -29,11 +30,6 @@ const QUEUE: usize = 16;
 const MAX_WAITERS: usize = 4;
 /// Mappings from incidents to daemon ids kept for "replaces"; older ones are forgotten.
 const MAX_REMEMBERED: usize = 64;
-
-/// Identifies one incident (e.g. "model fell off the GPU at 10:02"); its resolution notice
-/// replaces the alert that announced it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct IncidentId(pub u64);
 
 /// A button on an alert. Keys are spelled here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,14 +54,6 @@ impl NoticeAction {
         match self {
             NoticeAction::WarmModel => "Warm model",
             NoticeAction::Open => "Open",
-        }
-    }
-
-    /// What a click on it asks the app to do.
-    pub fn command(self) -> AppCommand {
-        match self {
-            NoticeAction::WarmModel => AppCommand::WarmModel,
-            NoticeAction::Open => AppCommand::OpenChat,
         }
     }
 
@@ -208,11 +196,12 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the worker on `backend`; clicked actions are handed to `on_command` (from a
-    /// waiter thread). The worker ends when the `Notifier` is dropped.
+    /// Starts the worker on `backend`. The notifier only reports which button was clicked:
+    /// `on_action` gets it (on a waiter thread) and decides what it means. The worker ends when
+    /// the `Notifier` is dropped.
     pub fn spawn(
         backend: impl Backend,
-        on_command: impl Fn(AppCommand) + Send + Sync + 'static,
+        on_action: impl Fn(NoticeAction) + Send + Sync + 'static,
     ) -> Result<Self> {
         let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Mutex::new(Shared {
@@ -225,7 +214,7 @@ impl Notifier {
         let worker_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("notifier".into())
-            .spawn(move || worker(backend, rx, worker_shared, Arc::new(on_command)))
+            .spawn(move || worker(backend, rx, worker_shared, Arc::new(on_action)))
             .map_err(|e| Error::io("starting the notification thread", e))?;
         Ok(Self { tx, shared })
     }
@@ -273,7 +262,7 @@ fn worker(
     mut backend: impl Backend,
     rx: Receiver<Notice>,
     shared: Arc<Mutex<Shared>>,
-    on_command: Arc<dyn Fn(AppCommand) + Send + Sync>,
+    on_action: Arc<dyn Fn(NoticeAction) + Send + Sync>,
 ) {
     let waiters = Arc::new(AtomicUsize::new(0));
     let mut daemon_ids: HashMap<IncidentId, u32> = HashMap::new();
@@ -314,7 +303,7 @@ fn worker(
                     s.failing = false;
                 }
                 if let Some(wait) = shown.wait {
-                    spawn_waiter(wait, &waiters, &on_command);
+                    spawn_waiter(wait, &waiters, &on_action);
                 }
             }
             Err(err) => fail(&err),
@@ -326,10 +315,10 @@ fn worker(
 fn spawn_waiter(
     wait: Box<dyn FnOnce() -> Option<String> + Send>,
     waiters: &Arc<AtomicUsize>,
-    on_command: &Arc<dyn Fn(AppCommand) + Send + Sync>,
+    on_action: &Arc<dyn Fn(NoticeAction) + Send + Sync>,
 ) {
     let waiters = Arc::clone(waiters);
-    let on_command = Arc::clone(on_command);
+    let on_action = Arc::clone(on_action);
     waiters.fetch_add(1, Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name("notice-action".into())
@@ -339,7 +328,7 @@ fn spawn_waiter(
                 // Blocks until the alert is clicked or closes (it expires after SHOW_FOR).
                 if let Some(key) = wait() {
                     match NoticeAction::from_key(&key) {
-                        Ok(action) => on_command(action.command()),
+                        Ok(action) => on_action(action),
                         Err(err) => tracing::warn!(%err, "ignored notification action"),
                     }
                 }
@@ -428,7 +417,7 @@ mod tests {
         let cmd = cmds
             .recv_timeout(Duration::from_secs(10))
             .expect("action forwarded");
-        assert_eq!(cmd, AppCommand::WarmModel);
+        assert_eq!(cmd, NoticeAction::WarmModel);
 
         let mut resolved = notice(2, "Back on the GPU", Some(1));
         resolved.actions.clear();

@@ -1,73 +1,18 @@
 //! Replies as the chat window sees them: a task per reply runs the core's `ChatEngine::send`,
-//! and each [`ChatEvent`] becomes a `yollayah://chat` payload. Deltas carry the Markdown blocks
+//! and each [`ChatEvent`] becomes a `yollayah://chat` payload ([`ChatPayload`]). Deltas carry the Markdown blocks
 //! that just became complete, already rendered and sanitised, plus the raw open tail, so the
 //! window never parses Markdown or inserts unsanitised HTML.
 
-use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio::sync::oneshot;
-use yollayah_core::chat::{ChatEvent, ReplyStats};
-use yollayah_core::events::names;
+use yollayah_core::chat::ChatEvent;
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
-use crate::chat::CHAT_LABEL;
-use crate::core::{Core, lock};
+use crate::chat_window::CHAT_LABEL;
 use crate::error::{Error, Result};
-
-/// One rendered Markdown block of a streaming reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HtmlBlock {
-    /// Block number within the message (stable, from 0).
-    pub index: usize,
-    /// Sanitised HTML.
-    pub html: String,
-}
-
-/// The payload of `yollayah://chat` (CONTRACT-IPC.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ChatPayload {
-    /// The reply row exists; deltas follow.
-    Started {
-        conversation: i64,
-        user_message: i64,
-        reply: i64,
-    },
-    /// New text.
-    Delta {
-        reply: i64,
-        /// The raw new text.
-        text: String,
-        /// Blocks that just became complete.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        html_blocks: Vec<HtmlBlock>,
-        /// Raw text of the still-open last block (show as plain text).
-        tail: String,
-    },
-    /// Finished normally; `html` is the whole message, sanitised.
-    Done {
-        reply: i64,
-        stats: ReplyStats,
-        html: String,
-    },
-    /// Stopped on an error; the partial text is kept in history.
-    Failed {
-        reply: i64,
-        error: String,
-        partial: String,
-    },
-    /// Stopped by the user; the partial text is kept in history.
-    Cancelled { reply: i64, partial: String },
-}
-
-/// What `send_message` and `retry_reply` return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Started {
-    pub conversation: i64,
-    pub user_message: i64,
-    pub reply: i64,
-}
+use crate::ipc::{ChatPayload, HtmlBlock, Started, events};
+use crate::startup::{Core, lock};
 
 /// Turns one reply's [`ChatEvent`]s into payloads.
 #[derive(Debug, Default)]
@@ -111,6 +56,7 @@ impl Relay {
                 stats,
                 html: render_all(&self.text),
             },
+            // What arrived is rendered whole, as for Done, so the window needs no second trip.
             ChatEvent::Failed {
                 reply,
                 error,
@@ -118,9 +64,14 @@ impl Relay {
             } => ChatPayload::Failed {
                 reply,
                 error,
+                html: render_all(&partial),
                 partial,
             },
-            ChatEvent::Cancelled { reply, partial } => ChatPayload::Cancelled { reply, partial },
+            ChatEvent::Cancelled { reply, partial } => ChatPayload::Cancelled {
+                reply,
+                html: render_all(&partial),
+                partial,
+            },
         }
     }
 }
@@ -167,7 +118,7 @@ pub async fn send<R: Runtime>(
                         lock(&replies).remove(reply);
                     }
                 }
-                if let Err(err) = app.emit_to(CHAT_LABEL, names::CHAT, relay.map(event)) {
+                if let Err(err) = app.emit_to(CHAT_LABEL, events::CHAT, relay.map(event)) {
                     tracing::debug!(%err, "chat event not delivered");
                 }
             })
@@ -236,6 +187,7 @@ pub async fn retry<R: Runtime>(app: &AppHandle<R>, core: &Core, reply: i64) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yollayah_core::chat::ReplyStats;
 
     #[test]
     fn deltas_carry_completed_blocks_and_the_open_tail_and_done_the_whole_message() {
@@ -283,5 +235,18 @@ mod tests {
         .expect("json");
         assert_eq!(json["kind"], "cancelled");
         assert_eq!(json["partial"], "Hel");
+        assert_eq!(json["html"], "<p>Hel</p>\n");
+        let json = serde_json::to_value(relay.map(ChatEvent::Failed {
+            reply: 4,
+            error: "stalled".into(),
+            partial: "**a** <img src=x onerror=alert(1)>".into(),
+        }))
+        .expect("json");
+        assert_eq!(json["kind"], "failed");
+        let html = json["html"].as_str().expect("html");
+        assert!(
+            html.contains("<strong>a</strong>") && !html.contains("<img"),
+            "{html}"
+        );
     }
 }

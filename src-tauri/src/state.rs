@@ -1,14 +1,14 @@
-//! The app's one managed state: what the tray shows, how the desktop integration is doing, the
-//! notifier, and the command channel towards the core adapter.
+//! The shell's managed state: what the tray shows, how the desktop integration is doing, the
+//! notifier, and the user's files the menu acts on.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tauri::{AppHandle, Manager, Runtime};
 
-use crate::command::AppCommand;
 use crate::error::Error;
 use crate::notify::{Notice, Notifier, NotifierHealth};
+use crate::user_files::UserFiles;
 use crate::view::TrayView;
 
 /// Something that can draw a [`TrayView`]: the real tray, or nothing when headless.
@@ -38,8 +38,7 @@ pub struct AppState {
     tray_host: Mutex<Option<bool>>,
     last_error: Mutex<Option<String>>,
     notifier: Notifier,
-    commands_tx: UnboundedSender<AppCommand>,
-    commands_rx: Mutex<Option<UnboundedReceiver<AppCommand>>>,
+    files: UserFiles,
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain data; the data is
@@ -49,18 +48,21 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AppState {
-    /// A state showing `view`, with `notifier` for alerts.
-    pub fn new(view: TrayView, notifier: Notifier) -> Self {
-        let (commands_tx, commands_rx) = unbounded_channel();
+    /// A state showing `view`, with `notifier` for alerts, acting on `files`.
+    pub fn new(view: TrayView, notifier: Notifier, files: UserFiles) -> Self {
         Self {
             view: Mutex::new(view),
             tray: Mutex::new(None),
             tray_host: Mutex::new(None),
             last_error: Mutex::new(None),
             notifier,
-            commands_tx,
-            commands_rx: Mutex::new(Some(commands_rx)),
+            files,
         }
+    }
+
+    /// The user's files the menu acts on.
+    pub fn files(&self) -> &UserFiles {
+        &self.files
     }
 
     /// A snapshot for the `status` command.
@@ -78,8 +80,8 @@ impl AppState {
         lock(&self.view).clone()
     }
 
-    /// Changes the view and returns the new one. Drawing it is [`crate::set_view`]'s job, on
-    /// the main thread.
+    /// Changes the view and returns the new one. Drawing it is [`set_view`]'s job, on the main
+    /// thread.
     pub(crate) fn update_view(&self, change: impl FnOnce(&mut TrayView)) -> TrayView {
         let mut view = lock(&self.view);
         change(&mut view);
@@ -112,24 +114,27 @@ impl AppState {
         *lock(&self.last_error) = Some(err.to_string());
     }
 
-    /// Shows a desktop alert unless alerts are muted. Never blocks.
+    /// Shows a desktop alert. Never blocks. Mute is the core's: a muted alert arrives with
+    /// `notify: false` and never gets here.
     pub fn notify(&self, notice: Notice) {
-        if lock(&self.view).muted {
-            tracing::debug!(id = ?notice.id, "alert muted");
-            return;
-        }
         self.notifier.send(notice);
     }
+}
 
-    /// Hands over the receiving end of the command channel (once; later calls get `None`).
-    /// Every [`AppCommand`] the user issues arrives there after the shell did its own part.
-    pub fn take_commands(&self) -> Option<UnboundedReceiver<AppCommand>> {
-        lock(&self.commands_rx).take()
-    }
-
-    pub(crate) fn forward(&self, cmd: AppCommand) {
-        if self.commands_tx.send(cmd).is_err() {
-            tracing::debug!(?cmd, "no adapter listening for commands");
+/// Changes what the tray shows. Callable from any thread: the state changes at once, the tray
+/// is redrawn on the main thread (GTK's).
+pub fn set_view<R: Runtime>(app: &AppHandle<R>, change: impl FnOnce(&mut TrayView)) {
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
+    state.update_view(change);
+    let handle = app.clone();
+    let queued = app.run_on_main_thread(move || {
+        if let Some(state) = handle.try_state::<AppState>() {
+            state.redraw();
         }
+    });
+    if let Err(err) = queued {
+        state.record_error(&err.into());
     }
 }

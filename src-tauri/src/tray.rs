@@ -14,11 +14,12 @@ use std::time::Duration;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Runtime};
 
-use crate::command::{MenuId, dispatch};
+use crate::actions::{AppCommand, MenuId, dispatch};
 use crate::error::{Error, Result};
-use crate::state::{AppState, TrayUi};
+use crate::ext::YollayahExt;
+use crate::state::TrayUi;
 use crate::view::TrayView;
 
 /// The tray icon's id.
@@ -138,7 +139,7 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
             return;
         }
     };
-    let Some(state) = app.try_state::<AppState>() else {
+    let Some(state) = app.app_state() else {
         return;
     };
     if let Some(cmd) = id.command(&state.view()) {
@@ -148,7 +149,9 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
 
 /// Creates the tray and installs it in the app state. Main thread only.
 pub fn install<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
-    let state = app.state::<AppState>();
+    let Some(state) = app.app_state() else {
+        return Ok(());
+    };
     let tray = Tray::build(app, &state.view())?;
     state.set_tray(Box::new(tray));
     Ok(())
@@ -180,13 +183,13 @@ pub fn check_host<R: Runtime>(app: &AppHandle<R>) {
             Ok(present) => present,
             Err(err) => {
                 tracing::warn!(%err, "could not ask the session bus for a tray host");
-                if let Some(state) = app.try_state::<AppState>() {
+                if let Some(state) = app.app_state() {
                     state.record_error(&err);
                 }
                 false
             }
         };
-        if let Some(state) = app.try_state::<AppState>() {
+        if let Some(state) = app.app_state() {
             state.set_tray_host(present);
         }
         if present {
@@ -196,7 +199,7 @@ pub fn check_host<R: Runtime>(app: &AppHandle<R>) {
                 "no tray host: nothing owns {WATCHER_NAME} on the session bus, so the tray \
                  icon cannot appear; opening the chat window instead"
             );
-            dispatch(&app, crate::command::AppCommand::OpenChat);
+            dispatch(&app, AppCommand::OpenChat);
         }
     });
 }

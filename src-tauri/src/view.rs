@@ -1,5 +1,5 @@
-//! The view model the tray renders. The shell never decides what the state is: a later adapter
-//! fills a [`TrayView`] from the core's events, and the tray only draws it.
+//! The view model the tray renders. The shell never decides what the state is:
+//! [`crate::forward`] fills a [`TrayView`] from the core's snapshots, and the tray only draws it.
 
 use serde::Serialize;
 

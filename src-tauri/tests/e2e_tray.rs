@@ -379,10 +379,11 @@ async fn tray_menu_drives_the_real_app() {
     let stats = sim_get(&http, &format!("{sim}/__sim/stats")).await;
     assert_eq!(stats["load_count"], 1, "start-up warm: {stats}");
 
-    // 3. Idle: no webview process at all.
+    // 3. Idle, before the chat first opens: no WebKit process of any kind.
+    let webkit = descendants_named(pid, "WebKit");
     assert!(
-        descendants_named(pid, "WebKitWebProces").is_empty(),
-        "the idle app already runs a web process"
+        webkit.is_empty(),
+        "the idle app already runs WebKit processes: {webkit:?}"
     );
 
     // 4. "Unload model" and "Warm model" act on the simulator.

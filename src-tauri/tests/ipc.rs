@@ -1,9 +1,11 @@
 //! Every IPC command of the chat window, invoked exactly as the webview would (origin
 //! `tauri://localhost`, through the capability check), against the real core talking to an
-//! in-process `ollama-sim`. No display: Tauri's mock runtime.
+//! in-process `ollama-sim`. No display: Tauri's mock runtime. The notification daemon, a
+//! system edge, is a recorder whose buttons the test clicks.
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,8 +13,8 @@ use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
-use yollayah_core::events::names;
-use yollayah_tray::{AppCommand, CoreOptions, GpuSource, run_app};
+use yollayah_tray::ipc::events;
+use yollayah_tray::{AppCommand, Backend, CoreOptions, GpuSource, Notice, Shown, run_app};
 
 const MODEL: &str = "llama3.2:3b";
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -23,7 +25,43 @@ struct Rig {
     sim: ollama_sim::SimHandle,
     dir: tempfile::TempDir,
     chat_events: Receiver<Value>,
-    alert_events: Receiver<Value>,
+    /// Every notification shown, with the daemon id it replaces.
+    notices: Receiver<(Notice, Option<u32>)>,
+    /// Sends the key of the button the user clicks on the notification waiting for one.
+    clicks: Sender<String>,
+}
+
+/// A notification daemon that supports buttons, records what it shows, and reports the
+/// clicks the test sends it.
+struct Recorder {
+    shown: Sender<(Notice, Option<u32>)>,
+    clicks: Arc<Mutex<Receiver<String>>>,
+    next_id: u32,
+}
+
+impl Backend for Recorder {
+    fn capabilities(&mut self) -> yollayah_tray::Result<Vec<String>> {
+        Ok(vec!["body".into(), "actions".into()])
+    }
+
+    fn show(
+        &mut self,
+        notice: &Notice,
+        replaces: Option<u32>,
+        with_actions: bool,
+    ) -> yollayah_tray::Result<Shown> {
+        let _ = self.shown.send((notice.clone(), replaces));
+        self.next_id += 1;
+        let clicks = Arc::clone(&self.clicks);
+        let wait = with_actions.then(|| {
+            Box::new(move || clicks.lock().ok()?.recv().ok())
+                as Box<dyn FnOnce() -> Option<String> + Send>
+        });
+        Ok(Shown {
+            id: replaces.unwrap_or(self.next_id),
+            wait,
+        })
+    }
 }
 
 fn rig() -> Rig {
@@ -58,7 +96,14 @@ fn rig() -> Rig {
         opener,
         ..CoreOptions::default()
     };
-    let app = run_app(mock_builder(), options, None).expect("app builds");
+    let (shown, notices) = channel();
+    let (clicks, clicked) = channel();
+    let recorder = Recorder {
+        shown,
+        clicks: Arc::new(Mutex::new(clicked)),
+        next_id: 0,
+    };
+    let app = run_app(mock_builder(), options, recorder).expect("app builds");
     let chat = WebviewWindowBuilder::new(&app, "chat", Default::default())
         .build()
         .expect("chat window");
@@ -69,15 +114,15 @@ fn rig() -> Rig {
         });
         rx
     };
-    let chat_events = listen(names::CHAT);
-    let alert_events = listen(names::ALERT);
+    let chat_events = listen(events::CHAT);
     Rig {
         app,
         chat,
         sim,
         dir,
         chat_events,
-        alert_events,
+        notices,
+        clicks,
     }
 }
 
@@ -143,18 +188,10 @@ impl Rig {
         }
     }
 
-    fn next_alert(&self, resolved: bool) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = self
-                .alert_events
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no alert with resolved={resolved}"));
-            if ev["resolved"] == resolved {
-                return ev;
-            }
-        }
+    fn next_notice(&self, what: &str) -> (Notice, Option<u32>) {
+        self.notices
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("no notification: {what}"))
     }
 }
 
@@ -198,7 +235,6 @@ fn status_is_the_watchdog_snapshot_plus_app_health() {
     assert_eq!(s["muted"], false);
     assert_eq!(s["problems"], json!([]));
     assert_eq!(s["app"]["tray_host"], Value::Null);
-    assert_eq!(rig.call("new_conversation", json!({})), Value::Null);
 }
 
 #[test]
@@ -249,11 +285,11 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
         "keep-warm undid the unload"
     );
 
-    // The tray menu's Warm goes the same way (AppCommand → adapter → watchdog).
-    yollayah_tray::command::dispatch(rig.app.handle(), AppCommand::WarmModel);
+    // The tray menu's Warm goes the same way (dispatch → the watchdog's handle).
+    yollayah_tray::dispatch(rig.app.handle(), AppCommand::WarmModel);
     rig.status_until("a warm from the menu", |s| verdict(s) == "gpu");
     assert_eq!(rig.sim.load_count(), 2);
-    yollayah_tray::command::dispatch(rig.app.handle(), AppCommand::UnloadModel);
+    yollayah_tray::dispatch(rig.app.handle(), AppCommand::UnloadModel);
     rig.status_until("an unload from the menu", |s| verdict(s) == "not_loaded");
     assert!(rig.sim.loaded_models().is_empty());
 }
@@ -383,6 +419,12 @@ fn cancel_keeps_the_partial_reply_and_retry_resends_the_question() {
     assert_eq!(end["kind"], "cancelled", "{end}");
     let partial = end["partial"].as_str().expect("partial").to_owned();
     assert!(!partial.is_empty());
+    // The partial text arrives rendered, as a finished reply does: no second trip to render it.
+    let html = end["html"].as_str().expect("html");
+    assert!(
+        html.starts_with("<p>") && html.contains(partial.trim()),
+        "{end}"
+    );
 
     let messages = rig.call("load_conversation", json!({"id": conv}));
     assert_eq!(messages[1]["status"], "incomplete");
@@ -454,39 +496,64 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
 }
 
 #[test]
-fn a_cpu_fallback_raises_one_alert_and_its_fix_resolves_it() {
+fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() {
     let rig = rig();
     rig.call("warm", json!({}));
     rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
     rig.sim.fault(ollama_sim::Fault::PsLiesGpu {
         model: MODEL.into(),
     });
-    let raised = rig.next_alert(false);
-    eprintln!("alert: {raised}");
-    assert_eq!(raised["model"], MODEL, "{raised}");
-    assert!(raised["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let (raised, replaces) = rig.next_notice("the CPU fallback alert");
+    eprintln!("alert: {raised:?}");
+    assert!(raised.summary.contains(MODEL), "{raised:?}");
     assert!(
-        raised["code"].is_string(),
-        "the alert names a cause: {raised}"
+        raised.body.to_lowercase().contains("gpu backend"),
+        "the alert names the cause: {raised:?}"
     );
+    assert_eq!(replaces, None);
+    let buttons: Vec<&str> = raised.actions.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(buttons, ["warm-model", "open"]);
+
     rig.sim.clear_faults();
-    let resolved = rig.next_alert(true);
-    eprintln!("resolution: {resolved}");
-    assert_eq!(resolved["incident"], raised["incident"]);
+    let (resolved, replaces) = rig.next_notice("the resolution");
+    eprintln!("resolution: {resolved:?}");
+    assert_eq!(resolved.replaces, Some(raised.id));
+    assert!(
+        replaces.is_some(),
+        "the resolution replaces the alert on screen"
+    );
+    assert!(resolved.actions.is_empty());
     rig.status_until("back on the GPU", |s| verdict(s) == "gpu");
+    assert!(
+        rig.notices.recv_timeout(Duration::from_secs(1)).is_err(),
+        "one alert and one resolution per incident"
+    );
+
+    // The alert's "Warm model" button, clicked after an unload (which pauses keep-warm), loads
+    // the model: notifier → dispatch → the watchdog's handle.
+    rig.call("unload", json!({}));
+    rig.status_until("the not-loaded verdict", |s| verdict(s) == "not_loaded");
+    let loads = rig.sim.load_count();
+    rig.clicks.send("warm-model".into()).expect("click");
+    rig.status_until("a warm from the notification", |s| verdict(s) == "gpu");
+    assert_eq!(rig.sim.load_count(), loads + 1);
 }
 
 #[test]
-fn render_markdown_sanitises() {
+fn muting_is_the_cores_and_silences_alerts() {
     let rig = rig();
-    let html = rig.call(
-        "render_markdown",
-        json!({"text": "**b** [x](javascript:alert(1)) <img src=x onerror=alert(1)>"}),
+    rig.call("warm", json!({}));
+    rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    yollayah_tray::dispatch(rig.app.handle(), AppCommand::SetMuted(true));
+    rig.status_until("the core muted", |s| s["muted"] == true);
+    rig.sim.fault(ollama_sim::Fault::PsLiesGpu {
+        model: MODEL.into(),
+    });
+    rig.status_until("the CPU verdict", |s| verdict(s) != "gpu");
+    assert!(
+        rig.notices.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a muted app showed an alert"
     );
-    let html = html.as_str().expect("string");
-    assert!(html.contains("<strong>b</strong>"), "{html}");
-    assert!(!html.contains("<img"), "{html}");
-    assert!(!html.to_lowercase().contains("href=\"javascript"), "{html}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 // Development only (never loaded by the app): a fake window.__TAURI__ that follows
-// CONTRACT-IPC.md, with a scripted reply stream whose HTML came from the real Rust sanitiser
+// the IPC contract (src-tauri/src/ipc.rs), with a scripted reply stream whose HTML came from the real Rust sanitiser
 // (stream.json, made by `cargo run -p yollayah-render --example stream_fixture < reply.md`).
 //
 // URL parameters:
@@ -129,10 +129,10 @@
       clearTimeout(streamTimer);
       const partial = activeReply ? activeReply.partial : "";
       activeReply = null;
-      setTimeout(() => emit("yollayah://chat", { kind: "cancelled", reply, partial }), 0);
+      const html = partial ? `<p>${escapeHtml(partial)}</p>\n` : "";
+      setTimeout(() => emit("yollayah://chat", { kind: "cancelled", reply, partial, html }), 0);
       return null;
     },
-    new_conversation: () => null,
     list_conversations: ({ limit }) => conversations.slice(0, limit),
     load_conversation: async ({ id }) => {
       const f = await fixture;
@@ -143,10 +143,6 @@
         { id: 12, role: "user", content: "And with a 7B model?", status: "complete" },
         { id: 13, role: "assistant", content: "A 7B model at Q4 needs about", status: "incomplete", reason: "Ollama stopped answering (connection reset)", html: "<p>A 7B model at Q4 needs about</p>\n" },
       ];
-    },
-    render_markdown: async ({ text }) => {
-      const f = await fixture;
-      return text === f.text ? f.html : `<p>${escapeHtml(text)}</p>\n`;
     },
     warm: () => new Promise((resolve) => {
       emit("yollayah://snapshot", snapshot("warming"));

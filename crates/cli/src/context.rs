@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use yollayah_core::config::Config;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
-use yollayah_core::ollama::host;
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
 
@@ -83,26 +82,16 @@ impl Context {
 
 /// The server URL: `--url` wins, then `[ollama] url`, then `OLLAMA_HOST` (official rules).
 pub fn resolve_url(flag: Option<&str>, config: &Config) -> Result<String> {
-    let parsed = match flag.or(config.ollama.url.as_deref()) {
-        Some(u) => host::parse_host(u),
-        None => host::from_env(),
-    };
-    parsed
-        .map(|h| h.connectable_url())
+    ClientConfig::from_config(config, flag)
+        .map(|c| c.base_url)
         .map_err(CliError::BadInput)
 }
 
 /// A client for the resolved URL with the config's deadlines.
 pub fn client_for(flag: Option<&str>, config: &Config) -> Result<OllamaClient> {
-    let o = &config.ollama;
-    let client_config = ClientConfig {
-        connect_timeout: o.connect_timeout(),
-        request_timeout: o.request_timeout(),
-        load_timeout: o.load_timeout(),
-        stream_idle_timeout: o.stream_idle_timeout(),
-        ..ClientConfig::new(resolve_url(flag, config)?)
-    };
-    OllamaClient::new(client_config).map_err(CliError::BadInput)
+    ClientConfig::from_config(config, flag)
+        .and_then(OllamaClient::new)
+        .map_err(CliError::BadInput)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The CLI's one error type. Every failure a command can hit maps to an exit code from
 //! [`crate::exit`], so a script can tell "Ollama is down" from "your config is wrong".
 
+use yollayah_core::error::Category;
+
 use crate::exit;
 
 /// What went wrong in a command.
@@ -24,23 +26,17 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The exit code documented in `--help`.
+    /// The exit code documented in `--help`: the core's [`Category`] decides, as it decides
+    /// the tray's IPC error kind.
     pub fn exit_code(&self) -> u8 {
-        use yollayah_core::Error as E;
         match self {
             CliError::BadInput(_) | CliError::NoSuchConversation(_) => exit::BAD_INPUT,
-            CliError::Core(e) => match e {
-                E::Unreachable { .. } | E::Timeout { .. } => exit::UNREACHABLE,
-                E::Cancelled => exit::INTERRUPTED,
-                E::Config { .. }
-                | E::Persona { .. }
-                | E::InvalidHost { .. }
-                | E::Api { .. }
-                | E::StreamError { .. }
-                | E::WarmFailed { .. }
-                | E::InvalidSnapshot { .. }
-                | E::UnsupportedCapture { .. } => exit::BAD_INPUT,
-                _ => exit::INTERNAL,
+            CliError::Core(e) => match e.category() {
+                Category::OllamaDown => exit::UNREACHABLE,
+                Category::Ollama | Category::BadInput => exit::BAD_INPUT,
+                Category::History => exit::HISTORY,
+                Category::Cancelled => exit::INTERRUPTED,
+                Category::Internal => exit::INTERNAL,
             },
             CliError::Output(_) | CliError::Json(_) => exit::INTERNAL,
         }
@@ -49,3 +45,33 @@ impl CliError {
 
 /// The result of a command.
 pub type Result<T> = std::result::Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn history_failures_have_their_own_exit_code() {
+        let locked = yollayah_core::Error::HistoryLocked {
+            path: "h.sqlite3".into(),
+            waited: Duration::from_secs(5),
+        };
+        let corrupt = yollayah_core::Error::HistoryCorrupt {
+            path: "h.sqlite3".into(),
+            reason: "not a database".into(),
+        };
+        let full = yollayah_core::Error::History {
+            path: "h.sqlite3".into(),
+            reason: "database or disk is full".into(),
+        };
+        for e in [locked, corrupt, full] {
+            assert_eq!(CliError::Core(e).exit_code(), exit::HISTORY);
+        }
+        let down = yollayah_core::Error::StreamStalled {
+            after: Duration::from_secs(60),
+        };
+        assert_eq!(CliError::Core(down).exit_code(), exit::UNREACHABLE);
+    }
+}

@@ -18,6 +18,8 @@ pub const CPU: u8 = 6;
 pub const UNKNOWN: u8 = 7;
 /// Bad input: an invalid config, personality or capture file, or a failed request.
 pub const BAD_INPUT: u8 = 8;
+/// The chat history database is locked by another process, damaged, or failing (disk full).
+pub const HISTORY: u8 = 9;
 /// Interrupted by Ctrl-C (128 + SIGINT, the shell convention); a reply cut short is kept.
 pub const INTERRUPTED: u8 = 130;
 
@@ -33,4 +35,5 @@ Exit codes:
     6  model on the CPU (including: /api/ps claims GPU but NVML shows otherwise)
     7  placement unknown
     8  bad input (config, persona or capture file) or a request Ollama refused
+    9  chat history unusable (locked by another process, damaged, or disk full)
   130  interrupted by Ctrl-C (chat: the partial reply is kept, marked incomplete)";

@@ -487,6 +487,7 @@ async fn help_lists_commands_and_exit_codes() {
             "bench",
             "config",
             "Exit codes",
+            "9  chat history unusable",
             "130",
         ] {
             assert!(r.stdout.contains(word), "{word} missing from --help");

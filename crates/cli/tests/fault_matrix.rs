@@ -151,7 +151,7 @@ async fn corrupt_history_is_refused_untouched_before_anything_is_sent() {
         std::fs::write(&path, &garbage).unwrap();
 
         let r = home.run(&["--url", &sim.url(), "chat", "hello"]).await;
-        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(r.code, 9, "{r:?}");
         assert!(
             r.stderr.contains("is damaged or not a SQLite database"),
             "{r:?}"
@@ -165,7 +165,7 @@ async fn corrupt_history_is_refused_untouched_before_anything_is_sent() {
         assert_eq!(chat_requests(&sim), 0, "nothing was sent");
 
         let r = home.run(&["history"]).await;
-        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(r.code, 9, "{r:?}");
         assert!(r.stderr.contains("damaged"), "{r:?}");
         sim.shutdown().await;
     })

@@ -6,7 +6,7 @@
 //! incomplete with the reason. The request's options come from the one [`ModelProfile`], so
 //! a chat never reloads the model that the watchdog warmed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,8 +25,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// How long the first token may wait for the watchdog to classify a load the chat caused.
 const CLASSIFY_BEFORE_FIRST_TOKEN: Duration = Duration::from_millis(250);
 
-/// The history store, shared between the chat engine and the UI's conversation list.
-pub type SharedHistory = Arc<Mutex<History>>;
+pub use crate::history::SharedHistory;
 
 /// One event of a reply, in order: `Started`, any number of `Delta`, then exactly one of
 /// `Done`, `Failed` or `Cancelled`.
@@ -162,8 +161,7 @@ impl ChatEngine {
                     None => h.create_conversation(&title, &model, &persona_name)?,
                 };
                 let past = h.messages(conv)?;
-                let user_id = h.add_user_message(conv, &user_text)?;
-                let reply_id = h.begin_reply(conv)?;
+                let (user_id, reply_id) = h.begin_exchange(conv, &user_text)?;
                 Ok((conv, user_id, reply_id, past))
             })
             .await?;
@@ -333,19 +331,7 @@ impl ChatEngine {
         &self,
         f: impl FnOnce(&mut History) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let history = self.history.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = history.lock().map_err(|_| Error::History {
-                path: String::new(),
-                reason: "the history store is unusable after a crash in another thread".into(),
-            })?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::History {
-            path: String::new(),
-            reason: e.to_string(),
-        })?
+        crate::history::with_history(&self.history, f).await
     }
 }
 

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ollama::client::ClientConfig;
+use crate::ollama::host;
 use crate::ollama::types::{KeepAlive, Options};
 
 /// The whole config file.
@@ -537,6 +539,28 @@ pub fn parse_go_duration(s: &str) -> std::result::Result<i128, String> {
             .ok_or_else(|| format!("{s:?} is not a duration: too large"))?;
     }
     Ok(if neg { -total } else { total })
+}
+
+// Here rather than in `ollama/client.rs`, so the client does not depend on the config (the
+// config already depends on the Ollama types).
+impl ClientConfig {
+    /// The client settings the app and the CLI use: the server is `url` (a command-line flag or
+    /// a test hook) when given, else the config's `[ollama] url`, else `OLLAMA_HOST` (the
+    /// official client rules); the deadlines are the config's.
+    pub fn from_config(config: &Config, url: Option<&str>) -> Result<ClientConfig> {
+        let host = match url.or(config.ollama.url.as_deref()) {
+            Some(u) => host::parse_host(u)?,
+            None => host::from_env()?,
+        };
+        let o = &config.ollama;
+        Ok(ClientConfig {
+            connect_timeout: o.connect_timeout(),
+            request_timeout: o.request_timeout(),
+            load_timeout: o.load_timeout(),
+            stream_idle_timeout: o.stream_idle_timeout(),
+            ..ClientConfig::new(host.connectable_url())
+        })
+    }
 }
 
 #[cfg(test)]

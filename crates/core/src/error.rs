@@ -114,6 +114,67 @@ pub enum Error {
     History { path: String, reason: String },
 }
 
+/// What kind of failure an [`Error`] is, for whoever must branch on it: the chat window (the
+/// IPC `kind`) and the CLI (its exit code) both map from here, so they cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Ollama is not there or stopped answering (down, wrong URL, deadline, cut stream).
+    OllamaDown,
+    /// Ollama answered and refused (HTTP error, error mid-stream, failed load).
+    Ollama,
+    /// The history database is locked, damaged or failing.
+    History,
+    /// A file or value the user supplied is unusable (config, persona, host, capture).
+    BadInput,
+    /// The caller cancelled.
+    Cancelled,
+    /// Anything else: a bug or an unexpected answer.
+    Internal,
+}
+
+impl Category {
+    /// The stable lower-case name (the IPC `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::OllamaDown => "ollama_down",
+            Category::Ollama => "ollama",
+            Category::History => "history",
+            Category::BadInput => "bad_input",
+            Category::Cancelled => "cancelled",
+            Category::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    /// Which [`Category`] this error belongs to.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Unreachable { .. }
+            | Error::Timeout { .. }
+            | Error::StreamStalled { .. }
+            | Error::StreamTruncated { .. }
+            | Error::Http(_) => Category::OllamaDown,
+            Error::Api { .. } | Error::StreamError { .. } | Error::WarmFailed { .. } => {
+                Category::Ollama
+            }
+            Error::HistoryCorrupt { .. } | Error::HistoryLocked { .. } | Error::History { .. } => {
+                Category::History
+            }
+            Error::InvalidHost { .. }
+            | Error::Config { .. }
+            | Error::Persona { .. }
+            | Error::InvalidSnapshot { .. }
+            | Error::UnsupportedCapture { .. } => Category::BadInput,
+            Error::Cancelled => Category::Cancelled,
+            Error::InvalidChunk { .. }
+            | Error::LineTooLong { .. }
+            | Error::InvalidResponse { .. }
+            | Error::Io { .. } => Category::Internal,
+        }
+    }
+}
+
 /// `Result` with the core's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -12,18 +12,6 @@ use crate::gpu::NvmlStatus;
 use crate::placement::Placement;
 use crate::warm::WarmReason;
 
-/// Names of the events as the tray app emits them to the webview; one place, not literals.
-pub mod names {
-    /// A new [`super::Snapshot`].
-    pub const SNAPSHOT: &str = "yollayah://snapshot";
-    /// An [`super::Alert`] raised or resolved.
-    pub const ALERT: &str = "yollayah://alert";
-    /// A [`super::WarmEvent`].
-    pub const WARM: &str = "yollayah://warm";
-    /// A chat reply event ([`crate::chat::ChatEvent`]).
-    pub const CHAT: &str = "yollayah://chat";
-}
-
 /// One event on the watchdog's broadcast channel.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -16,6 +17,30 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::ollama::types::{Message, Metrics};
+
+/// The history store as the chat engine and the apps share it.
+pub type SharedHistory = Arc<Mutex<History>>;
+
+/// Runs `f` on `history` on a blocking thread (SQLite calls block, and must not stall the
+/// async runtime). The one way async code touches the store.
+pub async fn with_history<T: Send + 'static>(
+    history: &SharedHistory,
+    f: impl FnOnce(&mut History) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let history = Arc::clone(history);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = history.lock().map_err(|_| Error::History {
+            path: String::new(),
+            reason: "the history store is unusable after a crash in another thread".into(),
+        })?;
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| Error::History {
+        path: String::new(),
+        reason: e.to_string(),
+    })?
+}
 
 /// Forward migrations; entry `i` takes the schema from `user_version = i` to `i + 1`. Never
 /// edit a shipped entry: add a new one.
@@ -380,6 +405,31 @@ impl History {
         self.insert_message(conversation, "assistant", "", MessageStatus::Streaming)
     }
 
+    /// Stores the user's message and creates its (empty, `streaming`) reply row in one
+    /// transaction, as [`History::add_user_message`] then [`History::begin_reply`] would, so a
+    /// crash or a full disk never leaves a question stored without its reply row. Returns
+    /// (user message, reply).
+    pub fn begin_exchange(
+        &mut self,
+        conversation: ConversationId,
+        text: &str,
+    ) -> Result<(MessageId, MessageId)> {
+        let ids = self.insert_messages(
+            conversation,
+            &[
+                ("user", text, MessageStatus::Pending),
+                ("assistant", "", MessageStatus::Streaming),
+            ],
+        )?;
+        match ids[..] {
+            [user, reply] => Ok((user, reply)),
+            _ => Err(Error::History {
+                path: self.path.clone(),
+                reason: "the exchange was not stored whole".into(),
+            }),
+        }
+    }
+
     /// Checkpoints the partial text of a streaming reply, so a crash loses little.
     pub fn save_partial(&mut self, id: MessageId, text: &str) -> Result<()> {
         self.update_streaming(id, text, &MessageStatus::Streaming, None)
@@ -421,6 +471,19 @@ impl History {
         text: &str,
         status: MessageStatus,
     ) -> Result<MessageId> {
+        let ids = self.insert_messages(conversation, &[(role, text, status)])?;
+        ids.first().copied().ok_or_else(|| Error::History {
+            path: self.path.clone(),
+            reason: "no message was inserted".into(),
+        })
+    }
+
+    /// Inserts `rows` in order, in one transaction: all of them or none.
+    fn insert_messages(
+        &mut self,
+        conversation: ConversationId,
+        rows: &[(&str, &str, MessageStatus)],
+    ) -> Result<Vec<MessageId>> {
         let (path, timeout) = (self.path.clone(), self.busy_timeout);
         let err = |e| db_error(&path, timeout, e);
         let now = now_ms();
@@ -440,23 +503,26 @@ impl History {
                 reason: format!("no conversation {}", conversation.0),
             });
         }
-        if status == MessageStatus::Streaming {
+        let mut ids = Vec::with_capacity(rows.len());
+        for (role, text, status) in rows {
+            if *status == MessageStatus::Streaming {
+                tx.execute(
+                    "UPDATE messages SET status = 'complete'
+                     WHERE conversation_id = ?1 AND status = 'pending'",
+                    params![conversation.0],
+                )
+                .map_err(err)?;
+            }
             tx.execute(
-                "UPDATE messages SET status = 'complete'
-                 WHERE conversation_id = ?1 AND status = 'pending'",
-                params![conversation.0],
+                "INSERT INTO messages (conversation_id, role, content, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![conversation.0, role, text, status.as_str(), now],
             )
             .map_err(err)?;
+            ids.push(MessageId(tx.last_insert_rowid()));
         }
-        tx.execute(
-            "INSERT INTO messages (conversation_id, role, content, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![conversation.0, role, text, status.as_str(), now],
-        )
-        .map_err(err)?;
-        let id = MessageId(tx.last_insert_rowid());
         tx.commit().map_err(err)?;
-        Ok(id)
+        Ok(ids)
     }
 
     fn update_streaming(

@@ -2,12 +2,13 @@
 //! listing the simulator serves, streaming and non-streaming chat, load/unload and the
 //! keep_alive forms, reload accounting, and the typed error each staged fault must produce.
 //!
-//! Every test runs under [`TEST_LIMIT`]; scenarios load in milliseconds and stream thousands
+//! Every test runs under [`ollama_sim::TEST_LIMIT`]; scenarios load in milliseconds and stream thousands
 //! of tokens per second, and anything that waits for the server polls with a deadline.
 
 use std::future::Future;
 use std::time::Duration;
 
+use ollama_sim::bounded;
 use ollama_sim::{Fault, Scenario, SimHandle};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -19,18 +20,9 @@ use yollayah_core::ollama::types::{
     ChatChunk, ChatRequest, GenerateRequest, KeepAlive, Message, Options, PsModel,
 };
 
-/// Upper bound for every test body, far above every client deadline used below.
-const TEST_LIMIT: Duration = Duration::from_secs(20);
 /// The simulator's token rate in these tests; the measured rate can only be lower.
 const TOKENS_PER_SECOND: f64 = 2000.0;
 const REPLY: &str = "Hello from the simulator, friend! Your model runs fully on the GPU today.";
-
-/// Runs a test body under [`TEST_LIMIT`] so that a hang fails instead of blocking CI.
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test exceeded its time limit (a client call hung)");
-}
 
 fn fast_scenario() -> Scenario {
     Scenario {
@@ -46,7 +38,7 @@ async fn sim() -> SimHandle {
     sim
 }
 
-/// Deadlines well inside [`TEST_LIMIT`], idle timeout `idle`.
+/// Deadlines well inside [`ollama_sim::TEST_LIMIT`], idle timeout `idle`.
 fn config(sim: &SimHandle, idle: Duration) -> ClientConfig {
     ClientConfig {
         connect_timeout: Duration::from_secs(1),

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ollama_sim::bounded;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,9 +13,6 @@ use tokio::sync::oneshot;
 use yollayah_core::Error;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
 use yollayah_core::ollama::types::{ChatRequest, KeepAlive, Message, Options};
-
-/// Upper bound for every test, far above the short timeouts under test.
-const TEST_LIMIT: Duration = Duration::from_secs(20);
 
 /// What the fake server does after reading the request.
 enum Act {
@@ -174,12 +172,6 @@ fn chat_req() -> ChatRequest {
         messages: vec![Message::new("user", "Hi, 🌮?")],
         ..ChatRequest::default()
     }
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("test exceeded its time limit")
 }
 
 #[tokio::test]

@@ -242,3 +242,38 @@ fn lock_held_elsewhere_is_an_error_not_a_hang() {
     h.add_user_message(c, "unblocked").unwrap();
     assert_eq!(h.messages(c).unwrap().len(), 1);
 }
+
+#[test]
+fn the_question_and_its_reply_row_are_stored_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let mut h = History::open(&path).unwrap();
+    let c = h.create_conversation("t", "m", "p").unwrap();
+    let (u, r) = h.begin_exchange(c, "first").unwrap();
+    let msgs = h.messages(c).unwrap();
+    assert_eq!((msgs[0].id, &msgs[0].status), (u, &MessageStatus::Complete));
+    assert_eq!(
+        (msgs[1].id, &msgs[1].status),
+        (r, &MessageStatus::Streaming)
+    );
+    h.finish_reply(r, "ok", None).unwrap();
+
+    // The reply row's insert fails (a stand-in for a full disk at that moment): the question
+    // must not be left behind without it.
+    let other = Connection::open(&path).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER no_replies BEFORE INSERT ON messages WHEN NEW.role = 'assistant'
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let err = h.begin_exchange(c, "second").unwrap_err();
+    assert!(matches!(err, Error::History { .. }), "{err:?}");
+    let contents: Vec<String> = h
+        .messages(c)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(contents, ["first", "ok"]);
+}

@@ -33,3 +33,16 @@ pub use fault::{Fault, RecordedRequest};
 pub use gpu::{GpuInfo, GpuProcess, GpuSnapshot, GpuView, NvmlStatus, RunnerProcess};
 pub use handle::{SimHandle, start, start_on};
 pub use scenario::{GpuSpec, ModelSpec, OtherProcess, ReplyMode, Scenario};
+
+/// How long [`bounded`] lets a test body run.
+pub const TEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Test support, shared by every crate's tests: runs a test body, and fails the test (panics,
+/// as a failed assertion does) when it runs longer than [`TEST_LIMIT`], so a hang fails
+/// instead of blocking CI.
+pub async fn bounded<F: std::future::Future>(body: F) -> F::Output {
+    match tokio::time::timeout(TEST_LIMIT, body).await {
+        Ok(out) => out,
+        Err(_) => panic!("test exceeded its time limit of {TEST_LIMIT:?} (something hung)"),
+    }
+}

@@ -2,23 +2,14 @@
 //! `ollama-sim` on an ephemeral port, with a private temp home so nothing touches the user's.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+pub use ollama_sim::bounded;
 use ollama_sim::{Scenario, SimHandle};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-
-/// Every test body runs under this bound.
-pub const TEST_LIMIT: Duration = Duration::from_secs(90);
-
-pub async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("test exceeded its time bound")
-}
 
 /// The default demo machine (12 GiB), with quick but measurable loads.
 pub fn demo() -> Scenario {

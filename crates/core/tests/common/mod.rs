@@ -5,10 +5,10 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use ollama_sim::bounded;
 use ollama_sim::{Scenario, SimHandle};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
@@ -25,8 +25,6 @@ use yollayah_core::persona::{Persona, PersonaSource};
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
-/// Upper bound of every test body; every wait inside is far shorter.
-pub const TEST_LIMIT: Duration = Duration::from_secs(30);
 /// Longest wait for one expected event.
 pub const WAIT: Duration = Duration::from_secs(10);
 /// The watchdog tick in these tests.
@@ -35,13 +33,6 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const MODEL: &str = "llama3.2:3b";
 /// A second model of the built-in catalog, for eviction.
 pub const OTHER: &str = "qwen2.5:7b";
-
-/// Runs a test body under [`TEST_LIMIT`] so a hang fails instead of blocking CI.
-pub async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test exceeded its time limit");
-}
 
 /// The demo machine (one 12 GiB GPU, built-in catalog) with quick loads and fast streams.
 pub fn fast_scenario() -> Scenario {
@@ -52,7 +43,7 @@ pub fn fast_scenario() -> Scenario {
     }
 }
 
-/// A client with deadlines well inside [`TEST_LIMIT`].
+/// A client with deadlines well inside [`ollama_sim::TEST_LIMIT`].
 pub fn client(sim: &SimHandle) -> OllamaClient {
     OllamaClient::new(ClientConfig {
         connect_timeout: Duration::from_secs(1),

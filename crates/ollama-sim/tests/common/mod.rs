@@ -1,20 +1,11 @@
 //! Shared helpers for the simulator's HTTP tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::Duration;
 
+pub use ollama_sim::bounded;
 use ollama_sim::{Scenario, SimHandle};
 use serde_json::Value;
-
-/// Every test body runs under this bound.
-pub const TEST_LIMIT: Duration = Duration::from_secs(20);
-
-pub async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("test exceeded its time bound")
-}
 
 /// The default demo machine, made fast for tests.
 pub fn fast() -> Scenario {

@@ -1,14 +1,15 @@
-//! What the user can ask the app to do, from the tray menu or a notification action, and where
-//! those requests go. The shell carries out the ones that are its own business (windows,
-//! autostart, config, quit) and forwards every command on a channel, so a later adapter can
-//! connect Warm/Unload (and mute, for its alert policy) to the core.
+//! What the user can ask the app to do, from the tray menu, a notification button or a second
+//! launch, and [`dispatch`], which carries each request out itself: windows, autostart and
+//! quit in the shell, Warm, Unload and Mute straight on the watchdog's handle (the watchdog's
+//! command channel is the one channel a click crosses).
 
 use std::str::FromStr;
 
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Runtime};
 
 use crate::error::Error;
-use crate::state::AppState;
+use crate::ext::YollayahExt;
+use crate::notify::NoticeAction;
 use crate::view::TrayView;
 
 /// A request from the user.
@@ -16,11 +17,11 @@ use crate::view::TrayView;
 pub enum AppCommand {
     /// Create the chat window, or focus it if it is open.
     OpenChat,
-    /// Load the model into VRAM now (handled by the core adapter).
+    /// Load the model into VRAM now.
     WarmModel,
-    /// Unload the model now (handled by the core adapter).
+    /// Unload the model now.
     UnloadModel,
-    /// Suppress (true) or allow (false) desktop alerts.
+    /// Suppress (true) or allow (false) desktop alerts (the core's alert policy keeps it).
     SetMuted(bool),
     /// Add (true) or remove (false) the XDG autostart entry.
     SetAutostart(bool),
@@ -98,6 +99,15 @@ impl MenuId {
     }
 }
 
+impl From<NoticeAction> for AppCommand {
+    fn from(action: NoticeAction) -> Self {
+        match action {
+            NoticeAction::WarmModel => AppCommand::WarmModel,
+            NoticeAction::Open => AppCommand::OpenChat,
+        }
+    }
+}
+
 impl FromStr for MenuId {
     type Err = Error;
 
@@ -109,40 +119,71 @@ impl FromStr for MenuId {
     }
 }
 
-/// Carries out `cmd`: the shell's own part first, then forwards it to the adapter channel.
-/// Failures are logged and recorded in the status (`last_error`), never raised: a click must
-/// not be able to bring the app down.
+/// Carries out `cmd`. Failures are logged and recorded in the status (`last_error`), never
+/// raised: a click must not be able to bring the app down.
 pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
-    let Some(state) = app.try_state::<AppState>() else {
-        tracing::warn!(?cmd, "command before the app state exists; dropped");
-        return;
-    };
     let outcome = match cmd {
-        AppCommand::OpenChat => crate::chat::open(app),
-        AppCommand::SetMuted(muted) => {
-            crate::set_view(app, |view| view.muted = muted);
+        AppCommand::OpenChat => crate::chat_window::open(app),
+        AppCommand::WarmModel | AppCommand::UnloadModel | AppCommand::SetMuted(_) => {
+            on_watchdog(app, cmd);
             Ok(())
         }
-        AppCommand::SetAutostart(enabled) => {
-            let outcome = crate::autostart::set(enabled);
-            // Show what is on disk, not what was asked for, so a failed write is visible.
-            let actual = crate::autostart::is_enabled();
-            crate::set_view(app, |view| view.autostart = actual);
-            outcome
-        }
-        AppCommand::OpenConfig => crate::autostart::open_config(),
+        AppCommand::SetAutostart(enabled) => match app.app_state() {
+            Some(state) => {
+                let files = state.files();
+                let outcome = crate::autostart::set(&files.autostart_entry, enabled);
+                // Show what is on disk, not what was asked for, so a failed write is visible.
+                let actual = crate::autostart::is_enabled(&files.autostart_entry);
+                crate::state::set_view(app, |view| view.autostart = actual);
+                outcome
+            }
+            None => Ok(()),
+        },
+        AppCommand::OpenConfig => match app.app_state() {
+            Some(state) => crate::user_files::open_config(&state.files().config_file),
+            None => Ok(()),
+        },
         AppCommand::Quit => {
             app.exit(0);
             Ok(())
         }
-        AppCommand::WarmModel | AppCommand::UnloadModel => Ok(()),
     };
     if let Err(err) = outcome {
-        tracing::warn!(?cmd, %err, "command failed");
-        state.record_error(&err);
+        report(app, cmd, &err);
     }
-    state.forward(cmd);
+}
+
+/// Warm, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
+/// whole model load; the click returns at once).
+fn on_watchdog<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
+    let Some(core) = app.core() else {
+        tracing::warn!(?cmd, "command before the core started; dropped");
+        return;
+    };
+    let watchdog = core.watchdog.clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let outcome = match cmd {
+            AppCommand::WarmModel => watchdog.warm().await.map(drop),
+            AppCommand::UnloadModel => watchdog.unload().await,
+            AppCommand::SetMuted(muted) => {
+                watchdog.set_muted(muted).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(err) = outcome {
+            report(&app, cmd, &err.into());
+        }
+    });
+}
+
+fn report<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand, err: &Error) {
+    tracing::warn!(?cmd, %err, "command failed");
+    if let Some(state) = app.app_state() {
+        state.record_error(err);
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +223,14 @@ mod tests {
         );
         assert_eq!(MenuId::Status.command(&view), None);
         assert_eq!(MenuId::Diagnosis.command(&view), None);
+    }
+
+    #[test]
+    fn notification_buttons_mean_warm_and_open() {
+        assert_eq!(
+            AppCommand::from(NoticeAction::WarmModel),
+            AppCommand::WarmModel
+        );
+        assert_eq!(AppCommand::from(NoticeAction::Open), AppCommand::OpenChat);
     }
 }

@@ -1,69 +1,25 @@
-//! IPC commands of the chat window (CONTRACT-IPC.md). Each is listed in build.rs and granted
-//! to the `chat` window only, in capabilities/chat.json. Errors reach the window as
-//! `{ kind, message }` (see [`crate::Error`]).
+//! The chat window's IPC commands; their payloads are in [`crate::ipc`]. Each is listed in
+//! build.rs and granted to the `chat` window only, in capabilities/chat.json. Errors reach the
+//! window as `{ kind, message }` (see [`crate::Error`]).
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 use time::format_description::well_known::Rfc3339;
-use yollayah_core::events::Snapshot;
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_core::watchdog::WarmOutcome;
 
-use crate::core::{Core, lock};
 use crate::error::{Error, Result};
-use crate::reply::{self, Started};
+use crate::ipc::{ConversationRow, MessageRow, Started, StatusReply};
+use crate::reply;
 use crate::samples::GpuSample;
-use crate::state::{AppState, Status};
+use crate::startup::{Core, lock};
+use crate::state::AppState;
 
 /// Longest message or Markdown text accepted from the window (a whole book is ~1 MB).
 const MAX_TEXT: usize = 1 << 20;
 /// Most conversations one list returns.
 const MAX_LIST: usize = 500;
-
-/// What `status` returns: the contract's `Snapshot`, plus (under `app`) how the desktop
-/// integration is doing and what went wrong at startup.
-#[derive(Debug, Serialize)]
-pub struct StatusReply {
-    /// The watchdog's latest snapshot (flattened: the window reads it as a `Snapshot`).
-    #[serde(flatten)]
-    pub snapshot: Arc<Snapshot>,
-    /// Tray, notifications, last shell error.
-    pub app: Status,
-    /// Startup problems (config, persona, history) in plain words.
-    pub problems: Vec<String>,
-}
-
-/// A row of `list_conversations`.
-#[derive(Debug, Serialize)]
-pub struct ConversationRow {
-    pub id: i64,
-    pub title: String,
-    pub model: String,
-    pub persona: String,
-    /// RFC 3339.
-    pub updated_at: String,
-    pub message_count: u64,
-    pub preview: Option<String>,
-}
-
-/// A message of `load_conversation`.
-#[derive(Debug, Serialize)]
-pub struct MessageRow {
-    pub id: i64,
-    pub role: String,
-    pub content: String,
-    /// `pending`, `streaming`, `complete` or `incomplete`.
-    pub status: &'static str,
-    /// Why an incomplete reply stopped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Sanitised HTML of an assistant message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
-}
 
 fn check_text(text: &str, what: &str) -> Result<()> {
     if text.len() > MAX_TEXT {
@@ -116,10 +72,6 @@ pub async fn retry_reply<R: Runtime>(
     reply::retry(&app, &core, reply).await
 }
 
-/// Nothing to do on this side: the next `send_message` without a conversation starts one.
-#[tauri::command]
-pub fn new_conversation() {}
-
 /// The most recently updated conversations.
 #[tauri::command]
 pub async fn list_conversations(
@@ -171,13 +123,6 @@ pub async fn load_conversation(core: State<'_, Core>, id: i64) -> Result<Vec<Mes
             }
         })
         .collect())
-}
-
-/// Markdown → sanitised HTML.
-#[tauri::command]
-pub fn render_markdown(text: String) -> Result<String> {
-    check_text(&text, "text")?;
-    Ok(yollayah_render::render_markdown(&text))
 }
 
 /// Loads the model now and waits for it.

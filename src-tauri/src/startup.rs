@@ -1,4 +1,4 @@
-//! The core adapter's startup: loads config, persona, profile and history, builds the Ollama
+//! Starting the core: loads config, persona, profile and history, builds the Ollama
 //! client and the machine source, and spawns the watchdog on Tauri's tokio runtime. Nothing
 //! here may stop the app from starting: a broken config, persona or history database becomes
 //! a visible problem (in `status` and the tray's diagnosis line) and a fallback, never a crash.
@@ -12,16 +12,16 @@ use tokio_util::sync::CancellationToken;
 use yollayah_core::capture::OllamaEnv;
 use yollayah_core::chat::{ChatEngine, SharedHistory};
 use yollayah_core::config::Config;
-use yollayah_core::history::History;
+use yollayah_core::history::{self, History};
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
-use yollayah_core::ollama::host;
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::samples::GpuSamples;
+use crate::user_files::UserFiles;
 
 /// Where GPU and runner facts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub enum GpuSource {
 }
 
 /// How to start the core. [`CoreOptions::default`] is the normal desktop app.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CoreOptions {
     /// Ollama's URL; `None`: the config's `[ollama] url`, else `OLLAMA_HOST`, else the default.
     pub ollama_url: Option<String>,
@@ -52,6 +52,11 @@ pub struct CoreOptions {
     pub warm_on_start: Option<bool>,
     /// The program `open_external` hands URLs to.
     pub opener: PathBuf,
+    /// What "Start at login" and "Open config" act on; `None`: the user's real files.
+    pub files: Option<UserFiles>,
+    /// Demo mode's in-process simulator, kept alive as long as the core.
+    #[cfg(feature = "demo")]
+    pub sim: Option<ollama_sim::SimHandle>,
 }
 
 impl Default for CoreOptions {
@@ -65,11 +70,15 @@ impl Default for CoreOptions {
             tick: None,
             warm_on_start: None,
             opener: PathBuf::from("xdg-open"),
+            files: None,
+            #[cfg(feature = "demo")]
+            sim: None,
         }
     }
 }
 
-/// The running core, managed by Tauri: what the IPC commands and the forwarder work with.
+/// The running core, managed by Tauri: what the IPC commands, the actions and the forwarder
+/// work with.
 pub struct Core {
     /// The watchdog (state, warm, unload, mute).
     pub watchdog: WatchdogHandle,
@@ -87,8 +96,9 @@ pub struct Core {
     pub opener: PathBuf,
     /// Stops the watchdog and the forwarder.
     pub cancel: CancellationToken,
-    /// The in-process simulator of demo mode, kept alive as long as the core.
-    pub sim: Option<ollama_sim::SimHandle>,
+    /// The in-process simulator of demo mode: held only so it lives as long as the core.
+    #[cfg(feature = "demo")]
+    _sim: Option<ollama_sim::SimHandle>,
 }
 
 /// Locks plain data; a poisoned lock means another thread panicked mid-update, and the data
@@ -99,7 +109,7 @@ pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Core {
     /// Starts the core. Must run inside a tokio runtime (the watchdog is spawned on it).
-    pub fn start(options: CoreOptions, sim: Option<ollama_sim::SimHandle>) -> Result<Core> {
+    pub fn start(options: CoreOptions) -> Result<Core> {
         let mut problems = Vec::new();
         let config = if options.builtin_config {
             Config::default()
@@ -129,7 +139,9 @@ impl Core {
         };
         let profile = ModelProfile::resolve(&config, &persona.current());
 
-        let client = match client_for(&options, &config) {
+        let client = match ClientConfig::from_config(&config, options.ollama_url.as_deref())
+            .and_then(OllamaClient::new)
+        {
             Ok(c) => c,
             Err(err) => {
                 tracing::warn!(%err, "Ollama address not usable; using the default");
@@ -192,7 +204,8 @@ impl Core {
             problems,
             opener: options.opener,
             cancel,
-            sim,
+            #[cfg(feature = "demo")]
+            _sim: options.sim,
         })
     }
 
@@ -201,11 +214,7 @@ impl Core {
         &self,
         f: impl FnOnce(&mut History) -> yollayah_core::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let history = self.history.clone();
-        tauri::async_runtime::spawn_blocking(move || f(&mut lock(&history)))
-            .await
-            .map_err(|e| Error::Internal(format!("history task: {e}")))?
-            .map_err(Error::from)
+        Ok(history::with_history(&self.history, f).await?)
     }
 
     /// Stops the watchdog and the forwarder.
@@ -213,21 +222,4 @@ impl Core {
         self.cancel.cancel();
         self.watchdog.shutdown();
     }
-}
-
-fn client_for(options: &CoreOptions, config: &Config) -> Result<OllamaClient> {
-    let base = match options
-        .ollama_url
-        .as_deref()
-        .or(config.ollama.url.as_deref())
-    {
-        Some(url) => host::parse_host(url)?.connectable_url(),
-        None => host::from_env()?.connectable_url(),
-    };
-    let mut cc = ClientConfig::new(base);
-    cc.connect_timeout = config.ollama.connect_timeout();
-    cc.request_timeout = config.ollama.request_timeout();
-    cc.load_timeout = config.ollama.load_timeout();
-    cc.stream_idle_timeout = config.ollama.stream_idle_timeout();
-    Ok(OllamaClient::new(cc)?)
 }

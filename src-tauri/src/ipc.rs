@@ -1,0 +1,122 @@
+//! The IPC contract between the chat window and the app: the event names and every payload the
+//! window receives. These types *are* the contract (as a Tauri plugin's `models.rs` is); the
+//! command list is [`crate::commands`], and `ui/ipc.js` mirrors the names. Errors reach the
+//! window as `{ kind, message }` (see [`crate::Error`]).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use yollayah_core::chat::ReplyStats;
+use yollayah_core::events::Snapshot;
+
+use crate::state::Status;
+
+/// Names of the events the app emits to the chat window.
+pub mod events {
+    /// A new watchdog [`Snapshot`](yollayah_core::events::Snapshot) (payload: the snapshot).
+    pub const SNAPSHOT: &str = "yollayah://snapshot";
+    /// A chat reply event (payload: [`ChatPayload`](super::ChatPayload)).
+    pub const CHAT: &str = "yollayah://chat";
+}
+
+/// What `status` returns: the watchdog's snapshot, plus (under `app`) how the desktop
+/// integration is doing and what went wrong at startup.
+#[derive(Debug, Serialize)]
+pub struct StatusReply {
+    /// The watchdog's latest snapshot (flattened: the window reads it as a `Snapshot`).
+    #[serde(flatten)]
+    pub snapshot: Arc<Snapshot>,
+    /// Tray, notifications, last shell error.
+    pub app: Status,
+    /// Startup problems (config, persona, history) in plain words.
+    pub problems: Vec<String>,
+}
+
+/// A row of `list_conversations`.
+#[derive(Debug, Serialize)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub title: String,
+    pub model: String,
+    pub persona: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    pub message_count: u64,
+    pub preview: Option<String>,
+}
+
+/// A message of `load_conversation`.
+#[derive(Debug, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub role: String,
+    pub content: String,
+    /// `pending`, `streaming`, `complete` or `incomplete`.
+    pub status: &'static str,
+    /// Why an incomplete reply stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Sanitised HTML of an assistant message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
+
+/// What `send_message` and `retry_reply` return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Started {
+    pub conversation: i64,
+    pub user_message: i64,
+    pub reply: i64,
+}
+
+/// One rendered Markdown block of a streaming reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HtmlBlock {
+    /// Block number within the message (stable, from 0).
+    pub index: usize,
+    /// Sanitised HTML.
+    pub html: String,
+}
+
+/// The payload of [`events::CHAT`]. Every HTML field is sanitised in Rust; the window inserts
+/// nothing else as HTML and never parses Markdown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatPayload {
+    /// The reply row exists; deltas follow.
+    Started {
+        conversation: i64,
+        user_message: i64,
+        reply: i64,
+    },
+    /// New text.
+    Delta {
+        reply: i64,
+        /// The raw new text.
+        text: String,
+        /// Blocks that just became complete.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        html_blocks: Vec<HtmlBlock>,
+        /// Raw text of the still-open last block (show as plain text).
+        tail: String,
+    },
+    /// Finished normally; `html` is the whole message.
+    Done {
+        reply: i64,
+        stats: ReplyStats,
+        html: String,
+    },
+    /// Stopped on an error; the partial text is kept in history, `html` is its rendering.
+    Failed {
+        reply: i64,
+        error: String,
+        partial: String,
+        html: String,
+    },
+    /// Stopped by the user; the partial text is kept in history, `html` is its rendering.
+    Cancelled {
+        reply: i64,
+        partial: String,
+        html: String,
+    },
+}
