@@ -491,6 +491,29 @@ async fn tray_menu_drives_the_real_app() {
         xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty(),
         "the chat window is still mapped"
     );
+    // 2 s after the close, no WebKit process of any kind is left (the network process too):
+    // the chat window's process is gone, and the tray never ran WebKit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = descendants_named(pid, "WebKit");
+    assert!(left.is_empty(), "WebKit processes survive the chat: {left:?}");
+
+    // 8b. "Open chat" again starts a new chat process, which also ends with its window.
+    click(&menu, "Open chat").await;
+    poll("a web process for the second chat", || async {
+        (!descendants_named(pid, "WebKitWebProces").is_empty()).then_some(())
+    })
+    .await;
+    let window = poll("the second chat window to be mapped", || async {
+        let id = xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]);
+        (!id.is_empty()).then(|| id.lines().next().unwrap_or_default().to_owned())
+    })
+    .await;
+    xdotool(&["windowfocus", "--sync", &window]);
+    xdotool(&["key", "--clearmodifiers", "Escape"]);
+    poll("the second chat's web processes to end", || async {
+        descendants_named(pid, "WebKit").is_empty().then_some(())
+    })
+    .await;
 
     // 9. "Quit" ends the app cleanly.
     click(&menu, "Quit").await;

@@ -1,6 +1,7 @@
 //! Every IPC command of the chat window, invoked exactly as the webview would (origin
-//! `tauri://localhost`, through the capability check), against the real core talking to an
-//! in-process `ollama-sim`. No display: Tauri's mock runtime. The notification daemon, a
+//! `tauri://localhost`, through the capability check), through the real socket to the tray's
+//! core (started in-process, as the tray binary starts it) talking to an in-process
+//! `ollama-sim`. No display: Tauri's mock runtime. The notification daemon, a
 //! system edge, is a recorder whose buttons the test clicks.
 
 use std::path::Path;
@@ -13,14 +14,17 @@ use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
+use yollayah_chat::run_app;
 use yollayah_tray::ipc::events;
-use yollayah_tray::{AppCommand, Backend, CoreOptions, GpuSource, Notice, Shown, run_app};
+use yollayah_tray::wire::Client;
+use yollayah_tray::{AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown};
 
 const MODEL: &str = "llama3.2:3b";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Rig {
     app: App<MockRuntime>,
+    shell: Arc<Shell>,
     chat: WebviewWindow<MockRuntime>,
     sim: ollama_sim::SimHandle,
     dir: tempfile::TempDir,
@@ -103,7 +107,15 @@ fn rig() -> Rig {
         clicks: Arc::new(Mutex::new(clicked)),
         next_id: 0,
     };
-    let app = run_app(mock_builder(), options, recorder).expect("app builds");
+    let socket = dir.path().join("core.sock");
+    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
+    let shell = tauri::async_runtime::block_on(async {
+        yollayah_tray::start(options, recorder, &socket, chat)
+    })
+    .expect("core starts");
+    let (client, heard) =
+        tauri::async_runtime::block_on(Client::connect(&socket)).expect("connects to the core");
+    let app = run_app(mock_builder(), client, heard).expect("app builds");
     let chat = WebviewWindowBuilder::new(&app, "chat", Default::default())
         .build()
         .expect("chat window");
@@ -117,6 +129,7 @@ fn rig() -> Rig {
     let chat_events = listen(events::CHAT);
     Rig {
         app,
+        shell,
         chat,
         sim,
         dir,
@@ -544,7 +557,7 @@ fn muting_is_the_cores_and_silences_alerts() {
     let rig = rig();
     rig.call("warm", json!({}));
     rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::SetMuted(true));
+    yollayah_tray::dispatch(&rig.shell, AppCommand::SetMuted(true));
     rig.status_until("the core muted", |s| s["muted"] == true);
     rig.sim.fault(ollama_sim::Fault::PsLiesGpu {
         model: MODEL.into(),
