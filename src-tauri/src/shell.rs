@@ -3,6 +3,7 @@
 //! chat process. Everything that acts (the menu, notification buttons, the socket service, the
 //! forwarder) holds an `Arc<Shell>`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde::Serialize;
@@ -50,6 +51,7 @@ pub struct Shell {
     runtime: tokio::runtime::Handle,
     redraw: OnceLock<Redraw>,
     quit: OnceLock<Quit>,
+    quitting: AtomicBool,
 }
 
 impl Shell {
@@ -85,6 +87,7 @@ impl Shell {
             runtime: tokio::runtime::Handle::current(),
             redraw: OnceLock::new(),
             quit: OnceLock::new(),
+            quitting: AtomicBool::new(false),
         });
         let _ = me.set(Arc::downgrade(&shell));
         Ok(shell)
@@ -133,8 +136,12 @@ impl Shell {
         let _ = self.quit.set(quit);
     }
 
-    /// Ends the app: the chat window goes, the core stops, the main loop ends.
+    /// Ends the app: the chat window goes, the core stops, the main loop ends. Only the first
+    /// call acts (Quit, SIGTERM and the end of the main loop may all ask).
     pub fn quit(&self) {
+        if self.quitting.swap(true, Ordering::SeqCst) {
+            return;
+        }
         self.chat.stop();
         self.core.shutdown();
         if let Some(quit) = self.quit.get() {

@@ -245,3 +245,19 @@ pub fn check_host(shell: &Arc<Shell>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_text_shows_ampersands_verbatim_and_every_icon_decodes() {
+        assert_eq!(
+            menu_text("sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm"),
+            "sudo rmmod nvidia_uvm &&&& sudo modprobe nvidia_uvm"
+        );
+        for state in TrayState::ALL {
+            icon(state).expect("icon decodes to RGBA");
+        }
+    }
+}
