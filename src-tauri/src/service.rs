@@ -183,8 +183,8 @@ async fn connection(shell: Arc<Shell>, stream: UnixStream, uid: u32) {
         let shell = shell.clone();
         tokio::spawn(async move {
             let reply = match crate::commands::handle(&shell, id, request.command).await {
-                Ok(value) => reply(request.id, Ok(value)),
-                Err(err) => reply(request.id, Err(WireError::from(&err))),
+                Ok(value) => reply(request.seq, Ok(value)),
+                Err(err) => reply(request.seq, Err(WireError::from(&err))),
             };
             shell.clients.send(id, &reply);
         });
@@ -195,15 +195,15 @@ async fn connection(shell: Arc<Shell>, stream: UnixStream, uid: u32) {
     tracing::debug!(id, "chat window disconnected");
 }
 
-fn reply(id: u64, result: std::result::Result<Value, WireError>) -> ServerMessage {
+fn reply(seq: u64, result: std::result::Result<Value, WireError>) -> ServerMessage {
     match result {
         Ok(ok) => ServerMessage::Reply {
-            id,
+            seq,
             ok: Some(ok),
             err: None,
         },
         Err(err) => ServerMessage::Reply {
-            id,
+            seq,
             ok: None,
             err: Some(err),
         },

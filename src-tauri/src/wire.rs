@@ -64,10 +64,11 @@ pub enum Command {
     Painted,
 }
 
-/// A numbered command: the reply carries the same `id`.
+/// A numbered command: the reply carries the same `seq`. (Not `id`: commands have arguments
+/// of that name, and the command's fields share the object.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    pub id: u64,
+    pub seq: u64,
     #[serde(flatten)]
     pub command: Command,
 }
@@ -93,9 +94,9 @@ impl From<&Error> for WireError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// The answer to request `id`: `ok` or `err`.
+    /// The answer to request `seq`: `ok` or `err`.
     Reply {
-        id: u64,
+        seq: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         ok: Option<Value>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,8 +186,8 @@ impl Client {
         tokio::spawn(async move {
             while let Ok(Some(frame)) = read_frame(&mut rd).await {
                 match serde_json::from_slice::<ServerMessage>(&frame) {
-                    Ok(ServerMessage::Reply { id, ok, err }) => {
-                        if let Some(tx) = lock(&waiting).remove(&id) {
+                    Ok(ServerMessage::Reply { seq, ok, err }) => {
+                        if let Some(tx) = lock(&waiting).remove(&seq) {
                             let _ = tx.send(match err {
                                 Some(err) => Err(err),
                                 None => Ok(ok.unwrap_or(Value::Null)),
@@ -221,19 +222,19 @@ impl Client {
 
     /// Sends `command` and waits for its reply.
     pub async fn call(&self, command: Command) -> Result<Value, WireError> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let frame = serde_json::to_vec(&Request { id, command }).map_err(|e| WireError {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let frame = serde_json::to_vec(&Request { seq, command }).map_err(|e| WireError {
             kind: "internal".into(),
             message: e.to_string(),
         })?;
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        lock(&self.pending).insert(seq, tx);
         let gone = || WireError {
             kind: "unavailable".into(),
             message: "the Yollayah tray is not running".into(),
         };
         if self.out.send(frame).is_err() {
-            lock(&self.pending).remove(&id);
+            lock(&self.pending).remove(&seq);
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
@@ -248,7 +249,7 @@ mod tests {
     #[test]
     fn commands_are_the_windows_invoke_names_and_arguments() {
         let req: Request = serde_json::from_value(
-            json!({"id": 3, "cmd": "send_message", "conversation": null, "text": "hi"}),
+            json!({"seq": 3, "cmd": "send_message", "conversation": null, "text": "hi"}),
         )
         .expect("parses");
         assert_eq!(
@@ -258,7 +259,11 @@ mod tests {
                 text: "hi".into()
             }
         );
-        assert!(serde_json::from_value::<Request>(json!({"id": 1, "cmd": "rm_rf"})).is_err());
+        let load: Request =
+            serde_json::from_value(json!({"seq": 4, "cmd": "load_conversation", "id": 9}))
+                .expect("an `id` argument is the command's");
+        assert_eq!(load.command, Command::LoadConversation { id: 9 });
+        assert!(serde_json::from_value::<Request>(json!({"seq": 1, "cmd": "rm_rf"})).is_err());
         assert!(serde_json::from_value::<Request>(json!({"cmd": "warm"})).is_err());
     }
 

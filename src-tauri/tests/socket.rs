@@ -78,7 +78,7 @@ async fn a_malformed_message_closes_only_that_connection() {
 
     for bad in [
         frame("this is not json"),
-        frame(r#"{"id": 1, "cmd": "rm_rf"}"#),
+        frame(r#"{"seq": 1, "cmd": "rm_rf"}"#),
         frame(r#"{"cmd": "status"}"#),
         // A length far beyond the limit: refused before anything is allocated.
         u32::MAX.to_be_bytes().to_vec(),
@@ -109,7 +109,7 @@ try:
     s.connect(sys.argv[1])
 except OSError as e:
     print("refused:", e.strerror); sys.exit(0)
-body = b'{"id": 1, "cmd": "status"}'
+body = b'{"seq": 1, "cmd": "status"}'
 try:
     s.sendall(struct.pack(">I", len(body)) + body)
     s.settimeout(10)

@@ -299,10 +299,10 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
     );
 
     // The tray menu's Warm goes the same way (dispatch → the watchdog's handle).
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::WarmModel);
+    yollayah_tray::dispatch(&rig.shell, AppCommand::WarmModel);
     rig.status_until("a warm from the menu", |s| verdict(s) == "gpu");
     assert_eq!(rig.sim.load_count(), 2);
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::UnloadModel);
+    yollayah_tray::dispatch(&rig.shell, AppCommand::UnloadModel);
     rig.status_until("an unload from the menu", |s| verdict(s) == "not_loaded");
     assert!(rig.sim.loaded_models().is_empty());
 }
