@@ -3,13 +3,15 @@
 //! StatusNotifierWatcher; its dbusmenu shows the model at "100% GPU" after the start-up warm;
 //! "Unload model" and "Warm model", clicked over dbusmenu exactly as a tray host would, unload
 //! and load the model in the simulator; a staged CPU fallback produces exactly one desktop
-//! notification naming the cause (read back from dunst) and its fix the resolution; "Open chat"
-//! starts the webview and Esc in the window ends it; "Quit" exits. Needs the session from
+//! notification naming the cause (read back from dunst) and its fix the resolution; no WebKit
+//! process runs before the chat first opens; "Open chat" starts the chat window's process (and
+//! its web processes), Esc in the window ends it, and 2 s later no WebKit process is left;
+//! a second "Open chat" starts a new one; "Quit" exits. Needs the session from
 //! `scripts/e2e/run.sh` (Xvfb, a session bus, the watcher, dunst); skipped unless
 //! `YOLLAYAH_E2E=1`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -422,6 +424,7 @@ async fn tray_menu_drives_the_real_app() {
     );
     // The picture only: let the page paint and get its first snapshot.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let chat_web = descendants_named(pid, "WebKit");
     screenshot("tray-chat-gpu.png");
 
     // 6. A CPU fallback: exactly one notification, naming the cause.
@@ -504,6 +507,13 @@ async fn tray_menu_drives_the_real_app() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let left = descendants_named(pid, "WebKit");
     assert!(left.is_empty(), "WebKit processes survive the chat: {left:?}");
+    // Nor did any escape by being re-parented away from the tray.
+    let escaped: Vec<u32> = chat_web
+        .iter()
+        .copied()
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(escaped.is_empty(), "the chat's web processes live on: {escaped:?}");
 
     // 8b. "Open chat" again starts a new chat process, which also ends with its window.
     click(&menu, "Open chat").await;
