@@ -16,7 +16,7 @@ cargo test --workspace --doc --locked
 echo "== e2e: the tray app on a virtual desktop (Xvfb + session bus + tray host + dunst)"
 # Integration tests build the binary they start (CARGO_BIN_EXE_*); building it first keeps a
 # compile error apart from an e2e failure.
-cargo build -p yollayah-tray --locked
+cargo build -p yollayah-tray -p yollayah-chat --locked
 ./scripts/e2e/run.sh cargo test -p yollayah-tray --test e2e_tray --locked -- --nocapture
 echo "== e2e: the chat window in the real webview against ollama-sim"
 ./scripts/e2e/webview.sh

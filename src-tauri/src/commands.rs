@@ -38,7 +38,11 @@ fn json(value: impl Serialize) -> Result<Value> {
 }
 
 /// Carries out `command` for the chat window `client`.
-pub(crate) async fn handle(shell: &Arc<Shell>, client: ClientId, command: Command) -> Result<Value> {
+pub(crate) async fn handle(
+    shell: &Arc<Shell>,
+    client: ClientId,
+    command: Command,
+) -> Result<Value> {
     let core = &shell.core;
     // A reply's events go to the window that asked for it.
     let emit = {

@@ -105,8 +105,8 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         }
         _ => {}
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| Error::io(format!("listening on {}", path.display()), e))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| Error::io(format!("listening on {}", path.display()), e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(format!("securing {}", path.display()), e))?;
     Ok(listener)

@@ -126,7 +126,9 @@ impl Tray {
 
     fn apply(&mut self, view: &TrayView) -> Result<()> {
         if view.state != self.shown.state {
-            self.icon.set_icon(Some(icon(view.state)?)).map_err(tray_err)?;
+            self.icon
+                .set_icon(Some(icon(view.state)?))
+                .map_err(tray_err)?;
         }
         if view.status_line != self.shown.status_line {
             self.status.set_text(menu_text(&view.status_line));
@@ -197,7 +199,9 @@ pub fn install(shell: &Arc<Shell>) -> Result<()> {
             }
         });
     }));
-    shell.set_quit(Box::new(|| glib::MainContext::default().invoke(gtk::main_quit)));
+    shell.set_quit(Box::new(|| {
+        glib::MainContext::default().invoke(gtk::main_quit)
+    }));
     // A view change that raced the install is drawn now.
     redraw(shell);
     Ok(())

@@ -274,7 +274,8 @@ async fn tray_menu_drives_the_real_app() {
         );
         return;
     }
-    let chat_bin = std::path::Path::new(env!("CARGO_BIN_EXE_yollayah-tray")).with_file_name("yollayah-chat");
+    let chat_bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_yollayah-tray")).with_file_name("yollayah-chat");
     assert!(
         chat_bin.is_file(),
         "{} is missing: the tray starts it on Open chat (cargo build -p yollayah-chat)",
@@ -506,14 +507,20 @@ async fn tray_menu_drives_the_real_app() {
     // the chat window's process is gone, and the tray never ran WebKit.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let left = descendants_named(pid, "WebKit");
-    assert!(left.is_empty(), "WebKit processes survive the chat: {left:?}");
+    assert!(
+        left.is_empty(),
+        "WebKit processes survive the chat: {left:?}"
+    );
     // Nor did any escape by being re-parented away from the tray.
     let escaped: Vec<u32> = chat_web
         .iter()
         .copied()
         .filter(|p| Path::new(&format!("/proc/{p}")).exists())
         .collect();
-    assert!(escaped.is_empty(), "the chat's web processes live on: {escaped:?}");
+    assert!(
+        escaped.is_empty(),
+        "the chat's web processes live on: {escaped:?}"
+    );
 
     // 8b. "Open chat" again starts a new chat process, which also ends with its window.
     click(&menu, "Open chat").await;

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use yollayah_tray::wire::{Client, Command as Cmd};
-use yollayah_tray::{Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown, UserFiles};
+use yollayah_tray::{
+    Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown, UserFiles,
+};
 
 /// A notification daemon that shows nothing (a system edge; not what this test is about).
 struct Quiet;
@@ -56,7 +58,10 @@ async fn closed_without_answer(stream: &mut UnixStream) {
 }
 
 fn frame(json: &str) -> Vec<u8> {
-    let mut out = u32::try_from(json.len()).expect("small").to_be_bytes().to_vec();
+    let mut out = u32::try_from(json.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
     out.extend_from_slice(json.as_bytes());
     out
 }
@@ -72,7 +77,10 @@ async fn a_malformed_message_closes_only_that_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_shell, _sim) = tray(dir.path()).await;
     let socket = dir.path().join("core.sock");
-    let mode = std::fs::metadata(&socket).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
     status_works(&socket).await;
 
@@ -135,7 +143,9 @@ print("answered: %r" % data if data else "closed")
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_user_cannot_use_the_socket() {
     if !is_root() {
-        eprintln!("SKIPPED another_user_cannot_use_the_socket: needs root to run a client as another uid");
+        eprintln!(
+            "SKIPPED another_user_cannot_use_the_socket: needs root to run a client as another uid"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -160,7 +170,10 @@ async fn another_user_cannot_use_the_socket() {
     })
     .await
     .expect("client");
-    assert!(heard.starts_with("closed"), "another uid was answered: {heard}");
+    assert!(
+        heard.starts_with("closed"),
+        "another uid was answered: {heard}"
+    );
 
     // And the tray goes on serving its own user.
     status_works(&socket).await;

@@ -17,7 +17,9 @@ use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
 use yollayah_chat::run_app;
 use yollayah_tray::ipc::events;
 use yollayah_tray::wire::Client;
-use yollayah_tray::{AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown};
+use yollayah_tray::{
+    AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown,
+};
 
 const MODEL: &str = "llama3.2:3b";
 const DEADLINE: Duration = Duration::from_secs(30);
