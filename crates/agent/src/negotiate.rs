@@ -100,8 +100,11 @@ pub fn parse_action(body: &[u8]) -> Result<ActionRequest, BodyError> {
     if body.len() > MAX_BODY {
         return Err(BodyError::TooLarge);
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ActionRequest::default());
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(ActionRequest::default()),
+        // serde would also take `[]` or `[null]` for this struct.
+        Some(b'{') => {}
+        Some(_) => return Err(BodyError::Invalid("expected a JSON object".into())),
     }
     serde_json::from_slice(body).map_err(|e| BodyError::Invalid(e.to_string()))
 }

@@ -187,26 +187,7 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr()?;
-    let (lines, _) = broadcast::channel(config.limits.event_buffer.max(1));
-    let latest = watchdog.latest();
-    let mut counters = Counters::default();
-    counters.init_for(&latest.model);
-    let shared = Arc::new(Shared {
-        metrics: Mutex::new(MetricsState {
-            facts: Arc::new(source::facts(&latest, None)),
-            counters,
-        }),
-        watchdog,
-        tokens,
-        limits: config.limits,
-        buffers: Mutex::new(Vec::new()),
-        scrapes: AtomicU64::new(0),
-        last_scrape_ns: AtomicU64::new(0),
-        subscribers: AtomicU64::new(0),
-        start_time_seconds: unix_now(),
-        lines,
-        cancel: cancel.clone(),
-    });
+    let shared = new_shared(watchdog, tokens, config.limits, cancel);
     tokio::spawn(collect(shared.clone()));
     let is_tls = tls.is_some();
     let task = tokio::spawn(accept_loop(listener, shared, tls));
@@ -214,6 +195,34 @@ pub async fn start(
         addr,
         tls: is_tls,
         task,
+    })
+}
+
+fn new_shared(
+    watchdog: WatchdogHandle,
+    tokens: Tokens,
+    limits: Limits,
+    cancel: CancellationToken,
+) -> Arc<Shared> {
+    let (lines, _) = broadcast::channel(limits.event_buffer.max(1));
+    let latest = watchdog.latest();
+    let mut counters = Counters::default();
+    counters.init_for(&latest.model);
+    Arc::new(Shared {
+        metrics: Mutex::new(MetricsState {
+            facts: Arc::new(source::facts(&latest, None)),
+            counters,
+        }),
+        watchdog,
+        tokens,
+        limits,
+        buffers: Mutex::new(Vec::new()),
+        scrapes: AtomicU64::new(0),
+        last_scrape_ns: AtomicU64::new(0),
+        subscribers: AtomicU64::new(0),
+        start_time_seconds: unix_now(),
+        lines,
+        cancel,
     })
 }
 
@@ -609,7 +618,10 @@ fn events(shared: &Arc<Shared>) -> Response<Body> {
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Too slow for the shared ring: say so, then hand over the current state.
-                let resync = ndjson_line(&serde_json::json!({ "type": "resync", "missed": missed }))
+                let resync = ndjson_line(&Resync {
+                    kind: "resync",
+                    missed,
+                })
                     .unwrap_or_else(|| Bytes::from_static(b"\n"));
                 if let Some(line) =
                     ndjson_line(&source::snapshot_event(st.shared.watchdog.latest()))
@@ -629,6 +641,14 @@ fn events(shared: &Arc<Shared>) -> Response<Body> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Told to a subscriber that fell behind; the current snapshot follows it.
+#[derive(Serialize)]
+struct Resync {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    missed: u64,
 }
 
 #[derive(Serialize)]
@@ -713,5 +733,73 @@ async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Respon
             Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
             Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "the unload is still running"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yollayah_core::machine::Machine;
+    use yollayah_core::config::Config;
+    use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+    use yollayah_core::persona::Persona;
+    use yollayah_core::profile::ModelProfile;
+    use yollayah_core::watchdog::{self, WatchdogSettings};
+
+    async fn next_line(body: &mut Body) -> String {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("a frame in time")
+            .expect("stream not ended")
+            .expect("no error");
+        String::from_utf8(frame.into_data().expect("data frame").to_vec()).expect("utf-8")
+    }
+
+    /// A subscriber that stops reading while the shared ring overflows gets a resync line and
+    /// the current snapshot, then live events again; nothing is buffered for it beyond the ring.
+    #[tokio::test]
+    async fn lagging_subscriber_gets_a_resync_snapshot() {
+        let cancel = CancellationToken::new();
+        // No Ollama behind this URL: the watchdog publishes "down" snapshots, which is enough.
+        let url = "http://127.0.0.1:9";
+        let client = OllamaClient::new(ClientConfig::new(url)).expect("client");
+        let persona = Persona::bundled().expect("bundled persona");
+        let profile = ModelProfile::resolve(&Config::default(), &persona);
+        let settings = WatchdogSettings {
+            warm_on_start: false,
+            rewarm: false,
+            ..WatchdogSettings::default()
+        };
+        let wd = watchdog::spawn(
+            client,
+            Machine::simulator(url).expect("machine"),
+            profile,
+            Default::default(),
+            settings,
+            cancel.clone(),
+        );
+        let limits = Limits {
+            event_buffer: 4,
+            ..Limits::default()
+        };
+        let shared = new_shared(wd, Tokens::default(), limits, cancel.clone());
+        let mut body = events(&shared).into_body();
+        let first = next_line(&mut body).await;
+        assert!(first.starts_with(r#"{"type":"snapshot""#), "{first}");
+        assert_eq!(shared.subscribers.load(Ordering::Relaxed), 1);
+        for i in 0..20 {
+            let _ = shared.lines.send(Bytes::from(format!("{{\"n\":{i}}}\n")));
+        }
+        let resync = next_line(&mut body).await;
+        assert_eq!(resync, "{\"type\":\"resync\",\"missed\":16}\n");
+        let snap = next_line(&mut body).await;
+        assert!(snap.starts_with(r#"{"type":"snapshot""#), "{snap}");
+        // The ring's newest four are still delivered, in order.
+        for i in 16..20 {
+            assert_eq!(next_line(&mut body).await, format!("{{\"n\":{i}}}\n"));
+        }
+        drop(body);
+        assert_eq!(shared.subscribers.load(Ordering::Relaxed), 0);
+        cancel.cancel();
     }
 }

@@ -134,6 +134,9 @@ fn unix_seconds(t: OffsetDateTime) -> f64 {
 #[derive(Debug, Default)]
 pub struct CountState {
     automatic: HashMap<String, bool>,
+    /// Code of each open incident: a resolution may carry no code of its own, and raised and
+    /// resolved must pair up by code.
+    open: HashMap<u64, String>,
 }
 
 /// Updates the counters from one event.
@@ -172,10 +175,18 @@ pub fn count(counters: &mut Counters, state: &mut CountState, event: &Event) {
             WarmEvent::Unloaded { .. } | WarmEvent::Contention { .. } => {}
         },
         Event::AlertRaised(a) => {
-            Counters::bump(&mut counters.alerts_raised, code_label(a.code));
+            let code = code_label(a.code);
+            // Zero first, so the resolved series exists before the first resolution.
+            counters.alerts_resolved.entry(code.clone()).or_insert(0);
+            Counters::bump(&mut counters.alerts_raised, code.clone());
+            state.open.insert(a.incident.0, code);
         }
         Event::AlertResolved(a) => {
-            Counters::bump(&mut counters.alerts_resolved, code_label(a.code));
+            let code = state
+                .open
+                .remove(&a.incident.0)
+                .unwrap_or_else(|| code_label(a.code));
+            Counters::bump(&mut counters.alerts_resolved, code);
         }
         Event::Snapshot(_)
         | Event::OllamaDown { .. }

@@ -18,6 +18,9 @@ pub enum CliError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `yollayah agent` refused to start (tokens, TLS, bind).
+    #[error("agent: {0}")]
+    Agent(#[from] yollayah_agent::AgentError),
     /// Serialising the JSON output failed.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -28,7 +31,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         use yollayah_core::Error as E;
         match self {
-            CliError::BadInput(_) | CliError::NoSuchConversation(_) => exit::BAD_INPUT,
+            CliError::BadInput(_) | CliError::NoSuchConversation(_) | CliError::Agent(_) => {
+                exit::BAD_INPUT
+            }
             CliError::Core(e) => match e {
                 E::Unreachable { .. } | E::Timeout { .. } => exit::UNREACHABLE,
                 E::Cancelled => exit::INTERRUPTED,
