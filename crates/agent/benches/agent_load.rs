@@ -145,7 +145,14 @@ fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -178,7 +185,10 @@ fn spawn(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     for (k, v) in env {
         c.env(k, v);
     }
-    Proc(c.spawn().unwrap_or_else(|e| panic!("start {}: {e}", bin.display())))
+    Proc(
+        c.spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display())),
+    )
 }
 
 async fn wait_for(url: &str, client: &reqwest::Client, needle: &str) -> bool {
@@ -229,7 +239,10 @@ async fn processes(dir: &Path, d: &Durations) {
     );
     let config = tmp.path().join("none.toml");
     let config = config.to_string_lossy().into_owned();
-    let common = [("YOLLAYAH_CONFIG", config.as_str()), ("YOLLAYAH_OLLAMA_URL", sim_url.as_str())];
+    let common = [
+        ("YOLLAYAH_CONFIG", config.as_str()),
+        ("YOLLAYAH_OLLAMA_URL", sim_url.as_str()),
+    ];
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -261,10 +274,22 @@ async fn processes(dir: &Path, d: &Durations) {
     let pid = agent_proc.0.id();
     let metrics = format!("{agent}/metrics");
     assert!(
-        wait_for(&metrics, &http, "yollayah_model_placement{model=\"qwen2.5:14b\"").await,
+        wait_for(
+            &metrics,
+            &http,
+            "yollayah_model_placement{model=\"qwen2.5:14b\""
+        )
+        .await,
         "agent never showed 3 models"
     );
-    let body = http.get(&metrics).send().await.expect("scrape").text().await.expect("body");
+    let body = http
+        .get(&metrics)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
     let models = body.matches("ollama_model_loaded{").count();
     let gpus = body.matches("yollayah_gpu_memory_total_bytes{").count();
 
@@ -375,14 +400,18 @@ async fn processes(dir: &Path, d: &Durations) {
     let (agent_rss, watch_rss) = (status_kib(pid, "VmRSS:"), status_kib(wpid, "VmRSS:"));
 
     let errors = errors.load(Ordering::Relaxed);
-    println!("AGENT models={models} gpus={gpus} scrape_cpu_us={per_scrape_us:.0} load_s={load_s:.0} scrapes={} event_lines={} errors={errors} load_cpu_pct={:.0} rss_before_kib={rss_before} rss_max_kib={rss_max} rss_first_half_peak_kib={first_peak} rss_second_half_peak_kib={second_peak} rss_end_kib={rss_end} idle_s={:.0} agent_cpu_per_tick_ms={agent_tick_ms:.2} watch_cpu_per_tick_ms={watch_tick_ms:.2} agent_idle_rss_kib={agent_rss} watch_idle_rss_kib={watch_rss}",
+    println!(
+        "AGENT models={models} gpus={gpus} scrape_cpu_us={per_scrape_us:.0} load_s={load_s:.0} scrapes={} event_lines={} errors={errors} load_cpu_pct={:.0} rss_before_kib={rss_before} rss_max_kib={rss_max} rss_first_half_peak_kib={first_peak} rss_second_half_peak_kib={second_peak} rss_end_kib={rss_end} idle_s={:.0} agent_cpu_per_tick_ms={agent_tick_ms:.2} watch_cpu_per_tick_ms={watch_tick_ms:.2} agent_idle_rss_kib={agent_rss} watch_idle_rss_kib={watch_rss}",
         scrapes.load(Ordering::Relaxed),
         lines.load(Ordering::Relaxed),
         load_cpu / load_s * 100.0,
         d.idle.as_secs_f64(),
     );
     assert_eq!(errors, 0, "errors under load");
-    assert!(models >= 3 && gpus == 2, "expected 3 models and 2 GPUs, got {models} and {gpus}");
+    assert!(
+        models >= 3 && gpus == 2,
+        "expected 3 models and 2 GPUs, got {models} and {gpus}"
+    );
 }
 
 fn main() {

@@ -75,8 +75,7 @@ impl Out<'_> {
         if v.is_nan() {
             self.buf.push_str("NaN\n");
         } else if v.is_infinite() {
-            self.buf
-                .push_str(if v > 0.0 { "+Inf\n" } else { "-Inf\n" });
+            self.buf.push_str(if v > 0.0 { "+Inf\n" } else { "-Inf\n" });
         } else {
             let _ = writeln!(self.buf, "{v}");
         }
@@ -279,7 +278,11 @@ pub fn render(
         "Times another client shortened the model's keep_alive and the agent re-sent its own.",
     );
     for (model, v) in &counters.keep_alive_overrides {
-        o.int("yollayah_keep_alive_overrides_total", &[("model", model)], *v);
+        o.int(
+            "yollayah_keep_alive_overrides_total",
+            &[("model", model)],
+            *v,
+        );
     }
     o.family(
         "yollayah_model_rewarms_total",
@@ -415,7 +418,11 @@ pub fn render(
         Kind::Gauge,
         "Clients connected to /api/v1/events.",
     );
-    o.int("yollayah_agent_event_subscribers", &[], me.event_subscribers);
+    o.int(
+        "yollayah_agent_event_subscribers",
+        &[],
+        me.event_subscribers,
+    );
     o.family(
         "yollayah_agent_events_missed_total",
         Kind::Counter,
@@ -510,9 +517,9 @@ mod tests {
         assert!(buf.contains(
             r#"yollayah_model_placement{model="we\"ird\\name\n",placement="partial"} 1"#
         ));
-        assert!(buf.contains(
-            r#"yollayah_model_placement{model="we\"ird\\name\n",placement="gpu"} 0"#
-        ));
+        assert!(
+            buf.contains(r#"yollayah_model_placement{model="we\"ird\\name\n",placement="gpu"} 0"#)
+        );
         assert!(buf.contains("# TYPE ollama_version_info gauge\n"));
         assert!(!buf.contains("# EOF"));
     }
@@ -522,7 +529,10 @@ mod tests {
         let (f, c) = sample_facts();
         let mut buf = String::new();
         render(&mut buf, Format::OpenMetrics, &f, &c, &SelfFacts::default());
-        assert!(buf.contains("# TYPE yollayah_model_reloads counter\n"), "{buf}");
+        assert!(
+            buf.contains("# TYPE yollayah_model_reloads counter\n"),
+            "{buf}"
+        );
         assert!(buf.contains(r#"yollayah_model_reloads_total{model="m",reason="evicted"} 1"#));
         assert!(buf.contains("# TYPE ollama_version info\n"));
         assert!(buf.contains(r#"ollama_version_info{version="0.12.3"} 1"#));

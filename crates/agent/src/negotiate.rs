@@ -48,7 +48,13 @@ pub fn negotiate(accept: Option<&[u8]>) -> Format {
             };
             let v = v.trim().trim_matches('"');
             match k.trim().to_ascii_lowercase().as_str() {
-                "q" => q = v.parse::<f32>().ok().filter(|q| q.is_finite()).unwrap_or(0.0),
+                "q" => {
+                    q = v
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| q.is_finite())
+                        .unwrap_or(0.0)
+                }
                 "version" => version = Some(v),
                 _ => {}
             }

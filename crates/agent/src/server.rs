@@ -495,7 +495,11 @@ fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    full(status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    full(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -516,11 +520,16 @@ fn unauthorized(presented: bool) -> Response<Body> {
             "Bearer realm=\"yollayah-agent\", error=\"invalid_token\"",
         )
     } else {
-        ("a bearer token is required", "Bearer realm=\"yollayah-agent\"")
+        (
+            "a bearer token is required",
+            "Bearer realm=\"yollayah-agent\"",
+        )
     };
     let mut r = error(StatusCode::UNAUTHORIZED, msg);
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     r
 }
 
@@ -592,8 +601,7 @@ fn events(shared: &Arc<Shared>) -> Response<Body> {
         pending.push_back(line);
     }
     let period = shared.limits.heartbeat;
-    let mut heartbeat =
-        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let st = StreamState {
         shared: shared.clone(),
@@ -622,7 +630,7 @@ fn events(shared: &Arc<Shared>) -> Response<Body> {
                     kind: "resync",
                     missed,
                 })
-                    .unwrap_or_else(|| Bytes::from_static(b"\n"));
+                .unwrap_or_else(|| Bytes::from_static(b"\n"));
                 if let Some(line) =
                     ndjson_line(&source::snapshot_event(st.shared.watchdog.latest()))
                 {
@@ -691,7 +699,9 @@ async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Respon
     };
     let parsed = match negotiate::parse_action(&bytes) {
         Ok(p) => p,
-        Err(e @ BodyError::TooLarge) => return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
+        Err(e @ BodyError::TooLarge) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+        }
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let watched = shared.watchdog.profile().model.clone();
@@ -739,8 +749,8 @@ async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yollayah_core::machine::Machine;
     use yollayah_core::config::Config;
+    use yollayah_core::machine::Machine;
     use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
     use yollayah_core::persona::Persona;
     use yollayah_core::profile::ModelProfile;

@@ -146,9 +146,7 @@ async fn promtool_accepts_the_rules_and_the_live_metrics() {
     ]);
     assert!(
         until(Duration::from_secs(20), || async {
-            metrics_text(&r.url)
-                .await
-                .contains(r#"placement="gpu"} 1"#)
+            metrics_text(&r.url).await.contains(r#"placement="gpu"} 1"#)
         })
         .await,
         "the model never showed up on the GPU"
@@ -159,14 +157,19 @@ async fn promtool_accepts_the_rules_and_the_live_metrics() {
     });
     assert!(
         until(Duration::from_secs(10), || async {
-            metrics_text(&r.url).await.contains("yollayah_alerts_raised_total{")
+            metrics_text(&r.url)
+                .await
+                .contains("yollayah_alerts_raised_total{")
         })
         .await
     );
     let text = metrics_text(&r.url).await;
     assert!(text.contains(r#"process="firefox \"quoted\"""#), "{text}");
     let (ok, out) = promtool(&tools, &["check", "metrics"], Some(&text)).await;
-    assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}\n---\n{text}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}\n---\n{text}"
+    );
     r.cancel.cancel();
 }
 
@@ -218,7 +221,11 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
     let dir = r.dir.path().to_owned();
     let shipped = std::fs::read_to_string(rules_path()).expect("shipped rules");
     let rules = dir.join("rules.yml");
-    std::fs::write(&rules, test_rules(&shipped, &format!("{}s", TEST_FOR.as_secs()))).expect("rules");
+    std::fs::write(
+        &rules,
+        test_rules(&shipped, &format!("{}s", TEST_FOR.as_secs())),
+    )
+    .expect("rules");
     let (ok, out) = promtool(&tools, &["check", "rules", &rules.to_string_lossy()], None).await;
     assert!(ok, "test rules: {out}");
 
@@ -304,6 +311,48 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
         logs()
     );
 
+    // Every query of the shipped Grafana dashboard is valid PromQL for this Prometheus and
+    // names only metrics the agent serves.
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../packaging/grafana/yollayah-dashboard.json"),
+        )
+        .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let served = metrics_text(&r.url).await;
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push(t["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    assert!(exprs.len() >= 10);
+    for e in &exprs {
+        let q = e.replace("$host", ".*").replace("$__rate_interval", "1m");
+        let v = http()
+            .get(format!("{prom}/api/v1/query"))
+            .query(&[("query", q.as_str())])
+            .send()
+            .await
+            .expect("query")
+            .json::<serde_json::Value>()
+            .await
+            .expect("query json");
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        for name in q
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("yollayah_") || w.starts_with("ollama_"))
+        {
+            assert!(
+                served.contains(&format!("\n{name}"))
+                    || served.contains(&format!("# TYPE {name} ")),
+                "the dashboard uses {name}, which the agent does not serve"
+            );
+        }
+    }
+
     // Stage the CPU fallback: /api/ps keeps claiming GPU, NVML shows the runner holds nothing.
     let model = r.watchdog.profile().model.clone();
     r.sim.fault(Fault::PsLiesGpu {
@@ -335,7 +384,11 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
         "alert took {latency:?}, more than for ({TEST_FOR:?}) + 2 scrape intervals"
     );
     assert_eq!(alert["labels"]["model"], model.as_str(), "{alert}");
-    assert_eq!(alert["labels"]["host"], agent.to_string().as_str(), "{alert}");
+    assert_eq!(
+        alert["labels"]["host"],
+        agent.to_string().as_str(),
+        "{alert}"
+    );
     assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
 
     // Clearing the fault resolves it.
@@ -345,6 +398,10 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
         async move { am_alerts(&am, "OllamaModelOnCpu").await.is_empty() }
     })
     .await;
-    assert!(resolved, "the alert stayed active after the fault was cleared\n{}", logs());
+    assert!(
+        resolved,
+        "the alert stayed active after the fault was cleared\n{}",
+        logs()
+    );
     r.cancel.cancel();
 }

@@ -49,7 +49,11 @@ async fn every_route_but_healthz_needs_a_valid_token() {
             READ.to_owned(),
         ] {
             let resp = call(&r.url, method, path, Some(&wrong)).await;
-            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{method} {path} {wrong}");
+            assert_eq!(
+                resp.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {wrong}"
+            );
         }
     }
     r.cancel.cancel();
@@ -84,7 +88,12 @@ async fn read_token_reads_and_cannot_write_and_write_token_does_both() {
     assert_eq!(warm.status(), StatusCode::OK);
     let body: serde_json::Value = warm.json().await.expect("warm json");
     assert_eq!(body["placement"], "gpu", "{body}");
-    assert!(r.sim.loaded_models().iter().any(|m| m == body["model"].as_str().unwrap_or("")));
+    assert!(
+        r.sim
+            .loaded_models()
+            .iter()
+            .any(|m| m == body["model"].as_str().unwrap_or(""))
+    );
     // A wrong method on a known route is 405 (after the token check).
     let wrong = call(&r.url, "GET", "/api/v1/warm", Some(&write)).await;
     assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -112,15 +121,22 @@ async fn token_files_must_be_owner_only_and_tokens_are_required_off_loopback() {
         assert!(matches!(err, AgentError::TokenFileMode { .. }), "{err}");
         let msg = err.to_string();
         assert!(msg.contains("chmod 600"), "{msg}");
-        assert!(!msg.contains(READ), "the error must not show the token: {msg}");
+        assert!(
+            !msg.contains(READ),
+            "the error must not show the token: {msg}"
+        );
     }
     // Off loopback: both token files are required.
     let mut open = AgentConfig::local(0);
     open.listen = "0.0.0.0:0".parse().expect("addr");
-    let err = start(open.clone()).await.expect_err("no tokens off loopback");
+    let err = start(open.clone())
+        .await
+        .expect_err("no tokens off loopback");
     assert!(matches!(err, AgentError::TokensRequired { .. }), "{err}");
     open.read_token_file = Some(good_r.clone());
-    let err = start(open.clone()).await.expect_err("one token is not enough");
+    let err = start(open.clone())
+        .await
+        .expect_err("one token is not enough");
     assert!(matches!(err, AgentError::TokensRequired { .. }), "{err}");
     // The same secret twice would make every reader a writer.
     let same = secret_file(dir.path(), "same", READ, 0o600);
@@ -136,7 +152,9 @@ async fn token_files_must_be_owner_only_and_tokens_are_required_off_loopback() {
     assert!(start(open.clone()).await.is_err());
     // With good files it starts, on every address.
     open.write_token_file = Some(good_w);
-    let agent = start(open).await.expect("starts with owner-only token files");
+    let agent = start(open)
+        .await
+        .expect("starts with owner-only token files");
     assert!(!agent.local_addr().ip().is_loopback());
     cancel.cancel();
 }
@@ -157,12 +175,15 @@ async fn oversized_or_wrongly_typed_bodies_are_refused() {
         .expect("send");
     assert_eq!(declared.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Chunked, no Content-Length: the limit holds while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
     let chunked = http()
         .post(&url)
         .header("authorization", &auth)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .expect("send");
@@ -200,7 +221,8 @@ async fn oversized_or_wrongly_typed_bodies_are_refused() {
         .send()
         .await;
     assert!(
-        huge_header.map_or(true, |r| r.status() == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        huge_header.map_or(true, |r| r.status()
+            == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
         "a 64 KiB header must be refused"
     );
     r.cancel.cancel();
@@ -213,7 +235,11 @@ async fn without_tokens_only_localhost_host_names_are_served() {
         ..Options::default()
     })
     .await;
-    let ok = http().get(format!("{}/metrics", r.url)).send().await.expect("send");
+    let ok = http()
+        .get(format!("{}/metrics", r.url))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(ok.status(), StatusCode::OK);
     let port = r.agent.local_addr().port();
     let local = http()
@@ -267,11 +293,12 @@ async fn slowloris_clients_are_cut_off_and_do_not_block_others() {
         // A closed connection reads EOF (or a reset) once the server cut it.
         for (i, s) in slow.iter_mut().enumerate() {
             let mut buf = [0u8; 512];
-            let closed = match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => true,
-                Ok(Ok(_)) => true, // a 408 answer, then close
-                Err(_) => false,
-            };
+            let closed =
+                match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => true,
+                    Ok(Ok(_)) => true, // a 408 answer, then close
+                    Err(_) => false,
+                };
             if closed && cut[i].is_none() {
                 cut[i] = Some(started.elapsed());
             }
@@ -289,13 +316,20 @@ async fn slowloris_clients_are_cut_off_and_do_not_block_others() {
             .await
             .expect("normal client");
         assert_eq!(resp.status(), StatusCode::OK);
-        assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            t.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cut = dribble.await.expect("dribble task");
     for (i, c) in cut.iter().enumerate() {
         let c = c.unwrap_or_else(|| panic!("slow client {i} was never cut off"));
-        assert!(c < Duration::from_secs(5), "slow client {i} cut only after {c:?}");
+        assert!(
+            c < Duration::from_secs(5),
+            "slow client {i} cut only after {c:?}"
+        );
     }
     r.cancel.cancel();
 }
@@ -303,8 +337,9 @@ async fn slowloris_clients_are_cut_off_and_do_not_block_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("self-signed cert");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("self-signed cert");
     let cert_path = dir.path().join("cert.pem");
     std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
     let key_path = secret_file(dir.path(), "key.pem", &cert.key_pair.serialize_pem(), 0o600);
@@ -324,9 +359,17 @@ async fn https_with_a_self_signed_certificate() {
         .build()
         .expect("client");
     let base = format!("https://localhost:{port}");
-    let h = client.get(format!("{base}/healthz")).send().await.expect("https");
+    let h = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("https");
     assert_eq!(h.status(), StatusCode::OK);
-    let none = client.get(format!("{base}/metrics")).send().await.expect("https");
+    let none = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("https");
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
     let m = client
         .get(format!("{base}/metrics"))
@@ -337,10 +380,18 @@ async fn https_with_a_self_signed_certificate() {
     assert_eq!(m.status(), StatusCode::OK);
     assert!(m.text().await.expect("body").contains("ollama_up 1"));
     // Plain HTTP to the HTTPS port gets no answer.
-    let plain = http().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    let plain = http()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert!(plain.is_err() || !plain.map(|p| p.status().is_success()).unwrap_or(false));
     // A world-readable key is refused like a token file.
-    let loose_key = secret_file(dir.path(), "loose.pem", &cert.key_pair.serialize_pem(), 0o644);
+    let loose_key = secret_file(
+        dir.path(),
+        "loose.pem",
+        &cert.key_pair.serialize_pem(),
+        0o644,
+    );
     let mut c = AgentConfig::local(0);
     c.tls_cert = Some(cert_path);
     c.tls_key = Some(loose_key);

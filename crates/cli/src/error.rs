@@ -31,9 +31,12 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         use yollayah_core::Error as E;
         match self {
-            CliError::BadInput(_) | CliError::NoSuchConversation(_) | CliError::Agent(_) => {
-                exit::BAD_INPUT
-            }
+            CliError::BadInput(_) | CliError::NoSuchConversation(_) => exit::BAD_INPUT,
+            // A busy port may free up: only configuration errors are final.
+            CliError::Agent(
+                yollayah_agent::AgentError::Bind { .. } | yollayah_agent::AgentError::Io(_),
+            ) => exit::INTERNAL,
+            CliError::Agent(_) => exit::BAD_INPUT,
             CliError::Core(e) => match e {
                 E::Unreachable { .. } | E::Timeout { .. } => exit::UNREACHABLE,
                 E::Cancelled => exit::INTERRUPTED,
