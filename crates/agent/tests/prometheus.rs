@@ -88,6 +88,19 @@ fn test_rules(shipped: &str, for_: &str) -> String {
     out
 }
 
+/// URL query encoding (reqwest is built without its `query` feature here).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -285,8 +298,9 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
     };
 
     // Prometheus scrapes the agent (with the read token) and sees the model on the GPU.
-    let query = |q: &'static str| {
+    let query = |q: &str| {
         let prom = prom.clone();
+        let q = q.to_owned();
         async move {
             get_json(&format!("{prom}/api/v1/query?query={q}"))
                 .await
@@ -296,7 +310,7 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
     };
     assert!(
         until(Duration::from_secs(40), || async {
-            query("yollayah_model_placement%7Bplacement%3D%22gpu%22%7D%3D%3D1").await > 0
+            query(&percent_encode(r#"yollayah_model_placement{placement="gpu"}==1"#)).await > 0
         })
         .await,
         "Prometheus never scraped a GPU placement\n{}",
@@ -332,8 +346,7 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
     for e in &exprs {
         let q = e.replace("$host", ".*").replace("$__rate_interval", "1m");
         let v = http()
-            .get(format!("{prom}/api/v1/query"))
-            .query(&[("query", q.as_str())])
+            .get(format!("{prom}/api/v1/query?query={}", percent_encode(&q)))
             .send()
             .await
             .expect("query")
