@@ -310,7 +310,11 @@ async fn a_cpu_fallback_fires_the_shipped_rule_into_alertmanager_and_clearing_re
     };
     assert!(
         until(Duration::from_secs(40), || async {
-            query(&percent_encode(r#"yollayah_model_placement{placement="gpu"}==1"#)).await > 0
+            query(&percent_encode(
+                r#"yollayah_model_placement{placement="gpu"}==1"#,
+            ))
+            .await
+                > 0
         })
         .await,
         "Prometheus never scraped a GPU placement\n{}",
