@@ -269,10 +269,7 @@ async fn collect(shared: Arc<Shared>) {
 
 async fn refresh_facts(shared: &Shared) {
     let snapshot = shared.watchdog.latest();
-    let up = matches!(
-        snapshot.ollama,
-        yollayah_core::events::OllamaState::Up { .. }
-    );
+    let up = source::ollama_up(&snapshot);
     // The capture is what the last tick read; while Ollama is down it is stale, so only the
     // snapshot counts then.
     let bundle = if up {
@@ -719,16 +716,15 @@ async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Respon
             Ok(Ok(outcome)) => {
                 // One tick so the answer says where the model landed.
                 shared.watchdog.kick_and_wait(Duration::from_secs(5)).await;
-                let latest = shared.watchdog.latest();
-                let report = latest.target().filter(|d| d.loaded).map(|d| &d.placement);
+                let (placement, cpu_share_pct) =
+                    source::watched_placement(&shared.watchdog.latest());
                 json(
                     StatusCode::OK,
                     &WarmAnswer {
                         model: outcome.model,
                         load_ms: outcome.load_ms,
-                        placement: report
-                            .map(|p| source::placement_state(p.placement, p.nvml_agrees).as_str()),
-                        cpu_share_pct: report.and_then(|p| p.cpu_share_pct),
+                        placement: placement.map(|p| p.as_str()),
+                        cpu_share_pct,
                     },
                 )
             }

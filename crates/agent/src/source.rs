@@ -20,7 +20,7 @@ const FOREVER_S: f64 = 10.0 * 365.0 * 86400.0;
 /// The facts of one tick. `bundle` is what the same tick read (sizes, expiry, GPU processes);
 /// without it only the snapshot's fields are filled.
 pub fn facts(snapshot: &Snapshot, bundle: Option<&CaptureBundle>) -> Facts {
-    let ollama_up = matches!(snapshot.ollama, OllamaState::Up { .. });
+    let ollama_up = ollama_up(snapshot);
     let ollama_version = match &snapshot.ollama {
         OllamaState::Up { version } => Some(version.clone()),
         _ => None,
@@ -218,4 +218,23 @@ pub fn is_snapshot(event: &Event) -> bool {
 /// The snapshot event of the latest state, for a new or lagging subscriber.
 pub fn snapshot_event(snapshot: std::sync::Arc<Snapshot>) -> Event {
     Event::Snapshot(snapshot)
+}
+
+/// Whether the snapshot saw Ollama answer.
+pub fn ollama_up(snapshot: &Snapshot) -> bool {
+    matches!(snapshot.ollama, OllamaState::Up { .. })
+}
+
+/// The watched model's placement state and CPU share, when it is loaded.
+pub fn watched_placement(snapshot: &Snapshot) -> (Option<PlacementState>, Option<u8>) {
+    match snapshot.target().filter(|d| d.loaded) {
+        Some(d) => (
+            Some(placement_state(
+                d.placement.placement,
+                d.placement.nvml_agrees,
+            )),
+            d.placement.cpu_share_pct,
+        ),
+        None => (None, None),
+    }
 }
