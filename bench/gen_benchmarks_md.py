@@ -238,7 +238,7 @@ def agent_section(a):
         ("Agent RSS before → peak → after", f"{kib('rss_before_kib')} → {kib('rss_max_kib')} → {kib('rss_end_kib')}"),
         ("RSS peak, first half → second half", f"{kib('rss_first_half_peak_kib')} → {kib('rss_second_half_peak_kib')} (bounded: no growth with time)"),
         (f"Idle ({p['idle_s']} s, 2 s ticks): CPU per tick, agent vs `watch`", f"{p['agent_cpu_per_tick_ms']} ms vs {p['watch_cpu_per_tick_ms']} ms"),
-        ("Idle RSS, agent vs `watch`", f"{kib('agent_idle_rss_kib')} vs {kib('watch_idle_rss_kib')}"),
+        ("Idle RSS, agent vs `watch`", f"{kib('agent_idle_rss_kib')} (after the load above; {kib('rss_before_kib')} before it) vs {kib('watch_idle_rss_kib')}"),
     ]
     return "\n".join(
         [
