@@ -20,6 +20,9 @@ pub enum CliError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `yollayah agent` refused to start (tokens, TLS, bind).
+    #[error("agent: {0}")]
+    Agent(#[from] yollayah_agent::AgentError),
     /// Serialising the JSON output failed.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -31,6 +34,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::BadInput(_) | CliError::NoSuchConversation(_) => exit::BAD_INPUT,
+            // A busy port may free up: only configuration errors are final.
+            CliError::Agent(
+                yollayah_agent::AgentError::Bind { .. } | yollayah_agent::AgentError::Io(_),
+            ) => exit::INTERNAL,
+            CliError::Agent(_) => exit::BAD_INPUT,
             CliError::Core(e) => match e.category() {
                 Category::OllamaDown => exit::UNREACHABLE,
                 Category::Ollama | Category::BadInput => exit::BAD_INPUT,

@@ -1,6 +1,7 @@
 //! `yollayah`: the headless command line. Every command only presents what yollayah-core
 //! observes and decides; nothing here knows Ollama's wire format or GPU details.
 
+mod agent;
 mod bench;
 mod chat;
 mod config_cmd;
@@ -48,6 +49,9 @@ enum Command {
     History(chat::HistoryArgs),
     /// Run the watchdog in the foreground: one line per change, alerts included.
     Watch(watch::Args),
+    /// Run the watchdog as a service: Prometheus /metrics, state, events and warm/unload over
+    /// HTTP (see docs/agent.md).
+    Agent(agent::Args),
     /// Warm, send N chats, report TTFT, tokens/s, load time and reloads (for bug reports).
     Bench(bench::Args),
     /// The config file: where it is, what is in effect, whether it is valid.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             Command::Chat(args) => chat::chat(g, args).await,
             Command::History(args) => chat::history(g, args).await,
             Command::Watch(args) => watch::run(g, args).await,
+            Command::Agent(args) => agent::run(g, args).await,
             Command::Bench(args) => bench::run(g, args).await,
             Command::Config(cmd) => config_cmd::run(g, cmd),
         }

@@ -99,7 +99,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
 }
 
 /// Resolves on Ctrl-C, or SIGTERM where there is one.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

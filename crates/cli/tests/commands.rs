@@ -495,3 +495,90 @@ async fn help_lists_commands_and_exit_codes() {
     })
     .await;
 }
+
+/// `GET path` over a plain HTTP/1.0 connection; the whole answer, or `None` when refused.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_serves_the_watchdog_and_refuses_to_open_up_without_tokens() {
+    bounded(async {
+        let sim = sim(demo()).await;
+        let home = Home::new();
+        home.write_config("[watchdog]\ntick_ms = 250\n");
+        let url = sim.url();
+        let r = home
+            .run(&["--url", &url, "agent", "--listen", "0.0.0.0:0"])
+            .await;
+        assert_eq!(r.code, 8, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("refusing to listen on 0.0.0.0:0 without tokens"),
+            "{r:?}"
+        );
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = home
+            .command(&[
+                "--url",
+                &url,
+                "agent",
+                "--listen",
+                &listen,
+                "--gpu-source",
+                "sim",
+            ])
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let mut metrics = String::new();
+        for _ in 0..100 {
+            metrics = http_get(port, "/metrics").await.unwrap_or_default();
+            if metrics
+                .contains(r#"yollayah_model_placement{model="llama3.2:3b",placement="gpu"} 1"#)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(metrics.contains("ollama_up 1"), "{metrics}");
+        assert!(
+            metrics.contains(r#"placement="gpu"} 1"#),
+            "the agent never reported the warmed model on the GPU:\n{metrics}"
+        );
+        let health = http_get(port, "/healthz").await.unwrap();
+        assert!(health.starts_with("HTTP/1.0 200"), "{health}");
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .expect("agent exits on SIGTERM")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("serving http://{listen}")),
+            "{stderr}"
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}
