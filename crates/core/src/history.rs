@@ -43,6 +43,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     CREATE INDEX messages_by_status ON messages(status);
     CREATE INDEX conversations_by_update ON conversations(updated_at DESC, id DESC);",
+    // v3: a reply's thinking trace (shown, never sent back) and the images of a message.
+    // Images are BLOBs, not files beside the database: they are written in the same
+    // transaction as their message, go with it through ON DELETE CASCADE (no orphan files
+    // after a crash or a deleted conversation), and the history stays one file to back up.
+    // They are downscaled first (≤ 1120 px, ≈ 100–300 KB), well within what SQLite stores
+    // comfortably.
+    "ALTER TABLE messages ADD COLUMN thinking TEXT;
+    ALTER TABLE messages ADD COLUMN thinking_ms INTEGER;
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX images_by_message ON images(message_id, position);",
 ];
 
 /// The schema version this code writes.
@@ -100,12 +118,49 @@ pub struct StoredMessage {
     pub created_at: OffsetDateTime,
     /// The final chunk's metrics, for complete replies.
     pub metrics: Option<Metrics>,
+    /// A reply's thinking trace; shown, never sent back as context.
+    pub thinking: Option<String>,
+    /// How long the model thought (first to last thinking token), ms.
+    pub thinking_ms: Option<u64>,
+    /// The message's images, without their bytes ([`History::image_data`] reads those).
+    pub images: Vec<ImageRef>,
 }
 
 impl StoredMessage {
-    /// The wire message to send back as history.
+    /// The wire message to send back as history: role and content only. Thinking is never
+    /// sent back (Ollama's guidance for reasoning models); images are added by the caller,
+    /// which reads their bytes.
     pub fn to_message(&self) -> Message {
         Message::new(self.role.clone(), self.content.clone())
+    }
+}
+
+/// A stored image's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageRef {
+    pub id: i64,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An image to store with a message (already prepared by [`crate::images`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewImage<'a> {
+    pub mime: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a crate::images::PreparedImage> for NewImage<'a> {
+    fn from(p: &'a crate::images::PreparedImage) -> Self {
+        NewImage {
+            mime: p.mime,
+            width: p.width,
+            height: p.height,
+            data: &p.data,
+        }
     }
 }
 
@@ -318,7 +373,8 @@ impl History {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, role, content, status, status_reason, created_at, metrics
+                "SELECT id, role, content, status, status_reason, created_at, metrics,
+                    thinking, thinking_ms
                  FROM messages WHERE conversation_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -344,11 +400,73 @@ impl History {
                     // Metrics are informational: a row written by a future version with
                     // fields we cannot read still shows its text.
                     metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()),
+                    thinking: r.get(7)?,
+                    thinking_ms: r.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
+                    images: Vec::new(),
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        let mut messages = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT i.message_id, i.id, i.mime, i.width, i.height FROM images i
+                 JOIN messages m ON m.id = i.message_id
+                 WHERE m.conversation_id = ?1 ORDER BY i.message_id, i.position",
+            )
+            .map_err(|e| self.err(e))?;
+        let refs = stmt
+            .query_map(params![conversation.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ImageRef {
+                        id: r.get(1)?,
+                        mime: r.get(2)?,
+                        width: r.get(3)?,
+                        height: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in refs {
+            let (message, image) = row.map_err(|e| self.err(e))?;
+            if let Some(m) = messages.iter_mut().find(|m| m.id.0 == message) {
+                m.images.push(image);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// The bytes of a stored image, or `None` for an unknown id.
+    pub fn image_data(&self, image: i64) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT data FROM images WHERE id = ?1",
+                params![image],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Deletes a conversation with its messages and their images.
+    pub fn delete_conversation(&mut self, conversation: ConversationId) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM conversations WHERE id = ?1",
+                params![conversation.0],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(Error::History {
+                path: self.path.clone(),
+                reason: format!("no conversation {}", conversation.0),
+            });
+        }
+        Ok(())
     }
 
     /// The conversation a message belongs to, or `None` for an unknown id (the tray's
@@ -371,18 +489,56 @@ impl History {
         conversation: ConversationId,
         text: &str,
     ) -> Result<MessageId> {
-        self.insert_message(conversation, "user", text, MessageStatus::Pending)
+        self.insert_message(conversation, "user", text, MessageStatus::Pending, &[])
+    }
+
+    /// [`add_user_message`](Self::add_user_message) with images, stored in the same
+    /// transaction.
+    pub fn add_user_message_with_images(
+        &mut self,
+        conversation: ConversationId,
+        text: &str,
+        images: &[NewImage<'_>],
+    ) -> Result<MessageId> {
+        self.insert_message(conversation, "user", text, MessageStatus::Pending, images)
     }
 
     /// Creates an empty `streaming` assistant reply; the conversation's pending user messages
     /// become `complete` (they have been sent).
     pub fn begin_reply(&mut self, conversation: ConversationId) -> Result<MessageId> {
-        self.insert_message(conversation, "assistant", "", MessageStatus::Streaming)
+        self.insert_message(conversation, "assistant", "", MessageStatus::Streaming, &[])
     }
 
     /// Checkpoints the partial text of a streaming reply, so a crash loses little.
     pub fn save_partial(&mut self, id: MessageId, text: &str) -> Result<()> {
-        self.update_streaming(id, text, &MessageStatus::Streaming, None)
+        self.update_streaming(id, text, &MessageStatus::Streaming, None, None)
+    }
+
+    /// Stores a reply's thinking trace (and how long it took); empty `thinking` stores
+    /// nothing. Works in any status, so the trace of a failed reply is kept too.
+    pub fn set_thinking(
+        &mut self,
+        id: MessageId,
+        thinking: &str,
+        thinking_ms: Option<u64>,
+    ) -> Result<()> {
+        if thinking.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "UPDATE messages SET thinking = ?2, thinking_ms = coalesce(?3, thinking_ms)
+                 WHERE id = ?1",
+                params![id.0, thinking, thinking_ms.map(|v| v as i64)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Checkpoints text and thinking of a streaming reply.
+    pub fn save_progress(&mut self, id: MessageId, text: &str, thinking: &str) -> Result<()> {
+        let thinking = Some(thinking).filter(|t| !t.is_empty());
+        self.update_streaming(id, text, &MessageStatus::Streaming, None, thinking)
     }
 
     /// Stores the final text and metrics of a streaming reply and marks it `complete`.
@@ -399,7 +555,7 @@ impl History {
             })?),
             None => None,
         };
-        self.update_streaming(id, text, &MessageStatus::Complete, metrics.as_deref())
+        self.update_streaming(id, text, &MessageStatus::Complete, metrics.as_deref(), None)
     }
 
     /// Stores what arrived of a reply that stopped early and why.
@@ -411,6 +567,7 @@ impl History {
                 reason: reason.to_owned(),
             },
             None,
+            None,
         )
     }
 
@@ -420,6 +577,7 @@ impl History {
         role: &str,
         text: &str,
         status: MessageStatus,
+        images: &[NewImage<'_>],
     ) -> Result<MessageId> {
         let (path, timeout) = (self.path.clone(), self.busy_timeout);
         let err = |e| db_error(&path, timeout, e);
@@ -455,6 +613,21 @@ impl History {
         )
         .map_err(err)?;
         let id = MessageId(tx.last_insert_rowid());
+        for (position, image) in images.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO images (message_id, position, mime, width, height, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id.0,
+                    position as i64,
+                    image.mime,
+                    image.width,
+                    image.height,
+                    image.data
+                ],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)?;
         Ok(id)
     }
@@ -465,6 +638,7 @@ impl History {
         text: &str,
         status: &MessageStatus,
         metrics: Option<&str>,
+        thinking: Option<&str>,
     ) -> Result<()> {
         let reason = match status {
             MessageStatus::Incomplete { reason } => Some(reason.as_str()),
@@ -479,9 +653,9 @@ impl History {
         let n = tx
             .execute(
                 "UPDATE messages SET content = ?2, status = ?3, status_reason = ?4,
-                    metrics = coalesce(?5, metrics)
+                    metrics = coalesce(?5, metrics), thinking = coalesce(?6, thinking)
                  WHERE id = ?1 AND status = 'streaming'",
-                params![id.0, text, status.as_str(), reason, metrics],
+                params![id.0, text, status.as_str(), reason, metrics, thinking],
             )
             .map_err(err)?;
         if n == 0 {
