@@ -38,6 +38,8 @@ impl CliError {
                 | E::Api { .. }
                 | E::StreamError { .. }
                 | E::WarmFailed { .. }
+                | E::Image { .. }
+                | E::NoVision { .. }
                 | E::InvalidSnapshot { .. }
                 | E::UnsupportedCapture { .. } => exit::BAD_INPUT,
                 _ => exit::INTERNAL,
