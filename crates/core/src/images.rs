@@ -301,7 +301,7 @@ mod tests {
             prepare(bmp, &l).map_err(|e| e.to_string()),
             Err("this is not a PNG, JPEG, WebP or GIF image (it looks like BMP)".into())
         );
-        let mut truncated = jpeg(300, 200);
+        let mut truncated = png(300, 200, 255);
         truncated.truncate(truncated.len() / 3);
         assert!(matches!(
             prepare(&truncated, &l),
