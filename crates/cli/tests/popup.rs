@@ -22,14 +22,27 @@ async fn chat_prints_thinking_to_stderr_or_hides_it() {
         let sim = sim(demo()).await;
         let home = Home::new();
         let url = sim.url();
-        let base = ["--url", url.as_str(), "--model", "qwen3:8b", "chat", "--no-history"];
+        let base = [
+            "--url",
+            url.as_str(),
+            "--model",
+            "qwen3:8b",
+            "chat",
+            "--no-history",
+        ];
 
         let run = home.run(&[&base[..], &["hi"]].concat()).await;
         assert_eq!(run.code, 0, "{run:?}");
         assert!(run.stdout.starts_with("Hello!"), "{run:?}");
-        assert!(!run.stdout.contains("The user said hello"), "trace not on stdout");
+        assert!(
+            !run.stdout.contains("The user said hello"),
+            "trace not on stdout"
+        );
         assert!(run.stderr.contains("The user said hello."), "{run:?}");
-        assert!(!run.stderr.contains('\x1b'), "no ANSI when stderr is not a terminal");
+        assert!(
+            !run.stderr.contains('\x1b'),
+            "no ANSI when stderr is not a terminal"
+        );
         assert!(run.stderr.contains("thought "), "{run:?}");
         assert!(chat_bodies(&sim)[0].get("think").is_none());
 
@@ -39,7 +52,9 @@ async fn chat_prints_thinking_to_stderr_or_hides_it() {
         assert_eq!(hidden.code, 0, "{hidden:?}");
         assert!(!hidden.stderr.contains("The user said hello"), "{hidden:?}");
 
-        let off = home.run(&[&base[..], &["--think", "off", "hi"]].concat()).await;
+        let off = home
+            .run(&[&base[..], &["--think", "off", "hi"]].concat())
+            .await;
         assert_eq!(off.code, 0, "{off:?}");
         assert!(!off.stderr.contains("The user said hello"), "{off:?}");
         assert_eq!(chat_bodies(&sim).pop().expect("request")["think"], false);
@@ -61,7 +76,14 @@ async fn chat_with_an_image() {
 
         let run = home
             .run(&[
-                "--url", &url, "--model", "gemma3:4b", "chat", "--no-history", "--image", &img,
+                "--url",
+                &url,
+                "--model",
+                "gemma3:4b",
+                "chat",
+                "--no-history",
+                "--image",
+                &img,
                 "what is this?",
             ])
             .await;
@@ -80,7 +102,14 @@ async fn chat_with_an_image() {
 
         let refused = home
             .run(&[
-                "--url", &url, "--model", "llama3.2:3b", "chat", "--no-history", "--image", &img,
+                "--url",
+                &url,
+                "--model",
+                "llama3.2:3b",
+                "chat",
+                "--no-history",
+                "--image",
+                &img,
                 "what is this?",
             ])
             .await;
@@ -135,7 +164,9 @@ async fn pull_succeeds_fails_in_ollamas_words_and_cancels() {
         let broken = home.run(&["--url", &url, "pull", "qwen3:0.6b"]).await;
         assert_ne!(broken.code, 0);
         assert!(
-            broken.stderr.contains("max retries exceeded: unexpected EOF"),
+            broken
+                .stderr
+                .contains("max retries exceeded: unexpected EOF"),
             "{broken:?}"
         );
 
@@ -145,7 +176,13 @@ async fn pull_succeeds_fails_in_ollamas_words_and_cancels() {
             .spawn()
             .expect("spawn");
         let pid = child.id().expect("pid");
-        while slow.requests().iter().filter(|r| r.path == "/api/pull").nth(1).is_none() {
+        while slow
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/pull")
+            .nth(1)
+            .is_none()
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -84,9 +84,7 @@ fn main() {
         let t = Instant::now();
         let out = prepare(&jpeg, &limits);
         times.push(t.elapsed());
-        if measure_mem
-            && let (Some(before), Some(peak)) = (rss_before, status_kib("VmHWM:"))
-        {
+        if measure_mem && let (Some(before), Some(peak)) = (rss_before, status_kib("VmHWM:")) {
             peak_delta = Some(peak.saturating_sub(before) * 1024);
         }
         drop(out);

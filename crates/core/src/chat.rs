@@ -286,11 +286,9 @@ impl ChatEngine {
         if images == 0 {
             return Ok(());
         }
-        crate::images::check_count(images, &self.image_limits).map_err(|reason| {
-            Error::Image {
-                name: "attached images".into(),
-                reason,
-            }
+        crate::images::check_count(images, &self.image_limits).map_err(|reason| Error::Image {
+            name: "attached images".into(),
+            reason,
         })?;
         if self.caps_of(&self.profile.model).await?.vision {
             return Ok(());
@@ -345,7 +343,11 @@ impl ChatEngine {
     ) -> Result<ReplyOutcome> {
         self.check_images(outgoing.images.len()).await?;
         let think = match outgoing.think {
-            Some(wanted) => self.caps_of(&self.profile.model).await?.think.request(wanted),
+            Some(wanted) => self
+                .caps_of(&self.profile.model)
+                .await?
+                .think
+                .request(wanted),
             None => None,
         };
         let Outgoing { text, images, .. } = outgoing;

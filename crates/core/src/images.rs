@@ -251,8 +251,9 @@ mod tests {
     use image::{ImageBuffer, Rgb, Rgba};
 
     fn png(w: u32, h: u32, alpha: u8) -> Vec<u8> {
-        let img: ImageBuffer<Rgba<u8>, Vec<u8>> =
-            ImageBuffer::from_fn(w, h, |x, y| Rgba([(x % 256) as u8, (y % 256) as u8, 7, alpha]));
+        let img: ImageBuffer<Rgba<u8>, Vec<u8>> = ImageBuffer::from_fn(w, h, |x, y| {
+            Rgba([(x % 256) as u8, (y % 256) as u8, 7, alpha])
+        });
         let mut out = Vec::new();
         DynamicImage::ImageRgba8(img)
             .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)

@@ -2,8 +2,6 @@
 //! quantisation, capabilities, how it thinks, and (optionally) a fit prediction for this
 //! machine. Embedding-only models are listed but marked not for chat.
 
-use std::collections::BTreeMap;
-
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -11,7 +9,7 @@ use crate::error::Result;
 use crate::fit::{self, FitSettings, ModelFit};
 use crate::gpu::GpuSnapshot;
 use crate::ollama::client::OllamaClient;
-use crate::ollama::types::{PsModel, ShowResponse, TagModel, Think};
+use crate::ollama::types::{ShowResponse, TagModel, Think};
 
 /// `/api/show` calls in flight at once while listing.
 const SHOW_CONCURRENCY: usize = 4;
@@ -164,24 +162,13 @@ pub async fn list_with_predictions(
         .map(|(t, s)| {
             let mut e = ModelEntry::from(t, s.as_ref().ok(), s.as_ref().err().cloned());
             if let (true, Ok(show)) = (e.chat, s) {
-                e.fit = Some(predict_one(&e.name, show, t.size, num_ctx, gpu, &ps, settings));
+                e.fit = Some(fit::predict(
+                    &e.name, show, t.size, num_ctx, gpu, &ps, settings,
+                ));
             }
             e
         })
         .collect())
-}
-
-/// The prediction for one model. Its own runner (if loaded) is not counted as held VRAM.
-pub fn predict_one(
-    name: &str,
-    show: &ShowResponse,
-    size: u64,
-    num_ctx: u64,
-    gpu: &GpuSnapshot,
-    ps: &[PsModel],
-    settings: &FitSettings,
-) -> ModelFit {
-    fit::predict(name, show, size, num_ctx, gpu, ps, settings)
 }
 
 /// The models offered for chat.
@@ -197,13 +184,6 @@ pub fn vision_suggestion(all: &[ModelEntry]) -> Option<&str> {
         .map(|m| m.name.as_str())
 }
 
-/// Capabilities per name, for quick lookups by the chat engine.
-pub fn capabilities_by_name(all: &[ModelEntry]) -> BTreeMap<&str, &[String]> {
-    all.iter()
-        .map(|m| (m.name.as_str(), m.capabilities.as_slice()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,7 +194,14 @@ mod tests {
         let q = ThinkSupport::of("qwen3:8b", "qwen3", &caps(&["completion", "thinking"]));
         let g = ThinkSupport::of("gpt-oss:20b", "gptoss", &caps(&["completion", "thinking"]));
         let l = ThinkSupport::of("llama3.2:3b", "llama", &caps(&["completion"]));
-        assert_eq!((q, g, l), (ThinkSupport::Toggle, ThinkSupport::LevelsOnly, ThinkSupport::None));
+        assert_eq!(
+            (q, g, l),
+            (
+                ThinkSupport::Toggle,
+                ThinkSupport::LevelsOnly,
+                ThinkSupport::None
+            )
+        );
         assert_eq!(q.request(Think::Off), Some(Think::Off));
         assert_eq!(q.request(Think::High), Some(Think::On));
         assert_eq!(g.request(Think::Off), Some(Think::Low));

@@ -48,8 +48,7 @@ fn holds(bytes: &[u8], limits: &ImageLimits) {
         Ok(img) => {
             assert!(img.width.max(img.height) <= limits.longest_side);
             assert!(
-                u64::from(img.original_width) * u64::from(img.original_height)
-                    <= limits.max_pixels
+                u64::from(img.original_width) * u64::from(img.original_height) <= limits.max_pixels
             );
             assert!(matches!(img.mime, "image/jpeg" | "image/png"));
             assert!(image::guess_format(&img.data).is_ok());
@@ -72,7 +71,10 @@ fn every_truncation_is_an_image_or_a_clear_refusal() {
         if matches!(format, ImageFormat::Png) {
             let half = &bytes[..bytes.len() / 2];
             assert!(
-                matches!(prepare(half, &limits), Err(ImageRejection::Malformed { .. })),
+                matches!(
+                    prepare(half, &limits),
+                    Err(ImageRejection::Malformed { .. })
+                ),
                 "{format:?}"
             );
         }
@@ -133,7 +135,11 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -227,7 +233,8 @@ fn files_over_the_size_limit_are_not_read_whole() {
 #[test]
 #[ignore = "regenerates fuzz/corpus/image_intake"]
 fn write_fuzz_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/image_intake");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/image_intake");
     std::fs::create_dir_all(&dir).expect("dir");
     for (format, bytes) in samples() {
         let name = format!("seed.{}", format.extensions_str()[0]);

@@ -125,7 +125,12 @@ async fn thinking_streams_is_stored_and_never_resent() {
         let replies: Vec<_> = stored.iter().filter(|m| m.role == "assistant").collect();
         assert_eq!(replies[0].thinking.as_deref(), Some(thinking.as_str()));
         assert!(replies[0].thinking_ms.is_some());
-        assert!(stored.iter().filter(|m| m.role == "user").all(|m| m.thinking.is_none()));
+        assert!(
+            stored
+                .iter()
+                .filter(|m| m.role == "user")
+                .all(|m| m.thinking.is_none())
+        );
         sim.shutdown().await;
     })
     .await;
@@ -412,13 +417,24 @@ async fn predictions_agree_with_the_simulated_placement() {
             panic!("expected a spill: {spill:?}");
         };
         assert!(largest_ctx.is_none(), "no context makes 13.8 GB fit");
-        assert!(spill.summary.starts_with(&format!("≈ {cpu_pct} % on the CPU")));
+        assert!(
+            spill
+                .summary
+                .starts_with(&format!("≈ {cpu_pct} % on the CPU"))
+        );
         let ps = load(&client, "gpt-oss:20b", ctx).await;
         assert!(
-            matches!(Placement::from_ps(ps.size, ps.size_vram), Placement::Partial { .. }),
+            matches!(
+                Placement::from_ps(ps.size, ps.size_vram),
+                Placement::Partial { .. }
+            ),
             "{ps:?}"
         );
-        assert_eq!(fit::check(&spill, &ps), None, "predicted {cpu_pct} %: {ps:?}");
+        assert_eq!(
+            fit::check(&spill, &ps),
+            None,
+            "predicted {cpu_pct} %: {ps:?}"
+        );
         client.unload("gpt-oss:20b").await.expect("unload");
 
         // Needs an unload: with qwen2.5:7b loaded, qwen2.5:14b only fits once it goes.
@@ -457,7 +473,11 @@ async fn predictions_agree_with_the_simulated_placement() {
         };
         let mismatch = fit::check(&wrong, &ps).expect("mismatch");
         assert_eq!(mismatch.actual, Placement::Gpu);
-        assert!(mismatch.message.contains("but it loaded as 100% GPU"), "{}", mismatch.message);
+        assert!(
+            mismatch.message.contains("but it loaded as 100% GPU"),
+            "{}",
+            mismatch.message
+        );
         sim.shutdown().await;
     })
     .await;

@@ -183,7 +183,10 @@ enum Step {
     Malformed,
     Stall,
     Truncate,
-    Error { message: String, oom: bool },
+    Error {
+        message: String,
+        oom: bool,
+    },
     Done(&'static str),
 }
 

@@ -161,23 +161,14 @@ mod tests {
         let llama = cat.get("llama3.2:3b").expect("llama");
         let oss = cat.get("gpt-oss:20b").expect("gpt-oss");
         assert_eq!(resolve_think(qwen3, None), Ok(Think::Medium));
-        assert_eq!(
-            resolve_think(qwen3, Some(&json!(false))),
-            Ok(Think::Off)
-        );
+        assert_eq!(resolve_think(qwen3, Some(&json!(false))), Ok(Think::Off));
         assert_eq!(resolve_think(llama, None), Ok(Think::Off));
-        assert_eq!(
-            resolve_think(llama, Some(&json!(false))),
-            Ok(Think::Off)
-        );
+        assert_eq!(resolve_think(llama, Some(&json!(false))), Ok(Think::Off));
         assert_eq!(
             resolve_think(llama, Some(&json!(true))),
             Err((400, "\"llama3.2:3b\" does not support thinking".into()))
         );
-        assert_eq!(
-            resolve_think(oss, Some(&json!(false))),
-            Ok(Think::Medium)
-        );
+        assert_eq!(resolve_think(oss, Some(&json!(false))), Ok(Think::Medium));
         assert_eq!(resolve_think(oss, Some(&json!("max"))), Ok(Think::High));
         let bad = resolve_think(qwen3, Some(&json!("banana"))).expect_err("bad level");
         assert_eq!(

@@ -251,7 +251,8 @@ impl Scenario {
             || sc.pull_bytes_per_second <= 0.0
         {
             return Err(SimError::InvalidScenario(
-                "tokens_per_second, prompt_tokens_per_second and pull_bytes_per_second must be > 0".into(),
+                "tokens_per_second, prompt_tokens_per_second and pull_bytes_per_second must be > 0"
+                    .into(),
             ));
         }
         crate::duration::parse_env_keep_alive(&sc.default_keep_alive).ok_or_else(|| {

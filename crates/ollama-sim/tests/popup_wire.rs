@@ -18,15 +18,14 @@ async fn thinking_streams_before_content_and_obeys_think() {
     bounded(async {
         let sim = sim(fast()).await;
         let hi = json!([{"role":"user","content":"hi"}]);
-        let lines = ndjson(
-            &sim,
-            "/api/chat",
-            json!({"model":"qwen3:8b","messages":hi}),
-        )
-        .await;
+        let lines = ndjson(&sim, "/api/chat", json!({"model":"qwen3:8b","messages":hi})).await;
         let first_content = lines
             .iter()
-            .position(|l| l["message"]["content"].as_str().is_some_and(|c| !c.is_empty()))
+            .position(|l| {
+                l["message"]["content"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+            })
             .expect("content");
         let last_thinking = lines
             .iter()
@@ -161,7 +160,10 @@ async fn pull_progress_success_and_faults() {
             .iter()
             .map(|l| l["status"].as_str().expect("status"))
             .collect();
-        assert_eq!(tail, ["verifying sha256 digest", "writing manifest", "success"]);
+        assert_eq!(
+            tail,
+            ["verifying sha256 digest", "writing manifest", "success"]
+        );
         assert_eq!(sim.pulled_models(), ["qwen3:0.6b"]);
         let tags = json_of(get(&sim, "/api/tags").await).await;
         assert!(
