@@ -207,6 +207,7 @@ export class ChatView {
     v.el.classList.add("incomplete");
     v.meta.replaceChildren();
     const badge = el("span", "badge-incomplete", `Incomplete: ${reason}`);
+    badge.title = `Incomplete: ${reason}`;
     const retry = el("button", "retry", "Retry");
     retry.type = "button";
     retry.setAttribute("aria-label", `Retry this reply (incomplete: ${reason})`);
