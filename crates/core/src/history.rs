@@ -174,7 +174,7 @@ pub struct ConversationSummary {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub message_count: u64,
-    /// The start of the latest message, if any.
+    /// The start of the latest message as plain text (Markdown marks removed), if any.
     pub preview: Option<String>,
 }
 
@@ -359,7 +359,10 @@ impl History {
                     created_at: from_ms(r.get(4)?),
                     updated_at: from_ms(r.get(5)?),
                     message_count: r.get::<_, i64>(6)?.max(0) as u64,
-                    preview: r.get(7)?,
+                    preview: r
+                        .get::<_, Option<String>>(7)?
+                        .map(|p| plain_preview(&p))
+                        .filter(|p| !p.is_empty()),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -758,6 +761,79 @@ fn db_error(path: &str, busy_timeout: Duration, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Markdown → one line of plain text for list previews: headings, quotes, list markers, fences,
+/// emphasis, inline-code ticks and link targets go; the words stay.
+pub fn plain_preview(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    for line in markdown.lines() {
+        let mut l = line.trim();
+        if l.starts_with("```") || l.starts_with("~~~") {
+            continue;
+        }
+        l = l.trim_start_matches(|c| c == '#' || c == '>').trim_start();
+        for marker in ["- ", "* ", "+ "] {
+            if let Some(rest) = l.strip_prefix(marker) {
+                l = rest;
+            }
+        }
+        let digits = l.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0
+            && let Some(rest) = l[digits..]
+                .strip_prefix(". ")
+                .or(l[digits..].strip_prefix(") "))
+        {
+            l = rest;
+        }
+        if l.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        // Links: keep the text of `[text](url)`.
+        let mut rest = l;
+        while let Some(open) = rest.find('[') {
+            let after = &rest[open + 1..];
+            match (after.find("]("), after.find(']')) {
+                (Some(close), Some(first)) if close == first => {
+                    let target_end = after[close..].find(')').map(|e| close + e + 1);
+                    out.push_str(&rest[..open]);
+                    out.push_str(&after[..close]);
+                    rest = target_end.map_or("", |e| &after[e..]);
+                }
+                _ => {
+                    out.push_str(&rest[..=open]);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+    }
+    let mut plain = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {}
+            '*' | '_' | '~' if chars.peek() == Some(&c) => {
+                chars.next();
+            }
+            // A single `*`/`_` next to a word is emphasis; a lone one (`2 * 3`) is kept.
+            '*' | '_'
+                if chars.peek().is_some_and(|n| !n.is_whitespace())
+                    || plain.ends_with(|p: char| !p.is_whitespace()) =>
+            {
+                if plain.ends_with(|p: char| p.is_alphanumeric())
+                    && chars.peek().is_some_and(|n| n.is_alphanumeric())
+                {
+                    plain.push(c); // snake_case stays
+                }
+            }
+            _ => plain.push(c),
+        }
+    }
+    plain.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -765,4 +841,23 @@ fn now_ms() -> i64 {
 fn from_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_preview;
+
+    #[test]
+    fn previews_drop_markdown_marks() {
+        assert_eq!(
+            plain_preview("## Steps\n\n1. Open **the** `file`\n- see [docs](https://x.example)"),
+            "Steps Open the file see docs"
+        );
+        assert_eq!(plain_preview("```rust\nfn main() {}\n```"), "fn main() {}");
+        assert_eq!(
+            plain_preview("> *quoted* and snake_case, 2 * 3"),
+            "quoted and snake_case, 2 * 3"
+        );
+        assert_eq!(plain_preview("[not a link] ~~old~~"), "[not a link] old");
+    }
 }
