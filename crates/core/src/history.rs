@@ -770,7 +770,7 @@ pub fn plain_preview(markdown: &str) -> String {
         if l.starts_with("```") || l.starts_with("~~~") {
             continue;
         }
-        l = l.trim_start_matches(|c| c == '#' || c == '>').trim_start();
+        l = l.trim_start_matches(['#', '>']).trim_start();
         for marker in ["- ", "* ", "+ "] {
             if let Some(rest) = l.strip_prefix(marker) {
                 l = rest;
