@@ -200,8 +200,10 @@ pub fn check_count(count: usize, limits: &ImageLimits) -> Result<(), ImageReject
     Ok(())
 }
 
-/// Scales so the longest side is at most `longest`. Area averaging (`thumbnail`) is both the
-/// right filter for shrinking and several times faster than a convolution on 12 MP.
+/// Scales so the longest side is at most `longest`. Area averaging is the right filter for
+/// shrinking: exact 2 × 2 box halvings while the result stays at least the target size (cheap,
+/// integer, and themselves area averages), then `thumbnail_exact` for the last step (a factor
+/// below 2). On a 12 MP photo this takes a quarter of the pixels out of the slow path.
 fn downscale(img: DynamicImage, longest: u32) -> DynamicImage {
     let (w, h) = (img.width(), img.height());
     if w.max(h) <= longest || longest == 0 {
@@ -210,7 +212,50 @@ fn downscale(img: DynamicImage, longest: u32) -> DynamicImage {
     let scale = f64::from(longest) / f64::from(w.max(h));
     let nw = ((f64::from(w) * scale).round() as u32).clamp(1, longest);
     let nh = ((f64::from(h) * scale).round() as u32).clamp(1, longest);
+    let mut img = img;
+    while img.width() / 2 >= nw && img.height() / 2 >= nh {
+        img = match img {
+            DynamicImage::ImageRgb8(b) => DynamicImage::ImageRgb8(halve(&b)),
+            DynamicImage::ImageRgba8(b) => DynamicImage::ImageRgba8(halve(&b)),
+            // Other layouts (16-bit, grey) are rare: `thumbnail_exact` does all of it.
+            other => {
+                img = other;
+                break;
+            }
+        };
+    }
     img.thumbnail_exact(nw, nh)
+}
+
+/// A 2 × 2 box average of an 8-bit image (odd last row/column dropped).
+fn halve<P>(src: &image::ImageBuffer<P, Vec<u8>>) -> image::ImageBuffer<P, Vec<u8>>
+where
+    P: image::Pixel<Subpixel = u8>,
+{
+    let n = usize::from(P::CHANNEL_COUNT);
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let (ow, oh) = (w / 2, h / 2);
+    let raw = src.as_raw();
+    let stride = w * n;
+    let mut out = vec![0u8; ow * oh * n];
+    for (y, row) in out.chunks_exact_mut(ow * n).enumerate() {
+        let top = &raw[2 * y * stride..2 * y * stride + stride];
+        let bottom = &raw[(2 * y + 1) * stride..(2 * y + 1) * stride + stride];
+        for (x, px) in row.chunks_exact_mut(n).enumerate() {
+            let i = 2 * x * n;
+            for c in 0..n {
+                let sum = u16::from(top[i + c])
+                    + u16::from(top[i + n + c])
+                    + u16::from(bottom[i + c])
+                    + u16::from(bottom[i + n + c]);
+                px[c] = ((sum + 2) / 4) as u8;
+            }
+        }
+    }
+    // The buffer has exactly ow × oh × n bytes, so this cannot fail; fall back to an empty
+    // image rather than panic if it ever did.
+    image::ImageBuffer::from_raw(ow as u32, oh as u32, out)
+        .unwrap_or_else(|| image::ImageBuffer::new(0, 0))
 }
 
 fn has_transparency(img: &DynamicImage) -> bool {
@@ -278,6 +323,19 @@ mod tests {
         assert_eq!((p.original_width, p.original_height), (2400, 1200));
         assert_eq!((p.mime, p.source_format), ("image/jpeg", "jpeg"));
         assert_eq!(image::guess_format(&p.data).ok(), Some(ImageFormat::Jpeg));
+    }
+
+    #[test]
+    fn halving_is_a_box_average() {
+        let src: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_fn(5, 4, |x, y| {
+            Rgb([(x * 10 + y) as u8, 200, if (x + y) % 2 == 0 { 0 } else { 255 }])
+        });
+        let half = halve(&src);
+        assert_eq!(half.dimensions(), (2, 2));
+        // (0,0),(1,0),(0,1),(1,1) → r = (0+10+1+11)/4 = 5.5 → 6 (rounded); b = 2×255/4 → 128.
+        assert_eq!(half.get_pixel(0, 0).0, [6, 200, 128]);
+        let p = prepare(&jpeg(4000, 3000), &ImageLimits::default()).expect("12 MP");
+        assert_eq!((p.width, p.height), (1120, 840));
     }
 
     #[test]
