@@ -328,7 +328,11 @@ mod tests {
     #[test]
     fn halving_is_a_box_average() {
         let src: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_fn(5, 4, |x, y| {
-            Rgb([(x * 10 + y) as u8, 200, if (x + y) % 2 == 0 { 0 } else { 255 }])
+            Rgb([
+                (x * 10 + y) as u8,
+                200,
+                if (x + y) % 2 == 0 { 0 } else { 255 },
+            ])
         });
         let half = halve(&src);
         assert_eq!(half.dimensions(), (2, 2));
