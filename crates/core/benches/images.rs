@@ -49,7 +49,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
-    let (w, h) = (4000u32, 3000u32);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // in a debug build: one small round then, as a smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
+    let rounds = if full { rounds } else { 1 };
+    let (w, h) = if full {
+        (4000u32, 3000u32)
+    } else {
+        (1600, 1200)
+    };
     let jpeg = camera_jpeg(w, h);
     if jpeg.is_empty() {
         eprintln!("images bench: could not encode the test JPEG");
