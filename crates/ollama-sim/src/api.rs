@@ -26,12 +26,7 @@ pub(crate) async fn version(State(shared): S) -> Response {
 }
 
 pub(crate) async fn tags(State(shared): S) -> Response {
-    let models: Vec<Value> = shared
-        .catalog
-        .models
-        .iter()
-        .map(Model::tags_entry)
-        .collect();
+    let models: Vec<Value> = shared.installed().iter().map(Model::tags_entry).collect();
     json_response(StatusCode::OK, &json!({ "models": models }))
 }
 
@@ -98,7 +93,7 @@ pub(crate) async fn show(State(shared): S, body: Bytes) -> Response {
     if name.is_empty() {
         return error_response(400, "model is required");
     }
-    match shared.catalog.get(name) {
+    match shared.find_model(name) {
         Some(m) => json_response(StatusCode::OK, &m.show_json()),
         None => error_response(404, &format!("model '{name}' not found")),
     }
@@ -217,16 +212,19 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
     if name.is_empty() && kind == Kind::Chat {
         return error_response(400, "model is required");
     }
-    let Some(model) = shared.catalog.get(&name).cloned() else {
+    let Some(model) = shared.find_model(&name) else {
         return error_response(404, &format!("model '{name}' not found"));
     };
-    let think = req.get("think").is_some_and(|t| match t {
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        _ => false,
-    });
-    if think && !model.capabilities.iter().any(|c| c == "thinking") {
-        return error_response(400, &format!("\"{name}\" does not support thinking"));
+    let think = match crate::media::resolve_think(&model, req.get("think")) {
+        Ok(t) => t,
+        Err((status, msg)) => return error_response(status, &msg),
+    };
+    let images = match crate::media::count_images(kind, &req) {
+        Ok(n) => n,
+        Err(msg) => return error_response(400, &msg),
+    };
+    if images > 0 && !model.capabilities.iter().any(|c| c == "vision") {
+        return error_response(400, crate::media::NO_VISION);
     }
     let (load_only, prompt_text, last_user) = match kind {
         Kind::Generate => {
@@ -309,6 +307,8 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
             prompt_text,
             last_user,
             start,
+            think,
+            images,
         },
     )
     .await

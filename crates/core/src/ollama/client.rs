@@ -26,7 +26,8 @@ use crate::ollama::host;
 use crate::ollama::stream::{DEFAULT_MAX_LINE_BYTES, NdjsonDecoder, StreamItem};
 use crate::ollama::types::{
     ChatChunk, ChatRequest, ErrorBody, GenerateChunk, GenerateRequest, KeepAlive, Options,
-    PsResponse, ShowRequest, ShowResponse, TagsResponse, VersionResponse,
+    PsResponse, PullProgress, PullRequest, ShowRequest, ShowResponse, TagsResponse,
+    VersionResponse,
 };
 
 /// Largest non-streamed body accepted; `/api/show` with `tensors` is the biggest real one
@@ -199,6 +200,21 @@ impl OllamaClient {
             Cow::Borrowed(req)
         };
         self.open_stream("/api/generate", &*body).await
+    }
+
+    /// `POST /api/pull`, streamed: progress lines until `success`. An unknown model is an
+    /// [`Error::StreamError`] item with Ollama's text (it fails inside a 200 stream). The first
+    /// line must come within `load_timeout`, later ones within `stream_idle_timeout`; dropping
+    /// the stream cancels the pull on the server.
+    pub async fn pull_stream(&self, model: &str) -> Result<PullStream> {
+        self.open_stream(
+            "/api/pull",
+            &PullRequest {
+                model,
+                stream: true,
+            },
+        )
+        .await
     }
 
     /// `POST /api/chat` with `stream: false`: the whole reply as one chunk. Bounded by
@@ -459,6 +475,8 @@ type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 pub type ChatStream = NdjsonStream<ChatChunk>;
 /// A streamed `/api/generate` reply.
 pub type GenerateStream = NdjsonStream<GenerateChunk>;
+/// A `/api/pull` progress stream; ends after the `success` line.
+pub type PullStream = NdjsonStream<PullProgress>;
 
 /// Items of a streamed reply, as a [`Stream`] or through [`next`](Self::next).
 ///
