@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use ollama_sim::{OtherProcess, Scenario};
 use tokio_util::sync::CancellationToken;
-use yollayah_core::capture::OllamaEnv;
 use yollayah_core::config::Config;
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::persona::Persona;
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogSettings};

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 pub use finding::{Code, Evidence, EvidenceValue, Finding, Severity};
 use memory::{FitModel, GIB, MIB, ModelShape};
 
-use crate::capture::OllamaEnv;
 use crate::gpu::{GpuSnapshot, NvmlStatus, Runner, blob_path_from_modelfile};
+use crate::ollama::env::OllamaEnv;
 use crate::ollama::types::{LOAD_TIME_OPTIONS, Options, PsModel, ShowResponse, TagModel};
 use crate::placement::{self, Placement, PlacementInput, PlacementReport};
 
