@@ -20,6 +20,8 @@ pub enum AppCommand {
     WarmModel,
     /// Unload the model now (handled by the core adapter).
     UnloadModel,
+    /// Unload, then load the model, so Ollama places it again (handled by the core adapter).
+    ReloadModel,
     /// Suppress (true) or allow (false) desktop alerts.
     SetMuted(bool),
     /// Add (true) or remove (false) the XDG autostart entry.
@@ -136,7 +138,7 @@ pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
             app.exit(0);
             Ok(())
         }
-        AppCommand::WarmModel | AppCommand::UnloadModel => Ok(()),
+        AppCommand::WarmModel | AppCommand::UnloadModel | AppCommand::ReloadModel => Ok(()),
     };
     if let Err(err) = outcome {
         tracing::warn!(?cmd, %err, "command failed");

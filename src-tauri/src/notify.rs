@@ -40,6 +40,8 @@ pub struct IncidentId(pub u64);
 pub enum NoticeAction {
     /// "Warm model".
     WarmModel,
+    /// "Reload on the GPU": the fix core offers when the model would fit there now.
+    ReloadOnGpu,
     /// "Open" (the chat window).
     Open,
 }
@@ -49,6 +51,7 @@ impl NoticeAction {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeAction::WarmModel => "warm-model",
+            NoticeAction::ReloadOnGpu => "reload-on-gpu",
             NoticeAction::Open => "open",
         }
     }
@@ -57,6 +60,7 @@ impl NoticeAction {
     pub fn label(self) -> &'static str {
         match self {
             NoticeAction::WarmModel => "Warm model",
+            NoticeAction::ReloadOnGpu => yollayah_core::alerts::FixAction::ReloadOnGpu.label(),
             NoticeAction::Open => "Open",
         }
     }
@@ -65,6 +69,7 @@ impl NoticeAction {
     pub fn command(self) -> AppCommand {
         match self {
             NoticeAction::WarmModel => AppCommand::WarmModel,
+            NoticeAction::ReloadOnGpu => AppCommand::ReloadModel,
             NoticeAction::Open => AppCommand::OpenChat,
         }
     }
@@ -74,6 +79,7 @@ impl NoticeAction {
     pub fn from_key(key: &str) -> Result<Self> {
         match key {
             "warm-model" => Ok(NoticeAction::WarmModel),
+            "reload-on-gpu" => Ok(NoticeAction::ReloadOnGpu),
             "open" | "default" => Ok(NoticeAction::Open),
             other => Err(Error::UnknownAction(other.to_owned())),
         }

@@ -657,7 +657,7 @@ impl AlertPolicy {
     /// An open incident raised inside its cooldown is notified once the cooldown ends.
     fn maybe_due(&mut self, model: &str, now: Instant) -> Option<AlertAction> {
         let open = self.open.get_mut(model)?;
-        if self.settings.muted || !open.due.is_some_and(|t| now >= t) {
+        if self.settings.muted || open.due.is_none_or(|t| now < t) {
             return None;
         }
         open.due = None;
