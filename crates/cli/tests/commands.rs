@@ -74,14 +74,21 @@ async fn warm_loads_forever_with_the_profile_options() {
             .unwrap();
         assert_eq!(load.body["model"], "llama3.2:3b");
         assert_eq!(load.body["keep_alive"], -1);
-        assert!(load.body["options"].get("num_ctx").is_none(), "{}", load.body);
+        assert!(
+            load.body["options"].get("num_ctx").is_none(),
+            "{}",
+            load.body
+        );
 
         let r = home.run(&["--url", &url, "status", "--json"]).await;
         assert_eq!(r.code, 0);
         let j = r.json();
         let m = &j["models"][0];
         assert_eq!(m["name"], "llama3.2:3b");
-        assert_eq!(m["context_length"], 4096, "the server's default on the demo GPU");
+        assert_eq!(
+            m["context_length"], 4096,
+            "the server's default on the demo GPU"
+        );
         assert_eq!(m["processor"], "100% GPU");
         let expires = m["expires_at"].as_str().unwrap();
         let year: i32 = expires[..4].parse().unwrap();
@@ -152,7 +159,11 @@ async fn one_shot_chat_streams_and_is_stored() {
             .unwrap();
         assert_eq!(chat.body["messages"][0]["role"], "system");
         assert_eq!(chat.body["messages"][1]["content"], "hi there");
-        assert!(chat.body["options"].get("num_ctx").is_none(), "{}", chat.body);
+        assert!(
+            chat.body["options"].get("num_ctx").is_none(),
+            "{}",
+            chat.body
+        );
         assert_eq!(chat.body["keep_alive"], -1);
 
         let list = history(&home.run(&["history", "--json"]).await);

@@ -315,17 +315,14 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
     match f.code {
         Code::CtxTooLarge => {
             let fix = match f.suggested_num_ctx {
-                Some(n) => format!("A context of {n} tokens would fit."),
+                Some(n) => format!("Use a {n}-token context."),
                 None => "Use a smaller context.".to_owned(),
             };
-            Some((
-                "Its context is too big for the free GPU memory.".into(),
-                fix,
-            ))
+            Some(("Its context is too big for the GPU.".into(), fix))
         }
         Code::ModelTooLarge => pair(
-            "The model is too big for the free GPU memory.",
-            "Use a smaller model or quantisation.",
+            "It is too big for the free GPU memory.",
+            "Use a smaller model.",
         ),
         Code::VramHeldByOtherProcess => {
             let progs = closable(machine, runner);
@@ -339,38 +336,37 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
             let names = names.join(" and ");
             Some((
                 format!("{names} hold {} of GPU memory.", mib_text(held)),
-                format!("Close {names}, then reload it."),
+                "Close them, then reload it.".to_owned(),
             ))
         }
         Code::SecondModelLoaded => pair(
-            "Another model takes GPU memory.",
+            "Another model uses GPU memory.",
             "Unload it, then reload this one.",
         ),
-        Code::NumGpuZero => pair(
-            "Its settings keep it on the CPU.",
-            "Remove num_gpu from its settings.",
-        ),
-        Code::NumGpuSet => pair(
-            "Its settings limit what goes on the GPU.",
-            "Remove num_gpu from its settings.",
-        ),
+        Code::NumGpuZero => pair("Its settings keep it on the CPU.", "Remove num_gpu."),
+        Code::NumGpuSet => pair("Its settings limit its GPU layers.", "Remove num_gpu."),
         Code::ParallelMultipliesKv => pair(
-            "Parallel chat slots multiply its memory.",
-            "Set OLLAMA_NUM_PARALLEL=1 and restart Ollama.",
+            "Parallel slots multiply its memory.",
+            "Set OLLAMA_NUM_PARALLEL=1.",
         ),
-        Code::GpuBackendLost => pair(
-            "Ollama lost the GPU, often after a suspend.",
-            "Restart Ollama.",
-        ),
+        Code::GpuBackendLost => pair("Ollama lost the GPU.", "Restart Ollama."),
         Code::PsContradictsNvml => pair(
-            "Ollama reports GPU, but the GPU does not hold it.",
-            "Reload it; if that fails, restart Ollama.",
+            "Ollama says GPU; the GPU says no.",
+            "Reload it or restart Ollama.",
         ),
         Code::DerivedParamsDiffer => pair(
-            "Two names of this model load with different settings.",
+            "Its two names load differently.",
             "Give both the same settings.",
         ),
         Code::NoBufferFallback | Code::NvmlUnavailable | Code::NotLoaded => None,
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 
@@ -447,26 +443,23 @@ pub fn advice(d: &ModelDiagnosis, seen: &Seen<'_>) -> Option<Advice> {
     let code = found.as_ref().map(|(f, _)| f.code);
     let (line, actions) = match (found, fits) {
         (Some((_, (cause, _))), Some(true)) if ours && !reload_cannot_help => (
-            format!("{cause} It fits now: reload it on the GPU."),
+            format!("{cause} It fits now: reload it."),
             vec![FixAction::ReloadOnGpu],
         ),
         (None, Some(true)) if ours => (
-            "There is room on the GPU now: reload it there.".to_owned(),
+            "It fits on the GPU now: reload it.".to_owned(),
             vec![FixAction::ReloadOnGpu],
         ),
         (Some((_, (cause, fix))), Some(false)) if !reload_cannot_help => (
-            format!("{cause} A reload would not fit it now. {fix}"),
+            format!("{cause} A reload won't fit: {}", lower_first(&fix)),
             Vec::new(),
         ),
         (Some((_, (cause, fix))), _) => (format!("{cause} {fix}"), Vec::new()),
         (None, Some(false)) => (
-            "It does not fit in the free GPU memory now. See the details.".to_owned(),
+            "It does not fit in free GPU memory. See details.".to_owned(),
             Vec::new(),
         ),
-        (None, _) => (
-            "The cause is not clear. See the details.".to_owned(),
-            Vec::new(),
-        ),
+        (None, _) => ("Cause unclear. See details.".to_owned(), Vec::new()),
     };
     Some(Advice {
         line,
@@ -1006,7 +999,7 @@ mod tests {
         };
         let a = advice(&d, &seen).expect("advice");
         assert_eq!(a.actions, vec![FixAction::ReloadOnGpu], "{a:?}");
-        assert_eq!(a.line, "There is room on the GPU now: reload it there.");
+        assert_eq!(a.line, "It fits on the GPU now: reload it.");
 
         // 10 GiB held by python: even after unloading, 5 GiB do not fit.
         let full = gpu(
@@ -1024,8 +1017,7 @@ mod tests {
         assert!(a.actions.is_empty(), "{a:?}");
         assert_eq!(
             a.line,
-            "python3 hold 10.0 GiB of GPU memory. A reload would not fit it now. \
-             Close python3, then reload it."
+            "python3 hold 10.0 GiB of GPU memory. A reload won't fit: close them, then reload it."
         );
         // Another client's model is never reloaded from our alert.
         let seen = Seen {
@@ -1090,10 +1082,7 @@ mod tests {
             ours: &[M.to_owned()],
         };
         let a = advice(&d, &seen).expect("advice");
-        assert_eq!(
-            a.line,
-            "Ollama lost the GPU, often after a suspend. Restart Ollama."
-        );
+        assert_eq!(a.line, "Ollama lost the GPU. Restart Ollama.");
         assert!(a.actions.is_empty(), "a reload cannot bring the GPU back");
     }
 
@@ -1148,11 +1137,11 @@ mod tests {
             Code::PsContradictsNvml,
         ] {
             let (cause, fix) = line_for(&finding(code, GIB), &m, None).expect("a cause line");
-            lines.push(cause);
-            lines.push(fix);
+            // The menu shows cause and fix on one line.
+            lines.push(format!("{cause} {fix}"));
         }
         for l in &lines {
-            assert!(l.chars().count() <= 60, "too long for a menu: {l:?}");
+            assert!(l.chars().count() <= 64, "too long for a menu: {l:?}");
             assert!(!l.is_empty());
             let shouting = l
                 .split(|c: char| !c.is_alphanumeric() && c != '_')
