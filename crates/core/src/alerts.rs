@@ -409,15 +409,11 @@ pub fn fits_after_reload(d: &ModelDiagnosis, seen: &Seen<'_>) -> Option<bool> {
 /// `None` when it runs fully on the GPU and that was checked.
 pub fn advice(d: &ModelDiagnosis, seen: &Seen<'_>) -> Option<Advice> {
     if !d.loaded {
-        let ours = seen.ours.iter().any(|o| o == &d.model) || seen.ours.is_empty();
+        // Only the configured model is diagnosed while not loaded, so loading it is ours to do.
         return Some(Advice {
             line: format!("{} is not loaded.", d.model),
             code: Some(Code::NotLoaded),
-            actions: if ours {
-                vec![FixAction::Warm]
-            } else {
-                Vec::new()
-            },
+            actions: vec![FixAction::Warm],
         });
     }
     let good = d.placement.placement.is_full_gpu() && !d.placement.contradiction;
