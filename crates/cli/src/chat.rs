@@ -192,12 +192,12 @@ async fn one_reply(
             Some(()) = interrupts.recv() => cancel.cancel(),
         }
     };
-    if outcome
-        .incomplete
-        .as_deref()
-        .is_some_and(|r| r != "cancelled")
-    {
-        eprintln!("[the partial reply is kept, marked incomplete]");
+    // Only a reply that has text is kept; say so only then.
+    match (outcome.incomplete.as_deref(), outcome.text.is_empty()) {
+        (None, _) => {}
+        (Some(_), true) => eprintln!("[no reply arrived, so nothing was kept]"),
+        (Some("cancelled"), false) => eprintln!("[cancelled; the partial reply is kept]"),
+        (Some(_), false) => eprintln!("[the partial reply is kept, marked incomplete]"),
     }
     Ok(outcome)
 }
@@ -261,9 +261,8 @@ impl Printer {
                 r
             }
             ReplyEvent::Cancelled { .. } => {
-                let r = writeln!(out).and_then(|()| out.flush());
-                eprintln!("[cancelled; the partial reply is kept]");
-                r
+                // Whether anything was kept is known only once `send` returns (see `one_reply`).
+                writeln!(out).and_then(|()| out.flush())
             }
         };
     }

@@ -18,7 +18,7 @@ use crate::history::{ConversationId, History, MessageId, MessageStatus, NewImage
 use crate::images::{ImageLimits, PreparedImage};
 use crate::models::ThinkSupport;
 use crate::ollama::client::OllamaClient;
-use crate::ollama::types::{ChatRequest, Message, Metrics, Think};
+use crate::ollama::types::{ChatRequest, Message, Metrics, Options, Think};
 use crate::persona::PersonaSource;
 use crate::profile::ModelProfile;
 use crate::watchdog::WatchdogHandle;
@@ -305,6 +305,23 @@ impl ChatEngine {
         })
     }
 
+    /// The request options: the persona's sampling options and the profile's load options.
+    /// Without a pinned `num_ctx`, a model that is loaded keeps its context (the watchdog's last
+    /// reading), so a chat never reloads a model another client loaded with its own context.
+    fn options(&self, sampling: &Options) -> Options {
+        let mut options = self.profile.chat_options(sampling);
+        if self.profile.num_ctx().is_none() {
+            if let Some(ctx) = self
+                .watchdog
+                .as_ref()
+                .and_then(|w| w.latest().loaded_num_ctx)
+            {
+                options.insert("num_ctx".into(), ctx.into());
+            }
+        }
+        options
+    }
+
     /// The shared history.
     pub fn history(&self) -> &SharedHistory {
         &self.history
@@ -397,7 +414,7 @@ impl ChatEngine {
             messages: persona.compose_owned(&past, user),
             stream: Some(true),
             keep_alive: Some(self.profile.keep_alive.clone()),
-            options: Some(self.profile.chat_options(persona.options())),
+            options: Some(self.options(persona.options())),
             think,
         };
 

@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::ollama::host;
 use crate::ollama::stream::{DEFAULT_MAX_LINE_BYTES, NdjsonDecoder, StreamItem};
 use crate::ollama::types::{
-    ChatChunk, ChatRequest, ErrorBody, GenerateChunk, GenerateRequest, KeepAlive, Options,
-    PsResponse, PullProgress, PullRequest, ShowRequest, ShowResponse, TagsResponse,
+    ChatChunk, ChatRequest, EmbedLoadRequest, ErrorBody, GenerateChunk, GenerateRequest, KeepAlive,
+    Options, PsResponse, PullProgress, PullRequest, ShowRequest, ShowResponse, TagsResponse,
     VersionResponse,
 };
 
@@ -255,6 +255,16 @@ impl OllamaClient {
         };
         self.call(Method::POST, "/api/generate", Some(&req), self.slow())
             .await
+    }
+
+    /// Loads an embedding model (`POST /api/embed` without `input`), for `keep_alive`. Generate
+    /// and chat answer 400 for these models, so this is the only way to warm them.
+    pub async fn load_embedding(&self, model: &str, keep_alive: Option<KeepAlive>) -> Result<()> {
+        let req = EmbedLoadRequest { model, keep_alive };
+        let _: serde_json::Value = self
+            .call(Method::POST, "/api/embed", Some(&req), self.slow())
+            .await?;
+        Ok(())
     }
 
     /// Asks Ollama to unload `model` (`keep_alive: 0`). Ollama answers at once and unloads

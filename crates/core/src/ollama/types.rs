@@ -347,6 +347,21 @@ pub struct PullProgress {
     pub error: Option<String>,
 }
 
+/// `POST /api/embed` request, as Yollayah sends it: without `input`, which only loads the model
+/// (fact sheet §10: embedding models cannot be loaded through generate or chat).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbedLoadRequest<'a> {
+    pub model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Whether `/api/show` `capabilities` describe an embedding-only model, which answers
+/// generate and chat with 400.
+pub fn is_embedding_only(capabilities: &[String]) -> bool {
+    capabilities.iter().any(|c| c == "embedding") && !capabilities.iter().any(|c| c == "completion")
+}
+
 /// `POST /api/generate` request (used by Yollayah for load/unload only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GenerateRequest {
