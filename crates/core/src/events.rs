@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use crate::alerts::IncidentId;
 use crate::diagnose::{Code, ModelDiagnosis};
 use crate::gpu::NvmlStatus;
-use crate::placement::Placement;
+use crate::placement::{Placement, UnverifiedReason};
+use crate::scope::Scope;
 use crate::warm::WarmReason;
 
 /// Names of the events as the tray app emits them to the webview; one place, not literals.
@@ -126,6 +127,23 @@ pub enum Verdict {
     NotLoaded,
     Down,
     Unknown,
+    /// Ollama claims the GPU but nothing could check it (remote server, no runner found);
+    /// never shown as a clean "on the GPU".
+    Unverified { reason: UnverifiedReason },
+}
+
+impl Verdict {
+    /// The verdict of a loaded model with this effective placement: the one mapping the
+    /// headline, exit code, tray icon and alert all derive from.
+    pub fn from_placement(p: Placement) -> Verdict {
+        match p {
+            Placement::Gpu => Verdict::Gpu,
+            Placement::Partial { cpu_pct } => Verdict::Partial { cpu_pct },
+            Placement::Cpu => Verdict::Cpu,
+            Placement::Unknown => Verdict::Unknown,
+            Placement::Unverified { reason } => Verdict::Unverified { reason },
+        }
+    }
 }
 
 /// One GPU, summarised for the status line and the sparkline.
@@ -143,6 +161,8 @@ pub struct Snapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub url: String,
+    /// Where the GPU facts come from (`local`, `agent`, `remote`).
+    pub scope: Scope,
     pub ollama: OllamaState,
     /// The configured model.
     pub model: String,
@@ -165,6 +185,7 @@ impl Snapshot {
         Snapshot {
             at: OffsetDateTime::now_utc(),
             url: url.to_owned(),
+            scope: Scope::Local,
             ollama: OllamaState::Unknown,
             model: model.to_owned(),
             verdict: Verdict::Unknown,

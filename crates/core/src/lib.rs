@@ -17,6 +17,7 @@ pub mod ollama;
 pub mod persona;
 pub mod placement;
 pub mod profile;
+pub mod scope;
 pub mod warm;
 pub mod watchdog;
 

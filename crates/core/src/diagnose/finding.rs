@@ -20,6 +20,7 @@ pub enum Code {
     NvmlUnavailable,
     NoBufferFallback,
     NotLoaded,
+    PlacementUnverified,
 }
 
 impl Code {
@@ -39,6 +40,7 @@ impl Code {
             Code::NvmlUnavailable => "NVML_UNAVAILABLE",
             Code::NoBufferFallback => "NO_BUFFER_FALLBACK",
             Code::NotLoaded => "NOT_LOADED",
+            Code::PlacementUnverified => "PLACEMENT_UNVERIFIED",
         }
     }
 }

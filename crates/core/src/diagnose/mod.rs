@@ -21,6 +21,15 @@ use crate::capture::OllamaEnv;
 use crate::gpu::{GpuSnapshot, NvmlStatus, Runner, blob_path_from_modelfile};
 use crate::ollama::types::{LOAD_TIME_OPTIONS, Options, PsModel, ShowResponse, TagModel};
 use crate::placement::{self, Placement, PlacementInput, PlacementReport};
+use crate::scope::Scope;
+
+/// What a remote-scope diagnosis sees of the GPU: nothing (and no complaint about NVML,
+/// which is this machine's and beside the point).
+static NO_GPU_FACTS: GpuSnapshot = GpuSnapshot {
+    nvml: NvmlStatus::Ok,
+    driver_version: None,
+    gpus: Vec::new(),
+};
 
 /// Everything a diagnosis reads, borrowed. Build it from a bundle with
 /// [`crate::capture::CaptureBundle::observation`], or directly from live data.
@@ -40,6 +49,8 @@ pub struct Observation<'a> {
     pub requested_models: &'a [String],
     /// The options the app sends (`num_ctx`, `num_gpu`, …); they override the Modelfile.
     pub request_options: Option<&'a Options>,
+    /// Where `gpu` and `runners` come from. Remote: they are ignored, whatever they hold.
+    pub scope: &'a Scope,
 }
 
 /// The verdict for one model.
@@ -67,6 +78,18 @@ impl ModelDiagnosis {
 
 /// Diagnoses every loaded model, then every requested model that is not loaded.
 pub fn diagnose(obs: &Observation<'_>) -> Vec<ModelDiagnosis> {
+    // This machine's GPU and processes say nothing about a remote server's model.
+    let remote;
+    let obs = if obs.scope.has_gpu_facts() {
+        obs
+    } else {
+        remote = Observation {
+            gpu: &NO_GPU_FACTS,
+            runners: &[],
+            ..*obs
+        };
+        &remote
+    };
     let mut out = Vec::with_capacity(obs.ps.len() + obs.requested_models.len());
     let mut key = String::with_capacity(64);
     for ps in obs.ps {
@@ -373,6 +396,8 @@ fn not_loaded_report() -> PlacementReport {
         cpu_busy_gpu_idle: false,
         runner_pid: None,
         runner_gpu_bytes: None,
+        runner_gpu_layers: None,
+        block_count: None,
     }
 }
 
@@ -393,8 +418,13 @@ fn diagnose_model(
         Some(p) => placement::assess(&PlacementInput {
             ps: p,
             runner,
+            runners: obs.runners,
             gpu: obs.gpu,
             model_file_size: tag_size(obs, name),
+            block_count: show
+                .and_then(|s| memory::model_shape(&s.model_info, key))
+                .map(|s| s.block_count),
+            scope: obs.scope,
         }),
         None => not_loaded_report(),
     };
@@ -437,6 +467,26 @@ fn diagnose_model(
         findings.push(x);
     }
 
+    if let (true, Placement::Unverified { reason }) = (loaded, report.placement) {
+        let mut x = Finding::new(
+            Code::PlacementUnverified,
+            Severity::Warning,
+            95,
+            format!(
+                "ollama ps says {}, but it cannot be checked: {}",
+                report.ps_processor,
+                reason.text()
+            ),
+            reason.hint().into(),
+        );
+        x.evidence.push(Evidence::t("scope", obs.scope.label()));
+        if let Some(p) = ps {
+            x.evidence
+                .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+        }
+        findings.push(x);
+    }
+
     if !loaded {
         let mut x = Finding::new(
             Code::NotLoaded,
@@ -455,7 +505,11 @@ fn diagnose_model(
         findings.push(x);
     }
 
-    let full_gpu = loaded && report.placement.is_full_gpu() && !report.contradiction;
+    // Unverified is not "off the GPU" either: hunting for causes would be guesswork.
+    let full_gpu = loaded
+        && (report.placement.is_full_gpu()
+            || matches!(report.placement, Placement::Unverified { .. }))
+        && !report.contradiction;
     // A model that is not loaded is diagnosed predictively: would it fit as configured?
     let predict_miss = !loaded && fit.is_some_and(|m| !m.fits(f.ctx));
     let not_on_gpu = (loaded && !full_gpu) || predict_miss;
