@@ -836,6 +836,9 @@ impl State {
             Verdict::Unverified { .. } => "GPU unverified".to_owned(),
         };
         let mut headline = format!("{} · {placement_text}", self.profile.model);
+        if self.scope != Scope::Local {
+            headline.push_str(&format!(" · {} server", self.scope));
+        }
         if let Some(vram) = vram_line(view) {
             headline.push_str(" · ");
             headline.push_str(&vram);
