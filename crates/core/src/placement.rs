@@ -391,11 +391,11 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         if let Some(argv) = argv {
             let ps_cpu = ps_placement.cpu_share_pct().unwrap_or(0);
             let argv_cpu = argv.cpu_share_pct().unwrap_or(0);
-            // Memory showing even less on the GPU wins (a lost backend holds nothing).
-            let now_cpu = placement.cpu_share_pct().unwrap_or(0);
             if argv_cpu > ps_cpu.saturating_add(10) {
                 contradiction = true;
-                if argv_cpu > now_cpu {
+                // The layer count is exact where memory is rounded, except when memory shows
+                // nothing at all on the GPU (a lost backend holds nothing, whatever -ngl says).
+                if placement != Placement::Cpu {
                     placement = argv;
                 }
             }
@@ -444,6 +444,228 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::gpu::{GpuInfo, GpuProcess, NvmlStatus, ProcessKind};
+
+    /// The 2.55 GB, 24-layer model of issue 10's table, as `/api/ps` reported it: 100% GPU.
+    const CLAIM: u64 = 3200 * MIB;
+    const LAYERS: u64 = 24;
+    const PID: u32 = 4242;
+    const BLOB: &str = "/m/blobs/sha256-aa";
+
+    fn ps(size: u64, size_vram: u64) -> PsModel {
+        PsModel {
+            name: "tiny:latest".into(),
+            model: "tiny:latest".into(),
+            size,
+            size_vram,
+            ..PsModel::default()
+        }
+    }
+
+    fn runner(ngl: Option<u32>) -> Runner {
+        let mut cmdline: Vec<String> = ["llama-server", "--model", BLOB, "--port", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(n) = ngl {
+            cmdline.extend(["-ngl".to_owned(), n.to_string()]);
+        }
+        Runner {
+            pid: PID,
+            exe: "llama-server".into(),
+            model_path: BLOB.into(),
+            cmdline,
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+        }
+    }
+
+    /// One 140 GiB GPU holding `procs` (pid, name, bytes) and nothing else.
+    fn gpu(procs: &[(u32, &str, u64)]) -> GpuSnapshot {
+        let used: u64 = procs.iter().map(|p| p.2).sum::<u64>() + 4 * MIB;
+        GpuSnapshot {
+            nvml: NvmlStatus::Ok,
+            driver_version: None,
+            gpus: vec![GpuInfo {
+                index: 0,
+                name: "NVIDIA H200".into(),
+                uuid: None,
+                memory_total: 140 << 30,
+                memory_used: used,
+                memory_free: (140 << 30) - used,
+                utilization_gpu: Some(0),
+                utilization_memory: Some(0),
+                processes: procs
+                    .iter()
+                    .map(|(pid, name, b)| GpuProcess {
+                        pid: *pid,
+                        name: (*name).into(),
+                        used_memory: Some(*b),
+                        kind: ProcessKind::Compute,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn judge(
+        ps: &PsModel,
+        runner: Option<&Runner>,
+        gpu: &GpuSnapshot,
+        scope: &Scope,
+    ) -> PlacementReport {
+        let runners: Vec<Runner> = runner.into_iter().cloned().collect();
+        assess(&PlacementInput {
+            ps,
+            runner,
+            runners: &runners,
+            gpu,
+            model_file_size: None,
+            block_count: Some(LAYERS),
+            scope,
+        })
+    }
+
+    #[test]
+    fn issue_table_rows_by_runner_memory_alone() {
+        // No -ngl in the argv (Ollama's automatic mode): the runtime baseline is subtracted.
+        let p = ps(CLAIM, CLAIM);
+        let r = runner(None);
+        let local = Scope::Local;
+        let all = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 3556 * MIB)]), &local);
+        assert_eq!(all.placement, Placement::Gpu);
+        assert!(!all.contradiction);
+
+        let none = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 592 * MIB)]), &local);
+        assert_eq!(none.placement, Placement::Cpu, "{none:?}");
+        assert!(none.contradiction);
+
+        let half = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 2124 * MIB)]), &local);
+        let Placement::Partial { cpu_pct } = half.placement else {
+            panic!("{half:?}")
+        };
+        assert!((40..=60).contains(&cpu_pct), "about half on the CPU: {cpu_pct}");
+        assert!(half.contradiction);
+    }
+
+    #[test]
+    fn issue_table_rows_by_runner_argv() {
+        let p = ps(CLAIM, CLAIM);
+        let local = Scope::Local;
+        let all = judge(
+            &p,
+            Some(&runner(Some(99))),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &local,
+        );
+        assert_eq!(all.placement, Placement::Gpu);
+        assert_eq!(all.runner_gpu_layers, Some(99));
+
+        let none = judge(
+            &p,
+            Some(&runner(Some(0))),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &local,
+        );
+        assert_eq!(none.placement, Placement::Cpu);
+        assert!(none.contradiction);
+
+        // 12 of 24 layers: half the model on the CPU, whatever the memory rounding says.
+        let half = judge(
+            &p,
+            Some(&runner(Some(12))),
+            &gpu(&[(PID, "llama-server", 2124 * MIB)]),
+            &local,
+        );
+        assert_eq!(half.placement, Placement::Partial { cpu_pct: 50 }, "{half:?}");
+        assert!(half.contradiction);
+    }
+
+    #[test]
+    fn no_runner_and_gpus_cannot_hold_the_claim_is_cpu() {
+        // An idle GPU, or one whose memory is all another process's.
+        for procs in [vec![], vec![(777u32, "python3", 60u64 << 30)]] {
+            let r = judge(&ps(CLAIM, CLAIM), None, &gpu(&procs), &Scope::Local);
+            assert_eq!(r.placement, Placement::Cpu, "{procs:?}: {r:?}");
+            assert!(r.contradiction);
+            assert_eq!(r.nvml_agrees, Some(false));
+        }
+    }
+
+    #[test]
+    fn no_runner_but_gpus_could_hold_it_is_unverified() {
+        // Memory nobody can be told apart from (an unreadable name: another pid namespace).
+        let g = gpu(&[(91_000, "", 3300 * MIB)]);
+        let r = judge(&ps(CLAIM, CLAIM), None, &g, &Scope::Local);
+        assert_eq!(
+            r.placement,
+            Placement::Unverified {
+                reason: UnverifiedReason::NoRunner
+            }
+        );
+        assert!(!r.contradiction);
+        assert_eq!(r.cpu_share_pct, None);
+    }
+
+    #[test]
+    fn an_unrelated_process_never_turns_cpu_into_gpu() {
+        let p = ps(CLAIM, CLAIM);
+        let r = runner(None);
+        let before = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 592 * MIB)]), &Scope::Local);
+        assert_eq!(before.placement, Placement::Cpu);
+        let after = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB), (777, "python3", 60 << 30)]),
+            &Scope::Local,
+        );
+        assert_eq!(after.placement, Placement::Cpu, "{after:?}");
+        // The runner is not listed at all (e.g. its GPU context failed): still not credited.
+        let unlisted = judge(&p, Some(&r), &gpu(&[(777, "python3", 60 << 30)]), &Scope::Local);
+        assert_eq!(unlisted.placement, Placement::Cpu, "{unlisted:?}");
+        // No runner found: the 60 GiB are someone else's.
+        let no_runner = judge(&p, None, &gpu(&[(777, "python3", 60 << 30)]), &Scope::Local);
+        assert_eq!(no_runner.placement, Placement::Cpu, "{no_runner:?}");
+    }
+
+    #[test]
+    fn remote_is_never_cross_checked() {
+        // This machine's idle GPU and a stray runner say nothing about a remote server.
+        let r = runner(Some(0));
+        let rep = judge(&ps(CLAIM, CLAIM), Some(&r), &gpu(&[]), &Scope::Remote);
+        assert_eq!(
+            rep.placement,
+            Placement::Unverified {
+                reason: UnverifiedReason::Remote
+            }
+        );
+        assert!(!rep.contradiction);
+        assert_eq!(rep.nvml_agrees, None);
+        assert_eq!(rep.runner_pid, None);
+        // A CPU or partial claim already says "not fully on the GPU" and stands.
+        let cpu = judge(&ps(CLAIM, 0), None, &gpu(&[]), &Scope::Remote);
+        assert_eq!(cpu.placement, Placement::Cpu);
+        assert_eq!(
+            serde_json::to_string(&rep.placement).unwrap(),
+            r#"{"kind":"unverified","reason":"remote"}"#
+        );
+    }
+
+    #[test]
+    fn a_contradiction_never_reads_as_full_gpu() {
+        // All memory there, but the runner burns cores while the GPU idles.
+        let mut r = runner(None);
+        r.cpu_percent = 750.0;
+        let rep = judge(
+            &ps(CLAIM, CLAIM),
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &Scope::Local,
+        );
+        assert!(rep.contradiction);
+        assert!(!rep.placement.is_full_gpu(), "{rep:?}");
+    }
 
     #[test]
     fn ollama_ps_rule_exactly() {
