@@ -52,9 +52,10 @@ impl CliError {
     /// does not have (HTTP 404 `model 'x' not found`) is pulled with `ollama pull x`.
     pub fn hint(&self) -> Option<String> {
         match self {
-            CliError::Core(yollayah_core::Error::Api { status: 404, message }) => {
-                missing_model(message).map(|m| format!("Download it with `ollama pull {m}`."))
-            }
+            CliError::Core(yollayah_core::Error::Api {
+                status: 404,
+                message,
+            }) => missing_model(message).map(|m| format!("Download it with `ollama pull {m}`.")),
             _ => None,
         }
     }

@@ -164,7 +164,13 @@ async fn a_server_in_another_network_namespace_is_remote_and_never_cross_checked
         // The text says it too, with the way to the truth.
         let r = home
             .run(&[
-                "--url", &sim.url, "--model", MODEL, "doctor", "--gpu-source", &gpu,
+                "--url",
+                &sim.url,
+                "--model",
+                MODEL,
+                "doctor",
+                "--gpu-source",
+                &gpu,
             ])
             .await;
         assert_eq!(r.code, 7, "{r:?}");
@@ -194,12 +200,12 @@ async fn a_server_in_another_network_namespace_is_remote_and_never_cross_checked
         let mut seen_snapshot = false;
         loop {
             let wait = if seen_snapshot { 2 } else { 30 };
-            let line = match tokio::time::timeout(Duration::from_secs(wait), lines.next_line()).await
-            {
-                Ok(line) => line.unwrap(),
-                Err(_) if seen_snapshot => break,
-                Err(_) => panic!("watch went quiet"),
-            };
+            let line =
+                match tokio::time::timeout(Duration::from_secs(wait), lines.next_line()).await {
+                    Ok(line) => line.unwrap(),
+                    Err(_) if seen_snapshot => break,
+                    Err(_) => panic!("watch went quiet"),
+                };
             let Some(line) = line else {
                 let out = child.wait_with_output().await.unwrap();
                 panic!(

@@ -121,7 +121,9 @@ pub enum OllamaState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verdict {
     Gpu,
-    Partial { cpu_pct: u8 },
+    Partial {
+        cpu_pct: u8,
+    },
     Cpu,
     Warming,
     NotLoaded,
@@ -129,7 +131,9 @@ pub enum Verdict {
     Unknown,
     /// Ollama claims the GPU but nothing could check it (remote server, no runner found);
     /// never shown as a clean "on the GPU".
-    Unverified { reason: UnverifiedReason },
+    Unverified {
+        reason: UnverifiedReason,
+    },
 }
 
 impl Verdict {

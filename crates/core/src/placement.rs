@@ -197,8 +197,10 @@ pub struct PlacementInput<'a> {
 /// (another pid namespace) or runner-like, and it is no known runner of another model.
 fn could_be_runner(p: &crate::gpu::GpuProcess, runners: &[Runner]) -> bool {
     let name = p.name.strip_suffix(".exe").unwrap_or(&p.name);
-    let runner_like =
-        name.is_empty() || name == "llama-server" || name == "ollama" || name.starts_with("ollama_llama_se");
+    let runner_like = name.is_empty()
+        || name == "llama-server"
+        || name == "ollama"
+        || name.starts_with("ollama_llama_se");
     runner_like && !runners.iter().any(|r| r.pid == p.pid)
 }
 
@@ -533,19 +535,37 @@ mod tests {
         let p = ps(CLAIM, CLAIM);
         let r = runner(None);
         let local = Scope::Local;
-        let all = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 3556 * MIB)]), &local);
+        let all = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &local,
+        );
         assert_eq!(all.placement, Placement::Gpu);
         assert!(!all.contradiction);
 
-        let none = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 592 * MIB)]), &local);
+        let none = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &local,
+        );
         assert_eq!(none.placement, Placement::Cpu, "{none:?}");
         assert!(none.contradiction);
 
-        let half = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 2124 * MIB)]), &local);
+        let half = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 2124 * MIB)]),
+            &local,
+        );
         let Placement::Partial { cpu_pct } = half.placement else {
             panic!("{half:?}")
         };
-        assert!((40..=60).contains(&cpu_pct), "about half on the CPU: {cpu_pct}");
+        assert!(
+            (40..=60).contains(&cpu_pct),
+            "about half on the CPU: {cpu_pct}"
+        );
         assert!(half.contradiction);
     }
 
@@ -578,7 +598,11 @@ mod tests {
             &gpu(&[(PID, "llama-server", 2124 * MIB)]),
             &local,
         );
-        assert_eq!(half.placement, Placement::Partial { cpu_pct: 50 }, "{half:?}");
+        assert_eq!(
+            half.placement,
+            Placement::Partial { cpu_pct: 50 },
+            "{half:?}"
+        );
         assert!(half.contradiction);
     }
 
@@ -612,7 +636,12 @@ mod tests {
     fn an_unrelated_process_never_turns_cpu_into_gpu() {
         let p = ps(CLAIM, CLAIM);
         let r = runner(None);
-        let before = judge(&p, Some(&r), &gpu(&[(PID, "llama-server", 592 * MIB)]), &Scope::Local);
+        let before = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &Scope::Local,
+        );
         assert_eq!(before.placement, Placement::Cpu);
         let after = judge(
             &p,
@@ -622,7 +651,12 @@ mod tests {
         );
         assert_eq!(after.placement, Placement::Cpu, "{after:?}");
         // The runner is not listed at all (e.g. its GPU context failed): still not credited.
-        let unlisted = judge(&p, Some(&r), &gpu(&[(777, "python3", 60 << 30)]), &Scope::Local);
+        let unlisted = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(777, "python3", 60 << 30)]),
+            &Scope::Local,
+        );
         assert_eq!(unlisted.placement, Placement::Cpu, "{unlisted:?}");
         // No runner found: the 60 GiB are someone else's.
         let no_runner = judge(&p, None, &gpu(&[(777, "python3", 60 << 30)]), &Scope::Local);

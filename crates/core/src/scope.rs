@@ -154,7 +154,14 @@ mod tests {
     #[test]
     fn loopback_unspecified_and_own_addresses_are_local() {
         let here = [ip("192.168.1.20"), ip("172.17.0.1"), ip("fe80::1")];
-        for a in ["127.0.0.1", "127.3.4.5", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "127.3.4.5",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+        ] {
             assert_eq!(classify(&[ip(a)], &[]), Scope::Local, "{a}");
         }
         // The docker bridge is simply one of this machine's addresses.
@@ -177,10 +184,7 @@ mod tests {
 
     #[test]
     fn url_host_and_port() {
-        assert_eq!(
-            host_port("http://[::1]:11434"),
-            Some(("::1".into(), 11434))
-        );
+        assert_eq!(host_port("http://[::1]:11434"), Some(("::1".into(), 11434)));
         assert_eq!(
             host_port("https://ollama.example.com/prefix"),
             Some(("ollama.example.com".into(), 443))

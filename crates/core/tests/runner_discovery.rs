@@ -78,7 +78,7 @@ fn fake_runner(exe: &std::path::Path, blob: &str, script: &str) -> Kill {
         Command::new(exe)
             .args(["-c", script, "--model", blob, "--port", "1"])
             .spawn()
-            .unwrap(),
+            .expect("spawn a stand-in runner"),
     )
 }
 
@@ -102,7 +102,11 @@ fn a_replaced_runner_is_found_by_the_next_refresh() {
     }
     let scans = scanner.full_scans();
     assert!(scanner.refresh_known().iter().any(|r| r.pid == old));
-    assert_eq!(scanner.full_scans(), scans, "a quiet refresh reads known pids only");
+    assert_eq!(
+        scanner.full_scans(),
+        scans,
+        "a quiet refresh reads known pids only"
+    );
 
     drop(first);
     let second = fake_runner(&exe, &blob, "sleep 30; true");

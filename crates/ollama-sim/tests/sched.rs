@@ -170,7 +170,10 @@ async fn other_process_vram_causes_partial_offload() {
         assert!(vram > 0 && vram < size, "partial: {vram}/{size}");
         let gpu = &sim.gpu_view().gpu.gpus[0];
         let baseline = Scenario::default().runtime_baseline_mib << 20;
-        assert_eq!(gpu.memory_used, ((10 << 30) + vram + baseline).min(gpu.memory_total));
+        assert_eq!(
+            gpu.memory_used,
+            ((10 << 30) + vram + baseline).min(gpu.memory_total)
+        );
         assert_eq!(gpu.memory_free, gpu.memory_total - gpu.memory_used);
         assert!(
             gpu.processes

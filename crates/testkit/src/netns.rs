@@ -100,7 +100,14 @@ impl NetNs {
         let ns_cidr = format!("{}/30", self.ns_addr);
         ip(&["netns", "add", &self.name])?;
         ip(&[
-            "link", "add", &self.host_if, "type", "veth", "peer", "name", &peer,
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
         ])?;
         ip(&["link", "set", &peer, "netns", &self.name])?;
         ip(&["addr", "add", &host_cidr, "dev", &self.host_if])?;

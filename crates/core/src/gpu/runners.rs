@@ -140,8 +140,7 @@ pub struct RunnerScanner {
 /// when one must run, in the same tick.
 pub fn runner_identity_changed(known: &[Runner], now: &[Runner]) -> bool {
     known.iter().any(|k| {
-        !now
-            .iter()
+        !now.iter()
             .any(|n| n.pid == k.pid && n.model_path == k.model_path)
     })
 }
