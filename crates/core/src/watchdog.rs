@@ -774,6 +774,9 @@ impl State {
                 p.contradiction
                     || (self.settings.on_partial && f64::from(cpu_pct) >= self.settings.min_cpu_pct)
             }
+            // A contradiction that leaves the placement unknown (e.g. a busy runner on an idle
+            // GPU) is still an incident.
+            Placement::Unknown if p.contradiction => true,
             // Nothing checked it: neither an incident nor "back on the GPU".
             Placement::Unknown | Placement::Unverified { .. } => return Health::Neutral,
         };
@@ -910,10 +913,18 @@ impl State {
 }
 
 fn alert_title(model: &str, placement: Placement, contradiction: bool) -> String {
-    match placement {
-        _ if contradiction => format!("{model} is running on the CPU although Ollama reports GPU"),
+    // Derived from the same placement as the verdict, so the two never disagree.
+    let what = match placement {
         Placement::Partial { cpu_pct } => format!("{model} is running {cpu_pct}% on CPU"),
-        _ => format!("{model} is running on the CPU"),
+        Placement::Unknown | Placement::Unverified { .. } => {
+            format!("{model} may not be running on the GPU")
+        }
+        Placement::Cpu | Placement::Gpu => format!("{model} is running on the CPU"),
+    };
+    if contradiction {
+        format!("{what} although Ollama reports GPU")
+    } else {
+        what
     }
 }
 
