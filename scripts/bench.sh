@@ -2,12 +2,14 @@
 # Runs every benchmark with short measurement times and regenerates docs/benchmarks.md:
 #   criterion benches of yollayah-core (ndjson, diagnose, persona) and yollayah-render
 #   (stream), and the stream relay comparison (raw HTTP vs Yollayah's client vs the official
-#   Ollama Python client, crates/core/benches/relay.rs + bench/relay_python.py).
+#   Ollama Python client, crates/core/benches/relay.rs + bench/relay_python.py), and the load
+#   bench of `yollayah agent` (crates/agent/benches/agent_load.rs).
 # Rows that need other machines or tools (GPU machine, tray footprint, real webview) are kept
 # from the current docs/benchmarks.md and marked with where they came from.
 #   scripts/bench.sh            (or: make bench)
 # Env: BENCH_MEASURE_S (criterion measurement time, default 2), RELAY_TOKENS (20000),
-#      RELAY_ROUNDS (20), BENCH_VENV (Python venv with `ollama`, default target/bench-venv).
+#      RELAY_ROUNDS (20), BENCH_VENV (Python venv with `ollama`, default target/bench-venv),
+#      AGENT_LOAD_S (60), AGENT_IDLE_S (30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +36,18 @@ cargo bench --locked -p yollayah-core --bench ndjson --bench diagnose --bench pe
   | tee "$out/core.log"
 echo "== render: stream"
 cargo bench --locked -p yollayah-render --bench stream "${crit[@]}" 2>&1 | tee "$out/render.log"
+# Single-threaded by construction (the image crate is built without rayon).
+echo "== core: image intake (12 MP JPEG, one core)"
+cargo bench --locked -p yollayah-core --bench images 2>&1 | tee "$out/images.log"
 echo "== relay: $tokens tokens × $rounds rounds"
 cargo bench --locked -p yollayah-core --bench relay -- --tokens "$tokens" --rounds "$rounds" \
   --python "$python_bin" --script "$PWD/bench/relay_python.py" 2>&1 | tee "$out/relay.log"
 
+echo "== agent: one scrape, 50 scrapers + 100 subscribers, idle vs watch (AGENT_LOAD_S, AGENT_IDLE_S)"
+# The bench starts the release binaries as separate processes, so build them first.
+cargo build --release --locked -p yollayah-cli -p ollama-sim
+cargo bench --locked -p yollayah-agent --bench agent_load 2>&1 | tee "$out/agent.log"
+
 python3 bench/gen_benchmarks_md.py --core "$out/core.log" --render "$out/render.log" \
-  --relay "$out/relay.log" --doc docs/benchmarks.md
+  --relay "$out/relay.log" --agent "$out/agent.log" --doc docs/benchmarks.md
 echo "== docs/benchmarks.md regenerated"

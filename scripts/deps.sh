@@ -6,6 +6,8 @@
 #   deps.sh desktop-run    what running the tray app needs
 #   deps.sh e2e            what the tray end-to-end test needs (Xvfb, session bus, tray watcher,
 #                          notification daemon, screenshots)
+#   deps.sh prometheus     what the agent's Prometheus/Alertmanager tests need (promtool comes
+#                          with prometheus); part of `test`
 set -euo pipefail
 purpose=${1:-test}
 
@@ -16,6 +18,8 @@ desktop_build=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgt
 desktop_run=(libayatana-appindicator3-1 libwebkit2gtk-4.1-0 libgtk-3-0 librsvg2-2)
 e2e=(xvfb webkit2gtk-driver dunst haskell-status-notifier-item-utils imagemagick dbus-x11
   dbus-daemon libnotify-bin librsvg2-bin xdotool)
+# `yollayah agent` is tested against the real Prometheus (promtool included) and Alertmanager.
+prometheus=(prometheus prometheus-alertmanager)
 
 need=()
 case "$purpose" in
@@ -23,8 +27,9 @@ case "$purpose" in
   desktop-build) pkgs=("${desktop_build[@]}") ;;
   desktop-run) pkgs=("${desktop_run[@]}") ;;
   e2e) pkgs=("${desktop_run[@]}" "${e2e[@]}") ;;
-  test) pkgs=("${desktop_build[@]}" "${desktop_run[@]}" "${e2e[@]}") ;;
-  *) echo "deps.sh: unknown purpose '$purpose' (test|run|desktop-build|desktop-run|e2e)" >&2; exit 2 ;;
+  prometheus) pkgs=("${prometheus[@]}") ;;
+  test) pkgs=("${desktop_build[@]}" "${desktop_run[@]}" "${e2e[@]}" "${prometheus[@]}") ;;
+  *) echo "deps.sh: unknown purpose '$purpose' (test|run|desktop-build|desktop-run|e2e|prometheus)" >&2; exit 2 ;;
 esac
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh test
+# deps.sh installed Prometheus and Alertmanager: the agent's tests must not skip them here.
+export YOLLAYAH_REQUIRE_PROMETHEUS=1
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

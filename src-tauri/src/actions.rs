@@ -20,7 +20,9 @@ pub enum AppCommand {
     WarmModel,
     /// Unload the model now.
     UnloadModel,
-    /// Suppress (true) or allow (false) desktop alerts (the core's alert policy keeps it).
+    /// Unload, then load the model, so Ollama places it again (handled by the core adapter).
+    ReloadModel,
+    /// Suppress (true) or allow (false) desktop alerts.
     SetMuted(bool),
     /// Add (true) or remove (false) the XDG autostart entry.
     SetAutostart(bool),
@@ -102,6 +104,7 @@ impl From<NoticeAction> for AppCommand {
     fn from(action: NoticeAction) -> Self {
         match action {
             NoticeAction::WarmModel => AppCommand::WarmModel,
+            NoticeAction::ReloadOnGpu => AppCommand::ReloadModel,
             NoticeAction::Open => AppCommand::OpenChat,
         }
     }
@@ -124,7 +127,10 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
         AppCommand::OpenChat => shell.chat.open(shell),
-        AppCommand::WarmModel | AppCommand::UnloadModel | AppCommand::SetMuted(_) => {
+        AppCommand::WarmModel
+        | AppCommand::UnloadModel
+        | AppCommand::ReloadModel
+        | AppCommand::SetMuted(_) => {
             on_watchdog(shell, cmd);
             Ok(())
         }
@@ -147,7 +153,7 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     }
 }
 
-/// Warm, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
+/// Warm, Reload, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
 /// whole model load; the click returns at once).
 fn on_watchdog(shell: &Arc<Shell>, cmd: AppCommand) {
     let watchdog = shell.core.watchdog.clone();
@@ -156,6 +162,7 @@ fn on_watchdog(shell: &Arc<Shell>, cmd: AppCommand) {
     runtime.spawn(async move {
         let outcome = match cmd {
             AppCommand::WarmModel => watchdog.warm().await.map(drop),
+            AppCommand::ReloadModel => watchdog.reload().await.map(drop),
             AppCommand::UnloadModel => watchdog.unload().await,
             AppCommand::SetMuted(muted) => {
                 watchdog.set_muted(muted).await;

@@ -20,6 +20,9 @@ pub enum CliError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `yollayah agent` refused to start (tokens, TLS, bind).
+    #[error("agent: {0}")]
+    Agent(#[from] yollayah_agent::AgentError),
     /// Serialising the JSON output failed.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -31,6 +34,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::BadInput(_) | CliError::NoSuchConversation(_) => exit::BAD_INPUT,
+            // A busy port may free up: only configuration errors are final.
+            CliError::Agent(
+                yollayah_agent::AgentError::Bind { .. } | yollayah_agent::AgentError::Io(_),
+            ) => exit::INTERNAL,
+            CliError::Agent(_) => exit::BAD_INPUT,
             CliError::Core(e) => match e.category() {
                 Category::OllamaDown => exit::UNREACHABLE,
                 Category::Ollama | Category::BadInput => exit::BAD_INPUT,
@@ -41,6 +49,27 @@ impl CliError {
             CliError::Output(_) | CliError::Json(_) => exit::INTERNAL,
         }
     }
+}
+
+impl CliError {
+    /// One line on what to do next, where the error has an obvious fix: a model the server
+    /// does not have (HTTP 404 `model 'x' not found`) is pulled with `ollama pull x`.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Core(yollayah_core::Error::Api {
+                status: 404,
+                message,
+            }) => missing_model(message).map(|m| format!("Download it with `ollama pull {m}`.")),
+            _ => None,
+        }
+    }
+}
+
+/// The model name in Ollama's `model 'NAME' not found`.
+pub fn missing_model(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("model '")?;
+    let (name, tail) = rest.split_once('\'')?;
+    (tail.trim_start().starts_with("not found") && !name.is_empty()).then_some(name)
 }
 
 /// The result of a command.
@@ -73,5 +102,22 @@ mod tests {
             after: Duration::from_secs(60),
         };
         assert_eq!(CliError::Core(down).exit_code(), exit::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_404_for_a_model_suggests_pulling_it() {
+        let e = CliError::Core(yollayah_core::Error::Api {
+            status: 404,
+            message: "model 'llama9:70b' not found".into(),
+        });
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("Download it with `ollama pull llama9:70b`.")
+        );
+        let other = CliError::Core(yollayah_core::Error::Api {
+            status: 404,
+            message: "404 page not found".into(),
+        });
+        assert_eq!(other.hint(), None);
     }
 }

@@ -1,6 +1,7 @@
 //! `yollayah`: the headless command line. Every command only presents what yollayah-core
 //! observes and decides; nothing here knows Ollama's wire format or GPU details.
 
+mod agent;
 mod bench;
 mod chat;
 mod config_cmd;
@@ -9,6 +10,7 @@ mod doctor;
 mod error;
 mod exit;
 mod output;
+mod pull;
 mod status;
 mod warm;
 mod watch;
@@ -44,10 +46,15 @@ enum Command {
     Unload(warm::UnloadArgs),
     /// Chat with the configured model (one message, or a REPL reading stdin).
     Chat(chat::ChatArgs),
+    /// Pull a model through Ollama, with a progress bar (Ctrl-C cancels).
+    Pull(pull::Args),
     /// List stored conversations.
     History(chat::HistoryArgs),
     /// Run the watchdog in the foreground: one line per change, alerts included.
     Watch(watch::Args),
+    /// Run the watchdog as a service: Prometheus /metrics, state, events and warm/unload over
+    /// HTTP (see docs/agent.md).
+    Agent(agent::Args),
     /// Warm, send N chats, report TTFT, tokens/s, load time and reloads (for bug reports).
     Bench(bench::Args),
     /// The config file: where it is, what is in effect, whether it is valid.
@@ -78,8 +85,10 @@ fn main() -> ExitCode {
             Command::Warm(args) => warm::warm(g, args).await,
             Command::Unload(args) => warm::unload(g, args).await,
             Command::Chat(args) => chat::chat(g, args).await,
+            Command::Pull(args) => pull::run(g, args).await,
             Command::History(args) => chat::history(g, args).await,
             Command::Watch(args) => watch::run(g, args).await,
+            Command::Agent(args) => agent::run(g, args).await,
             Command::Bench(args) => bench::run(g, args).await,
             Command::Config(cmd) => config_cmd::run(g, cmd),
         }
@@ -90,6 +99,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("yollayah: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("yollayah: {hint}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::alerts::IncidentId;
-use crate::diagnose::{Code, ModelDiagnosis};
+pub use crate::alerts::Alert;
+use crate::alerts::FixAction;
+use crate::diagnose::ModelDiagnosis;
 use crate::gpu::NvmlStatus;
-use crate::placement::Placement;
+use crate::placement::{Placement, UnverifiedReason};
+use crate::scope::Scope;
 use crate::warm::WarmReason;
 
 /// One event on the watchdog's broadcast channel.
@@ -36,22 +38,6 @@ pub enum Event {
     AlertResolved(Alert),
 }
 
-/// The user-facing text of an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    pub incident: IncidentId,
-    pub model: String,
-    /// What happened, e.g. "llama3.2:3b is running 62% on CPU".
-    pub title: String,
-    /// Why, and the fix, in one or two lines.
-    pub body: String,
-    /// The top diagnosis code, if any.
-    pub code: Option<Code>,
-    pub placement: Placement,
-    /// Show a desktop notification (false when muted or inside the flap cooldown).
-    pub notify: bool,
-}
-
 /// Keep-warm activity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -76,11 +62,13 @@ pub enum WarmEvent {
     Unloaded {
         model: String,
     },
-    /// Somebody else reloaded the model with another context size.
+    /// Somebody else reloaded the model with another context size than the one the user
+    /// pinned. Published once per watchdog; `advice` names the server-side fix.
     OptionsDrifted {
         model: String,
         expected_num_ctx: u64,
         loaded_num_ctx: u64,
+        advice: String,
     },
     /// Another model keeps evicting ours; re-warming is paused until it goes.
     Contention {
@@ -108,12 +96,33 @@ pub enum OllamaState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verdict {
     Gpu,
-    Partial { cpu_pct: u8 },
+    Partial {
+        cpu_pct: u8,
+    },
     Cpu,
     Warming,
     NotLoaded,
     Down,
     Unknown,
+    /// Ollama claims the GPU but nothing could check it (remote server, no runner found);
+    /// never shown as a clean "on the GPU".
+    Unverified {
+        reason: UnverifiedReason,
+    },
+}
+
+impl Verdict {
+    /// The verdict of a loaded model with this effective placement: the one mapping the
+    /// headline, exit code, tray icon and alert all derive from.
+    pub fn from_placement(p: Placement) -> Verdict {
+        match p {
+            Placement::Gpu => Verdict::Gpu,
+            Placement::Partial { cpu_pct } => Verdict::Partial { cpu_pct },
+            Placement::Cpu => Verdict::Cpu,
+            Placement::Unknown => Verdict::Unknown,
+            Placement::Unverified { reason } => Verdict::Unverified { reason },
+        }
+    }
 }
 
 /// One GPU, summarised for the status line and the sparkline.
@@ -131,14 +140,22 @@ pub struct Snapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub url: String,
+    /// Where the GPU facts come from (`local`, `agent`, `remote`).
+    pub scope: Scope,
     pub ollama: OllamaState,
     /// The configured model.
     pub model: String,
     pub verdict: Verdict,
     /// "llama3.2:3b · 100% GPU · VRAM 3.4/12.0 GiB".
     pub headline: String,
-    /// The diagnosis of the configured model in plain words (top finding + fix), if any.
+    /// The configured model's state in plain words (cause + fix, or why the verdict is
+    /// unchecked). `None` only when it runs fully on the GPU and the GPU confirmed it, so a
+    /// view may then say "no problems".
     pub advice: Option<String>,
+    /// What can be done about it now (e.g. reload it on the GPU when it would fit).
+    pub fixes: Vec<FixAction>,
+    /// The per-slot context the configured model is loaded with (`/api/ps` `context_length`).
+    pub loaded_num_ctx: Option<u64>,
     pub diagnoses: Vec<ModelDiagnosis>,
     pub gpus: Vec<GpuSummary>,
     pub nvml: NvmlStatus,
@@ -153,11 +170,14 @@ impl Snapshot {
         Snapshot {
             at: OffsetDateTime::now_utc(),
             url: url.to_owned(),
+            scope: Scope::Local,
             ollama: OllamaState::Unknown,
             model: model.to_owned(),
             verdict: Verdict::Unknown,
             headline: format!("{model} · checking…"),
             advice: None,
+            fixes: Vec::new(),
+            loaded_num_ctx: None,
             diagnoses: Vec::new(),
             gpus: Vec::new(),
             nvml: NvmlStatus::Unavailable {

@@ -153,6 +153,11 @@ pub struct Scenario {
     /// Compute buffers that go with a runner, on the GPU when any layer is offloaded.
     #[serde(default = "default_overhead")]
     pub compute_overhead_mib: u64,
+    /// GPU memory a runner process holds beyond what `/api/ps` counts (CUDA context and
+    /// runtime buffers), shown in the GPU view only. Measured with a CUDA llama-server and 0
+    /// layers on an H200: 520–592 MiB.
+    #[serde(default = "default_runtime_baseline")]
+    pub runtime_baseline_mib: u64,
     /// `OLLAMA_KEEP_ALIVE` (Go duration or bare seconds; negative = forever).
     #[serde(default = "default_keep_alive")]
     pub default_keep_alive: String,
@@ -171,6 +176,18 @@ pub struct Scenario {
     /// `canned` or `echo`.
     #[serde(default)]
     pub reply_mode: ReplyMode,
+    /// The reasoning trace models with the `thinking` capability stream (in
+    /// `message.thinking` / `thinking`) before their reply. `think: "low"` sends its first
+    /// sentence only, `"high"`/`"max"` adds a sentence.
+    #[serde(default = "default_thinking")]
+    pub thinking: String,
+    /// Models `/api/pull` can fetch that are not installed yet; absent = the built-in
+    /// registry (`src/default_registry.toml`). A pulled model joins `/api/tags`.
+    #[serde(default = "default_registry")]
+    pub registry: Vec<ModelSpec>,
+    /// Download speed of `/api/pull`, in bytes per second.
+    #[serde(default = "default_pull_rate")]
+    pub pull_bytes_per_second: f64,
     /// NVIDIA driver version in the GPU view.
     #[serde(default = "default_driver")]
     pub driver_version: Option<String>,
@@ -201,12 +218,16 @@ impl Default for Scenario {
             max_loaded_models: default_max_loaded(),
             fit_margin_mib: default_fit_margin(),
             compute_overhead_mib: default_overhead(),
+            runtime_baseline_mib: default_runtime_baseline(),
             default_keep_alive: default_keep_alive(),
             load_ms: default_load_ms(),
             tokens_per_second: default_tps(),
             prompt_tokens_per_second: default_prompt_tps(),
             reply: default_reply(),
             reply_mode: ReplyMode::Canned,
+            thinking: default_thinking(),
+            registry: default_registry(),
+            pull_bytes_per_second: default_pull_rate(),
             driver_version: default_driver(),
             nvml_unavailable: None,
             discovery_process: false,
@@ -232,9 +253,12 @@ impl Scenario {
             || sc.tokens_per_second <= 0.0
             || sc.prompt_tokens_per_second.is_nan()
             || sc.prompt_tokens_per_second <= 0.0
+            || sc.pull_bytes_per_second.is_nan()
+            || sc.pull_bytes_per_second <= 0.0
         {
             return Err(SimError::InvalidScenario(
-                "tokens_per_second and prompt_tokens_per_second must be > 0".into(),
+                "tokens_per_second, prompt_tokens_per_second and pull_bytes_per_second must be > 0"
+                    .into(),
             ));
         }
         crate::duration::parse_env_keep_alive(&sc.default_keep_alive).ok_or_else(|| {
@@ -295,6 +319,22 @@ fn default_models() -> Vec<ModelSpec> {
         .unwrap_or_default()
 }
 
+fn default_registry() -> Vec<ModelSpec> {
+    // Same reasoning as the catalog: a checked-in file covered by a unit test.
+    toml::from_str::<CatalogFile>(include_str!("default_registry.toml"))
+        .map(|c| c.models)
+        .unwrap_or_default()
+}
+
+fn default_thinking() -> String {
+    "The user said hello. I should greet them back and offer help. A short, friendly answer \
+     is enough."
+        .into()
+}
+fn default_pull_rate() -> f64 {
+    200e6
+}
+
 fn default_gpu_name() -> String {
     "NVIDIA GeForce RTX 4070".into()
 }
@@ -322,6 +362,10 @@ fn default_max_loaded() -> usize {
 fn default_fit_margin() -> u64 {
     1024
 }
+fn default_runtime_baseline() -> u64 {
+    560
+}
+
 fn default_overhead() -> u64 {
     384
 }
@@ -356,6 +400,16 @@ mod tests {
         let sc = Scenario::default();
         assert_eq!(sc.models, parsed.models);
         crate::catalog::Catalog::build(&sc).expect("catalog resolves");
+    }
+
+    #[test]
+    fn builtin_registry_parses_and_resolves() {
+        let parsed: CatalogFile =
+            toml::from_str(include_str!("default_registry.toml")).expect("registry parses");
+        assert!(!parsed.models.is_empty());
+        let sc = Scenario::default();
+        assert_eq!(sc.registry, parsed.models);
+        crate::catalog::Catalog::build_registry(&sc).expect("registry resolves");
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct State {
     pub other: Vec<OtherProcess>,
     pub reply: Option<String>,
     pub requests: Vec<RecordedRequest>,
+    /// Models added by `/api/pull` (listed after the catalog).
+    pub pulled: Vec<Model>,
     pub load_count: u64,
     pub reload_count: u64,
     next_id: u64,
@@ -122,11 +124,22 @@ impl State {
             other: sc.other_processes.clone(),
             reply: None,
             requests: Vec::new(),
+            pulled: Vec::new(),
             load_count: 0,
             reload_count: 0,
             next_id: 1,
             next_pid: 41_230,
         }
+    }
+
+    /// Gives the runner of `model` a new pid, as if it had been restarted.
+    pub fn replace_runner_pid(&mut self, model: &str) -> Option<(u32, u32)> {
+        let new = self.next_pid;
+        let r = self.runners.iter_mut().find(|r| r.model.name == model)?;
+        self.next_pid += 7;
+        let old = r.pid;
+        r.pid = new;
+        Some((old, new))
     }
 
     /// Drops idle runners whose keep-alive ran out (evaluated lazily on every access).
