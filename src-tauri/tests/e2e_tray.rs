@@ -465,7 +465,7 @@ async fn tray_menu_drives_the_real_app() {
     assert!(summary.contains(MODEL), "{summary}");
     let text = format!("{summary} {body}").to_lowercase();
     assert!(
-        text.contains("cpu") && text.contains("gpu backend"),
+        text.contains("cpu") && text.contains("lost the gpu"),
         "the alert must name the cause: {summary} / {body}"
     );
 
