@@ -564,7 +564,10 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_open_starts_the_chat() {
     // and the status), and does not pretend the window is open.
     rig.clicks.send("open".into()).expect("click");
     let (crashed, _) = rig.next_notice("the chat crash notice");
-    assert!(crashed.summary.contains("chat window crashed"), "{crashed:?}");
+    assert!(
+        crashed.summary.contains("chat window crashed"),
+        "{crashed:?}"
+    );
     let s = rig.status_until("the crash in the status", |s| {
         s["app"]["last_error"]
             .as_str()
