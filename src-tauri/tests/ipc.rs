@@ -507,12 +507,13 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() 
     eprintln!("alert: {raised:?}");
     assert!(raised.summary.contains(MODEL), "{raised:?}");
     assert!(
-        raised.body.to_lowercase().contains("gpu backend"),
+        raised.body.to_lowercase().contains("lost the gpu"),
         "the alert names the cause: {raised:?}"
     );
     assert_eq!(replaces, None);
+    // A lost GPU backend is not fixed by warming or reloading the model: no such button.
     let buttons: Vec<&str> = raised.actions.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(buttons, ["warm-model", "open"]);
+    assert_eq!(buttons, ["open"]);
 
     rig.sim.clear_faults();
     let (resolved, replaces) = rig.next_notice("the resolution");
@@ -537,6 +538,19 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() 
     rig.clicks.send("warm-model".into()).expect("click");
     rig.status_until("a warm from the notification", |s| verdict(s) == "gpu");
     assert_eq!(rig.sim.load_count(), loads + 1);
+
+    // "Reload on the GPU" (the button's command) unloads, then loads: one more load.
+    yollayah_tray::dispatch(rig.app.handle(), AppCommand::ReloadModel);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rig.sim.load_count() < loads + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        rig.sim.load_count(),
+        loads + 2,
+        "the reload loaded the model again"
+    );
+    rig.status_until("back on the GPU after the reload", |s| verdict(s) == "gpu");
 }
 
 #[test]
