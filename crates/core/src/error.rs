@@ -109,6 +109,38 @@ pub enum Error {
     #[error("history database {path} is locked by another process (gave up after {waited:?})")]
     HistoryLocked { path: String, waited: Duration },
 
+    /// `--host NAME` names no `[[hosts]]` entry.
+    #[error("no host named {name:?} in the config (known: {})", .known.join(", "))]
+    UnknownHost { name: String, known: Vec<String> },
+
+    /// An agent's token file is missing, unreadable, empty or readable by group or others.
+    #[error("agent token_file {path}: {reason}")]
+    AgentTokenFile { path: String, reason: String },
+
+    /// The agent could not be reached (refused, DNS, timeout, cut stream).
+    #[error("the agent at {url} is not reachable: {reason}")]
+    AgentUnreachable { url: String, reason: String },
+
+    /// The agent refused the credentials: 401 (no or wrong token) or 403 (a read token on a
+    /// write route). `hint` says what to change.
+    #[error("agent at {url} {what} ({status}): {fix}")]
+    AgentAuth {
+        url: String,
+        status: u16,
+        /// "refused the token", "requires a token", …
+        what: String,
+        /// Which file or key to change.
+        fix: String,
+    },
+
+    /// The agent answered with another error status, or with something that is not its API.
+    #[error("the agent at {url} answered {what}: {message}")]
+    AgentApi {
+        url: String,
+        what: String,
+        message: String,
+    },
+
     /// Any other history database failure (unknown id, newer schema, SQLite error).
     #[error("history database {path}: {reason}")]
     History { path: String, reason: String },
@@ -154,10 +186,12 @@ impl Error {
             | Error::Timeout { .. }
             | Error::StreamStalled { .. }
             | Error::StreamTruncated { .. }
-            | Error::Http(_) => Category::OllamaDown,
-            Error::Api { .. } | Error::StreamError { .. } | Error::WarmFailed { .. } => {
-                Category::Ollama
-            }
+            | Error::Http(_)
+            | Error::AgentUnreachable { .. } => Category::OllamaDown,
+            Error::Api { .. }
+            | Error::StreamError { .. }
+            | Error::WarmFailed { .. }
+            | Error::AgentApi { .. } => Category::Ollama,
             Error::HistoryCorrupt { .. } | Error::HistoryLocked { .. } | Error::History { .. } => {
                 Category::History
             }
@@ -165,7 +199,10 @@ impl Error {
             | Error::Config { .. }
             | Error::Persona { .. }
             | Error::InvalidSnapshot { .. }
-            | Error::UnsupportedCapture { .. } => Category::BadInput,
+            | Error::UnsupportedCapture { .. }
+            | Error::UnknownHost { .. }
+            | Error::AgentTokenFile { .. }
+            | Error::AgentAuth { .. } => Category::BadInput,
             Error::Cancelled => Category::Cancelled,
             Error::InvalidChunk { .. }
             | Error::LineTooLong { .. }
