@@ -9,6 +9,7 @@ mod context;
 mod doctor;
 mod error;
 mod exit;
+mod host;
 mod output;
 mod status;
 mod warm;

@@ -212,7 +212,7 @@ pub struct RemoteAlert {
 }
 
 /// The answer to a warm.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct WarmReply {
     pub model: String,
     pub load_ms: u64,
