@@ -10,6 +10,7 @@ mod doctor;
 mod error;
 mod exit;
 mod host;
+mod notify;
 mod output;
 mod status;
 mod warm;
