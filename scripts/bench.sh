@@ -36,6 +36,9 @@ cargo bench --locked -p yollayah-core --bench ndjson --bench diagnose --bench pe
   | tee "$out/core.log"
 echo "== render: stream"
 cargo bench --locked -p yollayah-render --bench stream "${crit[@]}" 2>&1 | tee "$out/render.log"
+# Single-threaded by construction (the image crate is built without rayon).
+echo "== core: image intake (12 MP JPEG, one core)"
+cargo bench --locked -p yollayah-core --bench images 2>&1 | tee "$out/images.log"
 echo "== relay: $tokens tokens × $rounds rounds"
 cargo bench --locked -p yollayah-core --bench relay -- --tokens "$tokens" --rounds "$rounds" \
   --python "$python_bin" --script "$PWD/bench/relay_python.py" 2>&1 | tee "$out/relay.log"

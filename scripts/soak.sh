@@ -93,7 +93,6 @@ watch_pid, seed, tick_ms, rewarm_ticks, max_growth = map(int, (watch_pid, seed, 
 duration = float(minutes) * 60
 tick = tick_ms / 1000
 MODEL = "llama3.2:3b"       # the bundled persona's model
-NUM_CTX = 8192              # the bundled persona's [load] num_ctx: same options, no reload
 SECOND = "qwen2.5:7b"
 BASE_VRAM = [
     {"name": "Xorg", "pid": 1841, "bytes": 190840832, "kind": "graphics", "gpu": 0},
@@ -235,7 +234,7 @@ def ep_restart(ep):
 def ep_oom(ep):
     post("/__sim/fault", {"kind": "runtime_oom"})
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}],
-            "keep_alive": -1, "options": {"num_ctx": NUM_CTX}}
+            "keep_alive": -1}  # no load options, like the bundled persona: no reload
     try:
         _, text = req("POST", "/api/chat", body, timeout=60)
         ep["chat"] = "OOM line seen" if b"out of memory" in text else "no OOM line"
@@ -248,7 +247,7 @@ def ep_oom(ep):
 def ep_second_client(ep):
     post("/api/generate", {"model": SECOND, "keep_alive": "1m"})
     # Another client touching our model with a short keep_alive (and our options, so no reload).
-    post("/api/generate", {"model": MODEL, "keep_alive": "1m", "options": {"num_ctx": NUM_CTX}})
+    post("/api/generate", {"model": MODEL, "keep_alive": "1m"})
     ep["cleared"] = now()
     # Reasserted when /api/ps shows a "Forever" expiry again (more than 20 years ahead).
     def reasserted():

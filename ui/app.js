@@ -105,7 +105,8 @@ async function send() {
     const r = await invoke(Cmd.sendMessage, { conversation: state.conversation, text });
     state.conversation = r.conversation;
     panel.setCurrent(r.conversation);
-    if (els.title.textContent === "New chat") els.title.textContent = firstLine(text);
+    // A new conversation has no title (the button already says "New chat") until its first message.
+    if (els.title.textContent === "") els.title.textContent = firstLine(text);
     chat.ensureReply(r.reply);
   } catch (err) {
     showError(`Not sent: ${errorText(err)}`);
@@ -151,7 +152,7 @@ async function newChat() {
   // Nothing to ask the app: the next message sent without a conversation starts one.
   state.conversation = null;
   panel.setCurrent(null);
-  els.title.textContent = "New chat";
+  els.title.textContent = "";
   chat.clear();
   els.input.focus();
 }

@@ -2,11 +2,12 @@
 //
 // Speed: chat events only queue work; one requestAnimationFrame callback per frame appends the
 // blocks that became complete (insertAdjacentHTML of HTML that came from the Rust sanitiser) and
-// sets the open tail as plain text. Nothing already on screen is re-rendered while a reply
+// sets the open tail: its provisional rendering (`tail_html`, sanitised in Rust) when the backend
+// sends one, else plain text. Nothing already on screen is re-rendered while a reply
 // streams, so a 200 tok/s stream costs a few small DOM writes per frame whatever the length.
 //
-// Safety: the only HTML ever inserted is `html_blocks[].html`, the `html` of `done`, `failed` and
-// `cancelled`, and a loaded message's `html`, all sanitised in Rust. Everything else (user
+// Safety: the only HTML ever inserted is `html_blocks[].html`, `tail_html`, the `html` of `done`,
+// `failed` and `cancelled`, and a loaded message's `html`, all sanitised in Rust. Everything else (user
 // text, tails, errors, stats) goes through textContent.
 
 import { errorText } from "./ipc.js";
@@ -88,11 +89,13 @@ export class ChatView {
     const tail = el("div", "tail");
     const tailText = document.createTextNode("");
     tail.append(tailText);
+    const tailHtml = el("div", "md tail-md");
     const meta = el("div", "meta");
-    m.append(blocks, tail, meta);
+    m.append(blocks, tailHtml, tail, meta);
     v = {
-      id, el: m, blocks, tail, tailText, meta,
-      nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, raw: "", resync: false,
+      id, el: m, blocks, tail, tailText, tailHtml, meta,
+      nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, pendingTailHtml: null,
+      raw: "", resync: false,
     };
     this.replies.set(id, v);
     this.log.append(m);
@@ -134,7 +137,11 @@ export class ChatView {
     if (Array.isArray(ev.html_blocks) && !v.resync) {
       for (const b of ev.html_blocks) v.queued.push(b);
     }
-    if (typeof ev.tail === "string") {
+    if (typeof ev.tail_html === "string" && !v.resync) {
+      // Markdown of the open block, rendered as it streams (bold is bold before the block ends).
+      v.pendingTailHtml = ev.tail_html;
+      v.pendingTail = "";
+    } else if (typeof ev.tail === "string") {
       v.pendingTail = ev.tail;
     } else if (!Array.isArray(ev.html_blocks)) {
       // A backend that sends raw text only: show it all as plain text until `done`.
@@ -199,6 +206,7 @@ export class ChatView {
     v.el.classList.add("incomplete");
     v.meta.replaceChildren();
     const badge = el("span", "badge-incomplete", `Incomplete: ${reason}`);
+    badge.title = `Incomplete: ${reason}`;
     const retry = el("button", "retry", "Retry");
     retry.type = "button";
     retry.setAttribute("aria-label", `Retry this reply (incomplete: ${reason})`);
@@ -223,6 +231,11 @@ export class ChatView {
     if (on) this.streaming.add(v.id);
     else this.streaming.delete(v.id);
     v.el.classList.toggle("streaming", on);
+    if (!on) {
+      // The provisional tail is replaced by the final rendering (or the partial text).
+      v.pendingTailHtml = null;
+      v.tailHtml.replaceChildren();
+    }
     const has = this.streaming.size > 0;
     this.log.setAttribute("aria-busy", has ? "true" : "false");
     if (had !== has) this.hooks.onStreamingChange(has);
@@ -272,6 +285,10 @@ export class ChatView {
     if (v.pendingTail !== null) {
       if (v.tailText.data !== v.pendingTail) v.tailText.data = v.pendingTail;
       v.pendingTail = null;
+    }
+    if (v.pendingTailHtml !== null) {
+      v.tailHtml.innerHTML = v.pendingTailHtml;
+      v.pendingTailHtml = null;
     }
     this.dirty.delete(v);
   }

@@ -92,20 +92,23 @@ export class StatusStrip {
       pop.append(e);
       return e;
     };
-    add("p", "headline", s.headline || verdictBadge(s.verdict).text);
+    const headline = s.headline || verdictBadge(s.verdict).text;
+    add("p", "headline", headline);
     if (s.ollama && s.ollama.state === "down") {
       add("p", "reason", `Ollama is not reachable: ${s.ollama.reason || "no answer"}`);
     }
-    if (s.advice) add("p", "advice", s.advice);
-    const findings = topFindings(s, 3);
+    if (s.advice && s.advice !== headline) add("p", "advice", s.advice);
+    // The headline and advice already say the top finding: list only what they do not, in
+    // words (the internal code stays available as a tooltip for bug reports).
+    const said = `${headline}\n${s.advice || ""}`;
+    const findings = topFindings(s, 3).filter((f) => f.title && !said.includes(f.title.trim()));
     if (findings.length) {
       const ul = document.createElement("ul");
       ul.className = "findings";
       for (const f of findings) {
         const li = document.createElement("li");
-        const code = document.createElement("code");
-        code.textContent = f.code;
-        li.append(code, document.createTextNode(f.title ? ` ${f.title}` : ""));
+        li.textContent = f.title;
+        li.title = f.code;
         ul.append(li);
       }
       pop.append(ul);

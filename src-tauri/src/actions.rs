@@ -21,7 +21,9 @@ pub enum AppCommand {
     WarmModel,
     /// Unload the model now.
     UnloadModel,
-    /// Suppress (true) or allow (false) desktop alerts (the core's alert policy keeps it).
+    /// Unload, then load the model, so Ollama places it again (handled by the core adapter).
+    ReloadModel,
+    /// Suppress (true) or allow (false) desktop alerts.
     SetMuted(bool),
     /// Add (true) or remove (false) the XDG autostart entry.
     SetAutostart(bool),
@@ -103,6 +105,7 @@ impl From<NoticeAction> for AppCommand {
     fn from(action: NoticeAction) -> Self {
         match action {
             NoticeAction::WarmModel => AppCommand::WarmModel,
+            NoticeAction::ReloadOnGpu => AppCommand::ReloadModel,
             NoticeAction::Open => AppCommand::OpenChat,
         }
     }
@@ -125,7 +128,10 @@ pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
         AppCommand::OpenChat => crate::chat_window::open(app),
-        AppCommand::WarmModel | AppCommand::UnloadModel | AppCommand::SetMuted(_) => {
+        AppCommand::WarmModel
+        | AppCommand::UnloadModel
+        | AppCommand::ReloadModel
+        | AppCommand::SetMuted(_) => {
             on_watchdog(app, cmd);
             Ok(())
         }
@@ -154,7 +160,7 @@ pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
     }
 }
 
-/// Warm, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
+/// Warm, Reload, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
 /// whole model load; the click returns at once).
 fn on_watchdog<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
     let Some(core) = app.core() else {
@@ -166,6 +172,7 @@ fn on_watchdog<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
     tauri::async_runtime::spawn(async move {
         let outcome = match cmd {
             AppCommand::WarmModel => watchdog.warm().await.map(drop),
+            AppCommand::ReloadModel => watchdog.reload().await.map(drop),
             AppCommand::UnloadModel => watchdog.unload().await,
             AppCommand::SetMuted(muted) => {
                 watchdog.set_muted(muted).await;

@@ -5,6 +5,7 @@
 
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
+use yollayah_core::alerts::FixAction;
 use yollayah_core::events::{Alert, Event, Snapshot, Verdict};
 
 use crate::chat_window::CHAT_LABEL;
@@ -44,11 +45,19 @@ pub fn notice_for(alert: &Alert, resolved: bool) -> Notice {
         id,
         summary: alert.title.clone(),
         body: alert.body.clone(),
+        // Only the fixes core offers for this incident, then "Open" for the details.
         actions: if resolved {
             Vec::new()
         } else {
-            [NoticeAction::WarmModel, NoticeAction::Open]
-                .into_iter()
+            alert
+                .actions
+                .iter()
+                .filter_map(|fix| match fix {
+                    FixAction::ReloadOnGpu => Some(NoticeAction::ReloadOnGpu),
+                    FixAction::Warm => Some(NoticeAction::WarmModel),
+                    FixAction::Mute => None,
+                })
+                .chain([NoticeAction::Open])
                 .map(|a| (a, a.label().to_owned()))
                 .collect()
         },
@@ -169,12 +178,21 @@ mod tests {
             code: None,
             placement: Placement::Cpu,
             notify: true,
+            actions: vec![FixAction::ReloadOnGpu],
         };
         let raise = notice_for(&alert, false);
         assert_eq!(raise.id, IncidentId(7));
         assert_eq!(raise.replaces, None);
         assert_eq!(raise.summary, alert.title);
-        assert_eq!(raise.actions.len(), 2);
+        let buttons: Vec<NoticeAction> = raise.actions.iter().map(|(a, _)| *a).collect();
+        assert_eq!(buttons, [NoticeAction::ReloadOnGpu, NoticeAction::Open]);
+        assert_eq!(raise.actions[0].1, "Reload on the GPU");
+        // An incident a reload cannot fix gets no such button.
+        let no_fix = Alert {
+            actions: Vec::new(),
+            ..alert.clone()
+        };
+        assert_eq!(notice_for(&no_fix, false).actions.len(), 1);
         let resolve = notice_for(&alert, true);
         assert_eq!(resolve.replaces, Some(IncidentId(7)));
         assert!(resolve.actions.is_empty());

@@ -36,6 +36,8 @@ const MAX_REMEMBERED: usize = 64;
 pub enum NoticeAction {
     /// "Warm model".
     WarmModel,
+    /// "Reload on the GPU": the fix core offers when the model would fit there now.
+    ReloadOnGpu,
     /// "Open" (the chat window).
     Open,
 }
@@ -45,6 +47,7 @@ impl NoticeAction {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeAction::WarmModel => "warm-model",
+            NoticeAction::ReloadOnGpu => "reload-on-gpu",
             NoticeAction::Open => "open",
         }
     }
@@ -53,6 +56,7 @@ impl NoticeAction {
     pub fn label(self) -> &'static str {
         match self {
             NoticeAction::WarmModel => "Warm model",
+            NoticeAction::ReloadOnGpu => yollayah_core::alerts::FixAction::ReloadOnGpu.label(),
             NoticeAction::Open => "Open",
         }
     }
@@ -62,6 +66,7 @@ impl NoticeAction {
     pub fn from_key(key: &str) -> Result<Self> {
         match key {
             "warm-model" => Ok(NoticeAction::WarmModel),
+            "reload-on-gpu" => Ok(NoticeAction::ReloadOnGpu),
             "open" | "default" => Ok(NoticeAction::Open),
             other => Err(Error::UnknownAction(other.to_owned())),
         }

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use yollayah_core::capture::OllamaEnv;
 use yollayah_core::chat::{ChatEngine, SharedHistory};
 use yollayah_core::config::Config;
 use yollayah_core::history::{self, History};
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 use yollayah_agent::{AgentConfig, Limits};
-use yollayah_core::capture::OllamaEnv;
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::watchdog::{self, WatchdogSettings};
 
 use crate::context::{Context, Globals};

@@ -2,6 +2,8 @@
 //! message, a line-by-line REPL without one. Replies stream to stdout as they arrive; the
 //! figures (time to first token, tokens/s, load time) go to stderr so a pipe gets only text.
 //! Ctrl-C cancels the reply in progress; what arrived stays in history, marked incomplete.
+//! A thinking model's trace goes to stderr (dimmed when stderr is a terminal) before the
+//! reply, or nowhere with `--no-thinking`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -11,8 +13,12 @@ use time::OffsetDateTime;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, ReplyStats, SharedHistory};
+use yollayah_core::chat::{
+    ChatEngine, Outgoing, ReplyEvent, ReplyOutcome, ReplyStats, SharedHistory,
+};
 use yollayah_core::history::{ConversationId, History};
+use yollayah_core::images::PreparedImage;
+use yollayah_core::ollama::types::Think;
 
 use crate::context::{Context, Globals};
 use crate::error::{CliError, Result};
@@ -30,6 +36,22 @@ pub struct ChatArgs {
     /// Keep nothing: use an in-memory history for this run.
     #[arg(long)]
     no_history: bool,
+    /// Do not print the thinking trace of thinking models (it is still stored).
+    #[arg(long)]
+    no_thinking: bool,
+    /// Ask the model to think or not: `on`, `off`, or a level `low`/`medium`/`high` for
+    /// models that take levels (gpt-oss, which cannot turn thinking off: `off` means `low`).
+    /// Default: the server's (thinking models think).
+    #[arg(long, value_name = "VALUE", value_parser = parse_think)]
+    think: Option<Think>,
+    /// Attach an image (PNG, JPEG, WebP, GIF first frame) to the first message; repeatable.
+    /// Needs a model with the `vision` capability.
+    #[arg(long = "image", value_name = "FILE")]
+    images: Vec<std::path::PathBuf>,
+}
+
+fn parse_think(s: &str) -> std::result::Result<Think, String> {
+    Think::parse(s).ok_or_else(|| format!("{s:?} is not on, off, low, medium or high"))
 }
 
 /// Arguments of `history`.
@@ -80,15 +102,42 @@ pub async fn chat(globals: &Globals, args: ChatArgs) -> Result<u8> {
     }
     let model = profile.model.clone();
     let engine = ChatEngine::new(ctx.client.clone(), persona, profile, history, None);
+    let mut images = Vec::new();
+    for path in &args.images {
+        let limits = *engine.image_limits();
+        let path = path.clone();
+        let image = tokio::task::spawn_blocking(move || {
+            yollayah_core::images::prepare_file(&path, &limits)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .map_err(CliError::BadInput)?;
+        images.push(image);
+    }
+    let style = Style {
+        show_thinking: !args.no_thinking,
+        dim: std::io::stderr().is_terminal(),
+        think: args.think,
+    };
     let interrupts = interrupts();
     if args.message.is_empty() {
-        repl(&engine, &model, conversation, interrupts).await
+        repl(&engine, &model, conversation, interrupts, style, images).await
     } else {
         let text = args.message.join(" ");
         let mut interrupts = interrupts;
-        let outcome = one_reply(&engine, conversation, text, &mut interrupts).await?;
+        let outcome =
+            one_reply(&engine, conversation, text, images, style, &mut interrupts).await?;
         Ok(code_of(&outcome))
     }
+}
+
+/// How replies are shown and asked for.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    show_thinking: bool,
+    /// ANSI dim for the trace (only when stderr is a terminal).
+    dim: bool,
+    think: Option<Think>,
 }
 
 fn code_of(outcome: &ReplyOutcome) -> u8 {
@@ -117,10 +166,23 @@ async fn one_reply(
     engine: &ChatEngine,
     conversation: Option<ConversationId>,
     text: String,
+    images: Vec<PreparedImage>,
+    style: Style,
     interrupts: &mut mpsc::UnboundedReceiver<()>,
 ) -> Result<ReplyOutcome> {
     let cancel = CancellationToken::new();
-    let send = engine.send(conversation, text, cancel.clone(), print_event);
+    let outgoing = Outgoing {
+        text,
+        images,
+        think: style.think,
+    };
+    let mut printer = Printer {
+        style,
+        in_trace: false,
+    };
+    let send = engine.send_message(conversation, outgoing, cancel.clone(), move |e| {
+        printer.event(e)
+    });
     tokio::pin!(send);
     // The send future is never dropped early: on Ctrl-C it is cancelled and then awaited, so
     // the partial reply is written to history before we return.
@@ -130,44 +192,88 @@ async fn one_reply(
             Some(()) = interrupts.recv() => cancel.cancel(),
         }
     };
-    if outcome
-        .incomplete
-        .as_deref()
-        .is_some_and(|r| r != "cancelled")
-    {
-        eprintln!("[the partial reply is kept, marked incomplete]");
+    // Only a reply that has text is kept; say so only then.
+    match (outcome.incomplete.as_deref(), outcome.text.is_empty()) {
+        (None, _) => {}
+        (Some(_), true) => eprintln!("[no reply arrived, so nothing was kept]"),
+        (Some("cancelled"), false) => eprintln!("[cancelled; the partial reply is kept]"),
+        (Some(_), false) => eprintln!("[the partial reply is kept, marked incomplete]"),
     }
     Ok(outcome)
 }
 
-fn print_event(event: ChatEvent) {
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (e.g. `| head`) must not abort the reply: it is still stored.
-    let _ = match event {
-        ChatEvent::Started { .. } => Ok(()),
-        ChatEvent::Delta { text, .. } => out.write_all(text.as_bytes()).and_then(|()| out.flush()),
-        ChatEvent::Done { stats, .. } => {
-            let r = writeln!(out).and_then(|()| out.flush());
-            eprintln!("[{}]", stats_line(&stats));
-            r
+/// Prints one reply's events: the answer to stdout, the trace and figures to stderr.
+struct Printer {
+    style: Style,
+    /// A trace line is open on stderr.
+    in_trace: bool,
+}
+
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+impl Printer {
+    fn end_trace(&mut self) {
+        if self.in_trace {
+            self.in_trace = false;
+            let mut err = std::io::stderr().lock();
+            let _ = if self.style.dim {
+                writeln!(err, "{RESET}")
+            } else {
+                writeln!(err)
+            };
         }
-        ChatEvent::Failed { error, .. } => {
-            let r = writeln!(out).and_then(|()| out.flush());
-            // Whether it was kept is known only once `send` returns (see `one_reply`).
-            eprintln!("[reply failed: {error}]");
-            r
+    }
+
+    fn event(&mut self, event: ReplyEvent) {
+        if !matches!(event, ReplyEvent::Thinking { .. }) {
+            self.end_trace();
         }
-        ChatEvent::Cancelled { .. } => {
-            let r = writeln!(out).and_then(|()| out.flush());
-            eprintln!("[cancelled; the partial reply is kept]");
-            r
-        }
-    };
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (e.g. `| head`) must not abort the reply: it is still stored.
+        let _ = match event {
+            ReplyEvent::Started { .. } | ReplyEvent::ThinkingDone { .. } => Ok(()),
+            ReplyEvent::Thinking { text, .. } => {
+                if self.style.show_thinking {
+                    let mut err = std::io::stderr().lock();
+                    let open = if !self.in_trace && self.style.dim {
+                        DIM
+                    } else {
+                        ""
+                    };
+                    self.in_trace = true;
+                    let _ = write!(err, "{open}{text}").and_then(|()| err.flush());
+                }
+                Ok(())
+            }
+            ReplyEvent::Delta { text, .. } => {
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+            ReplyEvent::Done { stats, .. } => {
+                let r = writeln!(out).and_then(|()| out.flush());
+                eprintln!("[{}]", stats_line(&stats));
+                r
+            }
+            ReplyEvent::Failed { error, .. } => {
+                let r = writeln!(out).and_then(|()| out.flush());
+                // Whether it was kept is known only once `send` returns (see `one_reply`).
+                eprintln!("[reply failed: {error}]");
+                r
+            }
+            ReplyEvent::Cancelled { .. } => {
+                // Whether anything was kept is known only once `send` returns (see `one_reply`).
+                writeln!(out).and_then(|()| out.flush())
+            }
+        };
+    }
 }
 
 /// `TTFT 120 ms · 58.3 tok/s · load 0 ms · 42 tokens`.
 pub fn stats_line(s: &ReplyStats) -> String {
     let mut parts = vec![format!("TTFT {} ms", s.ttft_ms)];
+    if let Some(ms) = s.thinking_ms {
+        parts.push(format!("thought {:.1} s", ms as f64 / 1000.0));
+    }
     if let Some(t) = s.tokens_per_second {
         parts.push(format!("{t:.1} tok/s"));
     }
@@ -185,6 +291,8 @@ async fn repl(
     model: &str,
     mut conversation: Option<ConversationId>,
     mut interrupts: mpsc::UnboundedReceiver<()>,
+    style: Style,
+    mut images: Vec<PreparedImage>,
 ) -> Result<u8> {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
@@ -214,7 +322,17 @@ async fn repl(
             }
             continue;
         }
-        let outcome = one_reply(engine, conversation, text.to_owned(), &mut interrupts).await?;
+        // `--image` files go with the first message.
+        let attached = std::mem::take(&mut images);
+        let outcome = one_reply(
+            engine,
+            conversation,
+            text.to_owned(),
+            attached,
+            style,
+            &mut interrupts,
+        )
+        .await?;
         conversation = Some(outcome.conversation);
     }
 }

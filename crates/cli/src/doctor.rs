@@ -7,11 +7,12 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use yollayah_core::capture::{CaptureBundle, OllamaEnv};
+use yollayah_core::capture::CaptureBundle;
 use yollayah_core::diagnose::{self, EvidenceValue, ModelDiagnosis};
 use yollayah_core::gpu::{GpuSnapshot, NvmlStatus, Runner};
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::OllamaClient;
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::ollama::types::{KeepAlive, Options};
 use yollayah_core::placement::Placement;
 

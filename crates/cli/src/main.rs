@@ -12,6 +12,7 @@ mod exit;
 mod host;
 mod notify;
 mod output;
+mod pull;
 mod status;
 mod warm;
 mod watch;
@@ -47,6 +48,8 @@ enum Command {
     Unload(warm::UnloadArgs),
     /// Chat with the configured model (one message, or a REPL reading stdin).
     Chat(chat::ChatArgs),
+    /// Pull a model through Ollama, with a progress bar (Ctrl-C cancels).
+    Pull(pull::Args),
     /// List stored conversations.
     History(chat::HistoryArgs),
     /// Run the watchdog in the foreground: one line per change, alerts included.
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
             Command::Warm(args) => warm::warm(g, args).await,
             Command::Unload(args) => warm::unload(g, args).await,
             Command::Chat(args) => chat::chat(g, args).await,
+            Command::Pull(args) => pull::run(g, args).await,
             Command::History(args) => chat::history(g, args).await,
             Command::Watch(args) => watch::run(g, args).await,
             Command::Agent(args) => agent::run(g, args).await,

@@ -6,9 +6,9 @@ use std::io::Write;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use yollayah_core::capture::OllamaEnv;
 use yollayah_core::config::Config;
 use yollayah_core::events::{Event, Snapshot, Verdict, WarmEvent};
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::placement::Placement;
 use yollayah_core::warm::WarmReason;
 use yollayah_core::watchdog::{self, WatchdogSettings};
@@ -74,6 +74,9 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     let stop = stop_signal();
     tokio::pin!(stop);
     let mut last_shown: Option<(Verdict, String)> = None;
+    // The last advice printed: a snapshot repeats it on every headline change and an alert
+    // body often says the same, so each advice is printed once until it changes.
+    let mut shown_advice: Option<String> = None;
     loop {
         let event = tokio::select! {
             () = &mut stop => break,
@@ -105,7 +108,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
                 .map_err(std::io::Error::other)
                 .and_then(|line| writeln!(out, "{line}"))
         } else {
-            write_human(&mut out, &event)
+            write_human(&mut out, &event, &mut shown_advice)
         };
         // A closed pipe (`watch | head`) ends the watch quietly.
         if written.and_then(|()| out.flush()).is_err() {
@@ -158,10 +161,14 @@ pub(crate) async fn stop_signal() {
     }
 }
 
-fn write_human(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+fn write_human(
+    out: &mut impl Write,
+    event: &Event,
+    shown_advice: &mut Option<String>,
+) -> std::io::Result<()> {
     let now = local_hms(time::OffsetDateTime::now_utc());
     match event {
-        Event::Snapshot(s) => write_snapshot(out, s),
+        Event::Snapshot(s) => write_snapshot(out, s, shown_advice),
         Event::OllamaDown { url, reason } => {
             writeln!(out, "{now}  Ollama DOWN at {url}: {reason}")
         }
@@ -179,7 +186,7 @@ fn write_human(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
         Event::AlertRaised(a) => {
             let code = a.code.map(|c| format!(" [{c}]")).unwrap_or_default();
             writeln!(out, "{now}  !!! ALERT #{}{code}: {}", a.incident.0, a.title)?;
-            writeln!(out, "          {}", a.body)
+            write_advice(out, &a.body, shown_advice)
         }
         Event::AlertResolved(a) => {
             writeln!(out, "{now}  ✓ RESOLVED #{}: {}", a.incident.0, a.title)
@@ -187,12 +194,32 @@ fn write_human(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
     }
 }
 
-fn write_snapshot(out: &mut impl Write, s: &Snapshot) -> std::io::Result<()> {
+fn write_snapshot(
+    out: &mut impl Write,
+    s: &Snapshot,
+    shown_advice: &mut Option<String>,
+) -> std::io::Result<()> {
     writeln!(out, "{}  {}", local_hms(s.at), s.headline)?;
-    if let Some(advice) = &s.advice {
-        writeln!(out, "          {advice}")?;
+    match &s.advice {
+        Some(advice) => write_advice(out, advice, shown_advice),
+        None => {
+            *shown_advice = None;
+            Ok(())
+        }
     }
-    Ok(())
+}
+
+/// Prints `advice` unless it is the one printed last.
+fn write_advice(
+    out: &mut impl Write,
+    advice: &str,
+    shown_advice: &mut Option<String>,
+) -> std::io::Result<()> {
+    if shown_advice.as_deref() == Some(advice) {
+        return Ok(());
+    }
+    *shown_advice = Some(advice.to_owned());
+    writeln!(out, "          {advice}")
 }
 
 fn placement_word(p: Placement) -> String {
@@ -235,12 +262,36 @@ fn warm_line(w: &WarmEvent) -> String {
             model,
             expected_num_ctx,
             loaded_num_ctx,
+            advice,
         } => format!(
-            "{model} was reloaded by someone else with num_ctx {loaded_num_ctx} (ours: {expected_num_ctx})"
+            "{model} was reloaded by someone else with num_ctx {loaded_num_ctx} (pinned: {expected_num_ctx})\n          {advice}"
         ),
         WarmEvent::Contention { model, with } => format!(
             "{model} keeps being evicted by {}; re-warming paused",
             with.join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn each_advice_is_printed_once() {
+        let mut out = Vec::new();
+        let mut shown = None;
+        let mut snap = Snapshot::initial("http://127.0.0.1:11434", "m");
+        snap.advice = Some("Close python3, then reload it.".into());
+        for vram in ["3.1", "3.2", "3.3"] {
+            snap.headline = format!("m · 40% on CPU · VRAM {vram}/12.0 GiB");
+            let e = Event::Snapshot(Arc::new(snap.clone()));
+            write_human(&mut out, &e, &mut shown).expect("write");
+        }
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.matches("Close python3").count(), 1, "{text}");
+        assert_eq!(text.matches("VRAM").count(), 3, "{text}");
     }
 }

@@ -65,7 +65,8 @@ async fn warm_loads_forever_with_the_profile_options() {
         let j = r.json();
         assert_eq!(j["verdict"], "gpu");
         assert_eq!(diagnosis(&j, "llama3.2:3b")["loaded"], true);
-        // Exactly what the watchdog sends: keep_alive -1 and the persona's num_ctx.
+        // Exactly what the watchdog sends: keep_alive -1, and no num_ctx, since the bundled
+        // persona pins none (the server's context is used).
         let load = sim
             .requests()
             .into_iter()
@@ -73,14 +74,21 @@ async fn warm_loads_forever_with_the_profile_options() {
             .unwrap();
         assert_eq!(load.body["model"], "llama3.2:3b");
         assert_eq!(load.body["keep_alive"], -1);
-        assert_eq!(load.body["options"]["num_ctx"], 8192);
+        assert!(
+            load.body["options"].get("num_ctx").is_none(),
+            "{}",
+            load.body
+        );
 
         let r = home.run(&["--url", &url, "status", "--json"]).await;
         assert_eq!(r.code, 0);
         let j = r.json();
         let m = &j["models"][0];
         assert_eq!(m["name"], "llama3.2:3b");
-        assert_eq!(m["context_length"], 8192);
+        assert_eq!(
+            m["context_length"], 4096,
+            "the server's default on the demo GPU"
+        );
         assert_eq!(m["processor"], "100% GPU");
         let expires = m["expires_at"].as_str().unwrap();
         let year: i32 = expires[..4].parse().unwrap();
@@ -151,7 +159,11 @@ async fn one_shot_chat_streams_and_is_stored() {
             .unwrap();
         assert_eq!(chat.body["messages"][0]["role"], "system");
         assert_eq!(chat.body["messages"][1]["content"], "hi there");
-        assert_eq!(chat.body["options"]["num_ctx"], 8192);
+        assert!(
+            chat.body["options"].get("num_ctx").is_none(),
+            "{}",
+            chat.body
+        );
         assert_eq!(chat.body["keep_alive"], -1);
 
         let list = history(&home.run(&["history", "--json"]).await);
@@ -322,7 +334,8 @@ async fn bench_counts_a_reload_caused_by_someone_else() {
                 "doctor",
                 "--load",
                 "--num-ctx",
-                "4096",
+                // Not the server's default (4096 on the demo GPU).
+                "2048",
             ])
             .await;
         assert_eq!(r.code, 0, "{r:?}");
@@ -435,7 +448,8 @@ async fn config_path_show_check() {
         assert_eq!(r.code, 0, "{r:?}");
         assert!(r.stdout.contains("keep_alive = \"10m\""), "{}", r.stdout);
         assert!(r.stdout.contains("model = \"qwen2.5:7b\""), "{}", r.stdout);
-        assert!(r.stdout.contains("num_ctx = 8192"), "{}", r.stdout);
+        // The bundled persona pins no load-time option.
+        assert!(!r.stdout.contains("num_ctx"), "{}", r.stdout);
         let r = home.run(&["--model", "other:1b", "config", "show"]).await;
         assert!(r.stdout.contains("model = \"other:1b\""), "{}", r.stdout);
 

@@ -6,16 +6,19 @@
 //! incomplete with the reason. The request's options come from the one [`ModelProfile`], so
 //! a chat never reloads the model that the watchdog warmed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::history::{ConversationId, History, MessageId, MessageStatus};
+use crate::history::{ConversationId, History, MessageId, MessageStatus, NewImage};
+use crate::images::{ImageLimits, PreparedImage};
+use crate::models::ThinkSupport;
 use crate::ollama::client::OllamaClient;
-use crate::ollama::types::{ChatRequest, Message, Metrics};
+use crate::ollama::types::{ChatRequest, Message, Metrics, Options, Think};
 use crate::persona::PersonaSource;
 use crate::profile::ModelProfile;
 use crate::watchdog::WatchdogHandle;
@@ -57,6 +60,105 @@ pub enum ChatEvent {
     },
 }
 
+/// One event of a reply as [`ChatEngine::send_message`] emits it, in order: `Started`, any
+/// number of `Thinking` (the trace, streamed before the answer), `ThinkingDone` once when the
+/// first answer token follows a trace, any number of `Delta`, then exactly one of `Done`,
+/// `Failed` or `Cancelled`. [`ChatEvent`] is the same without the thinking events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplyEvent {
+    Started {
+        conversation: i64,
+        user_message: i64,
+        reply: i64,
+    },
+    /// A piece of the thinking trace.
+    Thinking {
+        reply: i64,
+        text: String,
+    },
+    /// The answer started after `ms` of thinking: collapse the thinking block.
+    ThinkingDone {
+        reply: i64,
+        ms: u64,
+    },
+    Delta {
+        reply: i64,
+        text: String,
+    },
+    Done {
+        reply: i64,
+        stats: ReplyStats,
+    },
+    Failed {
+        reply: i64,
+        error: String,
+        partial: String,
+    },
+    Cancelled {
+        reply: i64,
+        partial: String,
+    },
+}
+
+impl ReplyEvent {
+    /// The [`ChatEvent`] for consumers that do not show thinking; `None` for thinking events.
+    pub fn into_chat_event(self) -> Option<ChatEvent> {
+        Some(match self {
+            ReplyEvent::Started {
+                conversation,
+                user_message,
+                reply,
+            } => ChatEvent::Started {
+                conversation,
+                user_message,
+                reply,
+            },
+            ReplyEvent::Thinking { .. } | ReplyEvent::ThinkingDone { .. } => return None,
+            ReplyEvent::Delta { reply, text } => ChatEvent::Delta { reply, text },
+            ReplyEvent::Done { reply, stats } => ChatEvent::Done { reply, stats },
+            ReplyEvent::Failed {
+                reply,
+                error,
+                partial,
+            } => ChatEvent::Failed {
+                reply,
+                error,
+                partial,
+            },
+            ReplyEvent::Cancelled { reply, partial } => ChatEvent::Cancelled { reply, partial },
+        })
+    }
+}
+
+/// What the user sends: text, prepared images ([`crate::images::prepare`]) and, optionally,
+/// a thinking choice (`None` = the server's default: on for thinking models). The choice is
+/// mapped through the model's [`ThinkSupport`]: never sent to a model that cannot think,
+/// `Off` becomes `low` on gpt-oss (which cannot stop thinking).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    pub text: String,
+    pub images: Vec<PreparedImage>,
+    pub think: Option<Think>,
+}
+
+impl Outgoing {
+    /// Text only, server-default thinking.
+    pub fn text(text: impl Into<String>) -> Self {
+        Outgoing {
+            text: text.into(),
+            ..Outgoing::default()
+        }
+    }
+}
+
+/// What the engine learnt from `/api/show` about a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ModelCaps {
+    think: ThinkSupport,
+    vision: bool,
+}
+
 /// Figures of a finished reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ReplyStats {
@@ -69,6 +171,8 @@ pub struct ReplyStats {
     pub eval_count: Option<u64>,
     pub prompt_eval_count: Option<u64>,
     pub total_ms: u64,
+    /// How long the model thought before answering; `None` without a trace.
+    pub thinking_ms: Option<u64>,
 }
 
 impl ReplyStats {
@@ -80,6 +184,7 @@ impl ReplyStats {
             eval_count: m.eval_count,
             prompt_eval_count: m.prompt_eval_count,
             total_ms: total.as_millis() as u64,
+            thinking_ms: None,
         }
     }
 }
@@ -93,6 +198,8 @@ pub struct ReplyOutcome {
     pub stats: Option<ReplyStats>,
     /// `None` when complete; else why it stopped.
     pub incomplete: Option<String>,
+    /// The thinking trace that arrived (stored with the reply, never sent back).
+    pub thinking: String,
 }
 
 /// Sends chats. Cheap to clone.
@@ -103,6 +210,8 @@ pub struct ChatEngine {
     profile: Arc<ModelProfile>,
     history: SharedHistory,
     watchdog: Option<WatchdogHandle>,
+    caps: Arc<Mutex<HashMap<String, ModelCaps>>>,
+    image_limits: ImageLimits,
 }
 
 impl std::fmt::Debug for ChatEngine {
@@ -128,7 +237,89 @@ impl ChatEngine {
             profile,
             history,
             watchdog,
+            caps: Arc::default(),
+            image_limits: ImageLimits::default(),
         }
+    }
+
+    /// The model this engine chats with.
+    pub fn model(&self) -> &str {
+        &self.profile.model
+    }
+
+    /// The image limits messages are checked against.
+    pub fn image_limits(&self) -> &ImageLimits {
+        &self.image_limits
+    }
+
+    /// How the engine's model takes `think` and whether it sees images (`/api/show`
+    /// `capabilities`, fetched once per engine).
+    pub async fn model_support(&self) -> Result<(ThinkSupport, bool)> {
+        let c = self.caps_of(&self.profile.model).await?;
+        Ok((c.think, c.vision))
+    }
+
+    async fn caps_of(&self, model: &str) -> Result<ModelCaps> {
+        if let Some(c) = self.caps.lock().ok().and_then(|m| m.get(model).copied()) {
+            return Ok(c);
+        }
+        let show = self.client.show(model).await?;
+        let arch = show
+            .model_info
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&show.details.family)
+            .to_owned();
+        let caps = ModelCaps {
+            think: ThinkSupport::of(model, &arch, &show.capabilities),
+            vision: show.capabilities.iter().any(|c| c == "vision"),
+        };
+        if let Ok(mut m) = self.caps.lock() {
+            m.insert(model.to_owned(), caps);
+        }
+        Ok(caps)
+    }
+
+    /// Refuses images for a model without `vision`, naming a vision model the user has.
+    async fn check_images(&self, images: usize) -> Result<()> {
+        if images == 0 {
+            return Ok(());
+        }
+        crate::images::check_count(images, &self.image_limits).map_err(|reason| Error::Image {
+            name: "attached images".into(),
+            reason,
+        })?;
+        if self.caps_of(&self.profile.model).await?.vision {
+            return Ok(());
+        }
+        let suggestion = match crate::models::list(&self.client).await {
+            Ok(all) => crate::models::vision_suggestion(&all).map(str::to_owned),
+            Err(e) => {
+                tracing::warn!("listing models for a vision suggestion failed: {e}");
+                None
+            }
+        };
+        Err(Error::NoVision {
+            model: self.profile.model.clone(),
+            suggestion,
+        })
+    }
+
+    /// The request options: the persona's sampling options and the profile's load options.
+    /// Without a pinned `num_ctx`, a model that is loaded keeps its context (the watchdog's last
+    /// reading), so a chat never reloads a model another client loaded with its own context.
+    fn options(&self, sampling: &Options) -> Options {
+        let mut options = self.profile.chat_options(sampling);
+        if self.profile.num_ctx().is_none() {
+            if let Some(ctx) = self
+                .watchdog
+                .as_ref()
+                .and_then(|w| w.latest().loaded_num_ctx)
+            {
+                options.insert("num_ctx".into(), ctx.into());
+            }
+        }
+        options
     }
 
     /// The shared history.
@@ -148,55 +339,112 @@ impl ChatEngine {
         cancel: CancellationToken,
         mut emit: impl FnMut(ChatEvent) + Send,
     ) -> Result<ReplyOutcome> {
+        self.send_message(conversation, Outgoing::text(text), cancel, |e| {
+            if let Some(e) = e.into_chat_event() {
+                emit(e);
+            }
+        })
+        .await
+    }
+
+    /// [`send`](Self::send) with images and a thinking choice, emitting thinking events.
+    /// Images for a model without `vision` (or too many) are refused with
+    /// [`Error::NoVision`] / [`Error::Image`] before anything is stored or sent.
+    pub async fn send_message(
+        &self,
+        conversation: Option<ConversationId>,
+        outgoing: Outgoing,
+        cancel: CancellationToken,
+        mut emit: impl FnMut(ReplyEvent) + Send,
+    ) -> Result<ReplyOutcome> {
+        self.check_images(outgoing.images.len()).await?;
+        let think = match outgoing.think {
+            Some(wanted) => self
+                .caps_of(&self.profile.model)
+                .await?
+                .think
+                .request(wanted),
+            None => None,
+        };
+        let Outgoing { text, images, .. } = outgoing;
+        let new_images: Vec<PreparedImage> = images;
         self.persona.refresh();
         let persona = self.persona.current();
         let model = self.profile.model.clone();
         let persona_name = persona.name().to_owned();
         let title = title_of(&text);
         let user_text = text.clone();
+        let stored_images = new_images.clone();
         let (conversation, user_id, reply_id, past) = self
             .with_history(move |h| {
                 let conv = match conversation {
                     Some(c) => c,
                     None => h.create_conversation(&title, &model, &persona_name)?,
                 };
-                let past = h.messages(conv)?;
-                let (user_id, reply_id) = h.begin_exchange(conv, &user_text)?;
+                let mut past = Vec::new();
+                for m in h.messages(conv)? {
+                    if m.role != "user" && m.status != MessageStatus::Complete {
+                        continue;
+                    }
+                    let mut wire = m.to_message();
+                    // Earlier images go back with their message: a follow-up question about
+                    // a picture needs the picture.
+                    for img in &m.images {
+                        if let Some(data) = h.image_data(img.id)? {
+                            wire.images.push(base64_of(&data));
+                        }
+                    }
+                    past.push(wire);
+                }
+                let refs: Vec<NewImage<'_>> = stored_images.iter().map(NewImage::from).collect();
+                let (user_id, reply_id) = h.begin_exchange(conv, &user_text, &refs)?;
                 Ok((conv, user_id, reply_id, past))
             })
             .await?;
-        emit(ChatEvent::Started {
+        emit(ReplyEvent::Started {
             conversation: conversation.0,
             user_message: user_id.0,
             reply: reply_id.0,
         });
 
-        let history: Vec<Message> = past
-            .iter()
-            .filter(|m| m.role == "user" || m.status == MessageStatus::Complete)
-            .map(|m| m.to_message())
-            .collect();
+        let mut user = Message::new("user", text);
+        user.images = new_images.iter().map(PreparedImage::base64).collect();
         let request = ChatRequest {
             model: self.profile.model.clone(),
-            messages: persona.compose_owned(&history, Message::new("user", text)),
+            messages: persona.compose_owned(&past, user),
             stream: Some(true),
             keep_alive: Some(self.profile.keep_alive.clone()),
-            options: Some(self.profile.chat_options(persona.options())),
-            think: None,
+            options: Some(self.options(persona.options())),
+            think,
         };
 
         let started = Instant::now();
         let mut reply = String::new();
+        let mut trace = Trace::default();
         let result = self
-            .stream_reply(&request, &cancel, reply_id, &mut reply, started, &mut emit)
+            .stream_reply(
+                &request, &cancel, reply_id, &mut reply, &mut trace, started, &mut emit,
+            )
             .await;
+        let thinking = std::mem::take(&mut trace.text);
+        let thinking_ms = trace.ms();
+        if !thinking.is_empty() {
+            let t = thinking.clone();
+            if let Err(e) = self
+                .with_history(move |h| h.set_thinking(reply_id, &t, thinking_ms))
+                .await
+            {
+                tracing::warn!("storing the thinking trace failed: {e}");
+            }
+        }
         let (stored, event, stats, incomplete) = match result {
-            Ok((stats, metrics)) => {
+            Ok((mut stats, metrics)) => {
+                stats.thinking_ms = thinking_ms;
                 let r = reply.clone();
                 let stored = self
                     .with_history(move |h| h.finish_reply(reply_id, &r, Some(&metrics)))
                     .await;
-                let done = ChatEvent::Done {
+                let done = ReplyEvent::Done {
                     reply: reply_id.0,
                     stats,
                 };
@@ -204,7 +452,7 @@ impl ChatEngine {
             }
             Err(Error::Cancelled) => {
                 let stored = self.keep_partial(reply_id, &reply, "cancelled").await;
-                let cancelled = ChatEvent::Cancelled {
+                let cancelled = ReplyEvent::Cancelled {
                     reply: reply_id.0,
                     partial: reply.clone(),
                 };
@@ -213,7 +461,7 @@ impl ChatEngine {
             Err(e) => {
                 let reason = e.to_string();
                 let stored = self.keep_partial(reply_id, &reply, &reason).await;
-                let failed = ChatEvent::Failed {
+                let failed = ReplyEvent::Failed {
                     reply: reply_id.0,
                     error: reason.clone(),
                     partial: reply.clone(),
@@ -229,7 +477,7 @@ impl ChatEngine {
             if let Some(why) = incomplete.as_deref() {
                 error.push_str(&format!(" (it had stopped early: {why})"));
             }
-            emit(ChatEvent::Failed {
+            emit(ReplyEvent::Failed {
                 reply: reply_id.0,
                 error,
                 partial: reply,
@@ -243,17 +491,20 @@ impl ChatEngine {
             text: reply,
             stats,
             incomplete,
+            thinking,
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn stream_reply(
         &self,
         request: &ChatRequest,
         cancel: &CancellationToken,
         reply_id: MessageId,
         reply: &mut String,
+        trace: &mut Trace,
         started: Instant,
-        emit: &mut (impl FnMut(ChatEvent) + Send),
+        emit: &mut (impl FnMut(ReplyEvent) + Send),
     ) -> Result<(ReplyStats, Metrics)> {
         let mut stream = tokio::select! {
             _ = cancel.cancelled() => return Err(Error::Cancelled),
@@ -287,9 +538,22 @@ impl ChatEngine {
                 }
             }
             if let Some(m) = &chunk.message {
+                if let Some(t) = m.thinking.as_deref().filter(|t| !t.is_empty()) {
+                    trace.push(t);
+                    emit(ReplyEvent::Thinking {
+                        reply: reply_id.0,
+                        text: t.to_owned(),
+                    });
+                }
                 if !m.content.is_empty() {
+                    if let Some(ms) = trace.answer_started() {
+                        emit(ReplyEvent::ThinkingDone {
+                            reply: reply_id.0,
+                            ms,
+                        });
+                    }
                     reply.push_str(&m.content);
-                    emit(ChatEvent::Delta {
+                    emit(ReplyEvent::Delta {
                         reply: reply_id.0,
                         text: m.content.clone(),
                     });
@@ -310,9 +574,10 @@ impl ChatEngine {
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 last_checkpoint = Instant::now();
                 let text = reply.clone();
+                let thinking = trace.text.clone();
                 // A failed checkpoint is not fatal: the final write will try again.
                 if let Err(e) = self
-                    .with_history(move |h| h.save_partial(reply_id, &text))
+                    .with_history(move |h| h.save_progress(reply_id, &text, &thinking))
                     .await
                 {
                     tracing::warn!("checkpointing the reply failed: {e}");
@@ -333,6 +598,44 @@ impl ChatEngine {
     ) -> Result<T> {
         crate::history::with_history(&self.history, f).await
     }
+}
+
+/// The thinking trace of a reply and its timing.
+#[derive(Debug, Default)]
+struct Trace {
+    text: String,
+    first: Option<Instant>,
+    /// Set when the first answer token arrived after the trace.
+    ended: Option<Instant>,
+}
+
+impl Trace {
+    fn push(&mut self, t: &str) {
+        self.first.get_or_insert_with(Instant::now);
+        self.text.push_str(t);
+    }
+
+    /// Marks the answer's start; `Some(ms)` the first time after a trace.
+    fn answer_started(&mut self) -> Option<u64> {
+        if self.ended.is_some() || self.first.is_none() {
+            return None;
+        }
+        self.ended = Some(Instant::now());
+        self.ms()
+    }
+
+    /// Thinking time: first trace piece to the first answer token (or to now, if the answer
+    /// never came).
+    fn ms(&self) -> Option<u64> {
+        let first = self.first?;
+        let end = self.ended.unwrap_or_else(Instant::now);
+        Some(end.duration_since(first).as_millis() as u64)
+    }
+}
+
+fn base64_of(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// A conversation title from its first message: the first line, at most 60 characters.

@@ -141,6 +141,25 @@ pub enum Error {
         message: String,
     },
 
+    /// An attached image was refused (`name` is the file name or "pasted image").
+    #[error("{name}: {reason}")]
+    Image {
+        name: String,
+        #[source]
+        reason: crate::images::ImageRejection,
+    },
+
+    /// Images were attached for a model without the `vision` capability.
+    #[error("{model} cannot see images{}", match suggestion {
+        Some(s) => format!("; {s} can: switch to it to send images"),
+        None => "; pull a vision model (for example gemma3:4b) to send images".to_owned(),
+    })]
+    NoVision {
+        model: String,
+        /// A vision model the user has, if any.
+        suggestion: Option<String>,
+    },
+
     /// Any other history database failure (unknown id, newer schema, SQLite error).
     #[error("history database {path}: {reason}")]
     History { path: String, reason: String },
@@ -202,7 +221,9 @@ impl Error {
             | Error::UnsupportedCapture { .. }
             | Error::UnknownHost { .. }
             | Error::AgentTokenFile { .. }
-            | Error::AgentAuth { .. } => Category::BadInput,
+            | Error::AgentAuth { .. }
+            | Error::Image { .. }
+            | Error::NoVision { .. } => Category::BadInput,
             Error::Cancelled => Category::Cancelled,
             Error::InvalidChunk { .. }
             | Error::LineTooLong { .. }

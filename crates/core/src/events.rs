@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::alerts::IncidentId;
-use crate::diagnose::{Code, ModelDiagnosis};
+pub use crate::alerts::Alert;
+use crate::alerts::FixAction;
+use crate::diagnose::ModelDiagnosis;
 use crate::gpu::NvmlStatus;
 use crate::placement::Placement;
 use crate::warm::WarmReason;
@@ -36,22 +37,6 @@ pub enum Event {
     AlertResolved(Alert),
 }
 
-/// The user-facing text of an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    pub incident: IncidentId,
-    pub model: String,
-    /// What happened, e.g. "llama3.2:3b is running 62% on CPU".
-    pub title: String,
-    /// Why, and the fix, in one or two lines.
-    pub body: String,
-    /// The top diagnosis code, if any.
-    pub code: Option<Code>,
-    pub placement: Placement,
-    /// Show a desktop notification (false when muted or inside the flap cooldown).
-    pub notify: bool,
-}
-
 /// Keep-warm activity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -76,11 +61,13 @@ pub enum WarmEvent {
     Unloaded {
         model: String,
     },
-    /// Somebody else reloaded the model with another context size.
+    /// Somebody else reloaded the model with another context size than the one the user
+    /// pinned. Published once per watchdog; `advice` names the server-side fix.
     OptionsDrifted {
         model: String,
         expected_num_ctx: u64,
         loaded_num_ctx: u64,
+        advice: String,
     },
     /// Another model keeps evicting ours; re-warming is paused until it goes.
     Contention {
@@ -137,8 +124,14 @@ pub struct Snapshot {
     pub verdict: Verdict,
     /// "llama3.2:3b · 100% GPU · VRAM 3.4/12.0 GiB".
     pub headline: String,
-    /// The diagnosis of the configured model in plain words (top finding + fix), if any.
+    /// The configured model's state in plain words (cause + fix, or why the verdict is
+    /// unchecked). `None` only when it runs fully on the GPU and the GPU confirmed it, so a
+    /// view may then say "no problems".
     pub advice: Option<String>,
+    /// What can be done about it now (e.g. reload it on the GPU when it would fit).
+    pub fixes: Vec<FixAction>,
+    /// The per-slot context the configured model is loaded with (`/api/ps` `context_length`).
+    pub loaded_num_ctx: Option<u64>,
     pub diagnoses: Vec<ModelDiagnosis>,
     pub gpus: Vec<GpuSummary>,
     pub nvml: NvmlStatus,
@@ -158,6 +151,8 @@ impl Snapshot {
             verdict: Verdict::Unknown,
             headline: format!("{model} · checking…"),
             advice: None,
+            fixes: Vec::new(),
+            loaded_num_ctx: None,
             diagnoses: Vec::new(),
             gpus: Vec::new(),
             nvml: NvmlStatus::Unavailable {

@@ -68,6 +68,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     CREATE INDEX messages_by_status ON messages(status);
     CREATE INDEX conversations_by_update ON conversations(updated_at DESC, id DESC);",
+    // v3: a reply's thinking trace (shown, never sent back) and the images of a message.
+    // Images are BLOBs, not files beside the database: they are written in the same
+    // transaction as their message, go with it through ON DELETE CASCADE (no orphan files
+    // after a crash or a deleted conversation), and the history stays one file to back up.
+    // They are downscaled first (≤ 1120 px, ≈ 100–300 KB), well within what SQLite stores
+    // comfortably.
+    "ALTER TABLE messages ADD COLUMN thinking TEXT;
+    ALTER TABLE messages ADD COLUMN thinking_ms INTEGER;
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        mime TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX images_by_message ON images(message_id, position);",
 ];
 
 /// The schema version this code writes.
@@ -125,12 +143,49 @@ pub struct StoredMessage {
     pub created_at: OffsetDateTime,
     /// The final chunk's metrics, for complete replies.
     pub metrics: Option<Metrics>,
+    /// A reply's thinking trace; shown, never sent back as context.
+    pub thinking: Option<String>,
+    /// How long the model thought (first to last thinking token), ms.
+    pub thinking_ms: Option<u64>,
+    /// The message's images, without their bytes ([`History::image_data`] reads those).
+    pub images: Vec<ImageRef>,
 }
 
 impl StoredMessage {
-    /// The wire message to send back as history.
+    /// The wire message to send back as history: role and content only. Thinking is never
+    /// sent back (Ollama's guidance for reasoning models); images are added by the caller,
+    /// which reads their bytes.
     pub fn to_message(&self) -> Message {
         Message::new(self.role.clone(), self.content.clone())
+    }
+}
+
+/// A stored image's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageRef {
+    pub id: i64,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An image to store with a message (already prepared by [`crate::images`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewImage<'a> {
+    pub mime: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a crate::images::PreparedImage> for NewImage<'a> {
+    fn from(p: &'a crate::images::PreparedImage) -> Self {
+        NewImage {
+            mime: p.mime,
+            width: p.width,
+            height: p.height,
+            data: &p.data,
+        }
     }
 }
 
@@ -144,7 +199,7 @@ pub struct ConversationSummary {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub message_count: u64,
-    /// The start of the latest message, if any.
+    /// The start of the latest message as plain text (Markdown marks removed), if any.
     pub preview: Option<String>,
 }
 
@@ -329,7 +384,10 @@ impl History {
                     created_at: from_ms(r.get(4)?),
                     updated_at: from_ms(r.get(5)?),
                     message_count: r.get::<_, i64>(6)?.max(0) as u64,
-                    preview: r.get(7)?,
+                    preview: r
+                        .get::<_, Option<String>>(7)?
+                        .map(|p| plain_preview(&p))
+                        .filter(|p| !p.is_empty()),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -343,7 +401,8 @@ impl History {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, role, content, status, status_reason, created_at, metrics
+                "SELECT id, role, content, status, status_reason, created_at, metrics,
+                    thinking, thinking_ms
                  FROM messages WHERE conversation_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -369,11 +428,73 @@ impl History {
                     // Metrics are informational: a row written by a future version with
                     // fields we cannot read still shows its text.
                     metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()),
+                    thinking: r.get(7)?,
+                    thinking_ms: r.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
+                    images: Vec::new(),
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        let mut messages = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT i.message_id, i.id, i.mime, i.width, i.height FROM images i
+                 JOIN messages m ON m.id = i.message_id
+                 WHERE m.conversation_id = ?1 ORDER BY i.message_id, i.position",
+            )
+            .map_err(|e| self.err(e))?;
+        let refs = stmt
+            .query_map(params![conversation.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ImageRef {
+                        id: r.get(1)?,
+                        mime: r.get(2)?,
+                        width: r.get(3)?,
+                        height: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in refs {
+            let (message, image) = row.map_err(|e| self.err(e))?;
+            if let Some(m) = messages.iter_mut().find(|m| m.id.0 == message) {
+                m.images.push(image);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// The bytes of a stored image, or `None` for an unknown id.
+    pub fn image_data(&self, image: i64) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT data FROM images WHERE id = ?1",
+                params![image],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Deletes a conversation with its messages and their images.
+    pub fn delete_conversation(&mut self, conversation: ConversationId) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM conversations WHERE id = ?1",
+                params![conversation.0],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(Error::History {
+                path: self.path.clone(),
+                reason: format!("no conversation {}", conversation.0),
+            });
+        }
+        Ok(())
     }
 
     /// The conversation a message belongs to, or `None` for an unknown id (the tray's
@@ -396,13 +517,24 @@ impl History {
         conversation: ConversationId,
         text: &str,
     ) -> Result<MessageId> {
-        self.insert_message(conversation, "user", text, MessageStatus::Pending)
+        self.insert_message(conversation, "user", text, MessageStatus::Pending, &[])
+    }
+
+    /// [`add_user_message`](Self::add_user_message) with images, stored in the same
+    /// transaction.
+    pub fn add_user_message_with_images(
+        &mut self,
+        conversation: ConversationId,
+        text: &str,
+        images: &[NewImage<'_>],
+    ) -> Result<MessageId> {
+        self.insert_message(conversation, "user", text, MessageStatus::Pending, images)
     }
 
     /// Creates an empty `streaming` assistant reply; the conversation's pending user messages
     /// become `complete` (they have been sent).
     pub fn begin_reply(&mut self, conversation: ConversationId) -> Result<MessageId> {
-        self.insert_message(conversation, "assistant", "", MessageStatus::Streaming)
+        self.insert_message(conversation, "assistant", "", MessageStatus::Streaming, &[])
     }
 
     /// Stores the user's message and creates its (empty, `streaming`) reply row in one
@@ -413,12 +545,13 @@ impl History {
         &mut self,
         conversation: ConversationId,
         text: &str,
+        images: &[NewImage<'_>],
     ) -> Result<(MessageId, MessageId)> {
         let ids = self.insert_messages(
             conversation,
             &[
-                ("user", text, MessageStatus::Pending),
-                ("assistant", "", MessageStatus::Streaming),
+                ("user", text, MessageStatus::Pending, images),
+                ("assistant", "", MessageStatus::Streaming, &[]),
             ],
         )?;
         match ids[..] {
@@ -432,7 +565,34 @@ impl History {
 
     /// Checkpoints the partial text of a streaming reply, so a crash loses little.
     pub fn save_partial(&mut self, id: MessageId, text: &str) -> Result<()> {
-        self.update_streaming(id, text, &MessageStatus::Streaming, None)
+        self.update_streaming(id, text, &MessageStatus::Streaming, None, None)
+    }
+
+    /// Stores a reply's thinking trace (and how long it took); empty `thinking` stores
+    /// nothing. Works in any status, so the trace of a failed reply is kept too.
+    pub fn set_thinking(
+        &mut self,
+        id: MessageId,
+        thinking: &str,
+        thinking_ms: Option<u64>,
+    ) -> Result<()> {
+        if thinking.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "UPDATE messages SET thinking = ?2, thinking_ms = coalesce(?3, thinking_ms)
+                 WHERE id = ?1",
+                params![id.0, thinking, thinking_ms.map(|v| v as i64)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Checkpoints text and thinking of a streaming reply.
+    pub fn save_progress(&mut self, id: MessageId, text: &str, thinking: &str) -> Result<()> {
+        let thinking = Some(thinking).filter(|t| !t.is_empty());
+        self.update_streaming(id, text, &MessageStatus::Streaming, None, thinking)
     }
 
     /// Stores the final text and metrics of a streaming reply and marks it `complete`.
@@ -449,7 +609,7 @@ impl History {
             })?),
             None => None,
         };
-        self.update_streaming(id, text, &MessageStatus::Complete, metrics.as_deref())
+        self.update_streaming(id, text, &MessageStatus::Complete, metrics.as_deref(), None)
     }
 
     /// Stores what arrived of a reply that stopped early and why.
@@ -461,6 +621,7 @@ impl History {
                 reason: reason.to_owned(),
             },
             None,
+            None,
         )
     }
 
@@ -470,8 +631,9 @@ impl History {
         role: &str,
         text: &str,
         status: MessageStatus,
+        images: &[NewImage<'_>],
     ) -> Result<MessageId> {
-        let ids = self.insert_messages(conversation, &[(role, text, status)])?;
+        let ids = self.insert_messages(conversation, &[(role, text, status, images)])?;
         ids.first().copied().ok_or_else(|| Error::History {
             path: self.path.clone(),
             reason: "no message was inserted".into(),
@@ -482,7 +644,7 @@ impl History {
     fn insert_messages(
         &mut self,
         conversation: ConversationId,
-        rows: &[(&str, &str, MessageStatus)],
+        rows: &[(&str, &str, MessageStatus, &[NewImage<'_>])],
     ) -> Result<Vec<MessageId>> {
         let (path, timeout) = (self.path.clone(), self.busy_timeout);
         let err = |e| db_error(&path, timeout, e);
@@ -504,7 +666,7 @@ impl History {
             });
         }
         let mut ids = Vec::with_capacity(rows.len());
-        for (role, text, status) in rows {
+        for (role, text, status, images) in rows {
             if *status == MessageStatus::Streaming {
                 tx.execute(
                     "UPDATE messages SET status = 'complete'
@@ -519,7 +681,23 @@ impl History {
                 params![conversation.0, role, text, status.as_str(), now],
             )
             .map_err(err)?;
-            ids.push(MessageId(tx.last_insert_rowid()));
+            let id = MessageId(tx.last_insert_rowid());
+            for (position, image) in images.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO images (message_id, position, mime, width, height, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        id.0,
+                        position as i64,
+                        image.mime,
+                        image.width,
+                        image.height,
+                        image.data
+                    ],
+                )
+                .map_err(err)?;
+            }
+            ids.push(id);
         }
         tx.commit().map_err(err)?;
         Ok(ids)
@@ -531,6 +709,7 @@ impl History {
         text: &str,
         status: &MessageStatus,
         metrics: Option<&str>,
+        thinking: Option<&str>,
     ) -> Result<()> {
         let reason = match status {
             MessageStatus::Incomplete { reason } => Some(reason.as_str()),
@@ -545,9 +724,9 @@ impl History {
         let n = tx
             .execute(
                 "UPDATE messages SET content = ?2, status = ?3, status_reason = ?4,
-                    metrics = coalesce(?5, metrics)
+                    metrics = coalesce(?5, metrics), thinking = coalesce(?6, thinking)
                  WHERE id = ?1 AND status = 'streaming'",
-                params![id.0, text, status.as_str(), reason, metrics],
+                params![id.0, text, status.as_str(), reason, metrics, thinking],
             )
             .map_err(err)?;
         if n == 0 {
@@ -650,6 +829,79 @@ fn db_error(path: &str, busy_timeout: Duration, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Markdown → one line of plain text for list previews: headings, quotes, list markers, fences,
+/// emphasis, inline-code ticks and link targets go; the words stay.
+pub fn plain_preview(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    for line in markdown.lines() {
+        let mut l = line.trim();
+        if l.starts_with("```") || l.starts_with("~~~") {
+            continue;
+        }
+        l = l.trim_start_matches(['#', '>']).trim_start();
+        for marker in ["- ", "* ", "+ "] {
+            if let Some(rest) = l.strip_prefix(marker) {
+                l = rest;
+            }
+        }
+        let digits = l.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0
+            && let Some(rest) = l[digits..]
+                .strip_prefix(". ")
+                .or(l[digits..].strip_prefix(") "))
+        {
+            l = rest;
+        }
+        if l.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        // Links: keep the text of `[text](url)`.
+        let mut rest = l;
+        while let Some(open) = rest.find('[') {
+            let after = &rest[open + 1..];
+            match (after.find("]("), after.find(']')) {
+                (Some(close), Some(first)) if close == first => {
+                    let target_end = after[close..].find(')').map(|e| close + e + 1);
+                    out.push_str(&rest[..open]);
+                    out.push_str(&after[..close]);
+                    rest = target_end.map_or("", |e| &after[e..]);
+                }
+                _ => {
+                    out.push_str(&rest[..=open]);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+    }
+    let mut plain = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {}
+            '*' | '_' | '~' if chars.peek() == Some(&c) => {
+                chars.next();
+            }
+            // A single `*`/`_` next to a word is emphasis; a lone one (`2 * 3`) is kept.
+            '*' | '_'
+                if chars.peek().is_some_and(|n| !n.is_whitespace())
+                    || plain.ends_with(|p: char| !p.is_whitespace()) =>
+            {
+                if plain.ends_with(|p: char| p.is_alphanumeric())
+                    && chars.peek().is_some_and(|n| n.is_alphanumeric())
+                {
+                    plain.push(c); // snake_case stays
+                }
+            }
+            _ => plain.push(c),
+        }
+    }
+    plain.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -657,4 +909,23 @@ fn now_ms() -> i64 {
 fn from_ms(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_preview;
+
+    #[test]
+    fn previews_drop_markdown_marks() {
+        assert_eq!(
+            plain_preview("## Steps\n\n1. Open **the** `file`\n- see [docs](https://x.example)"),
+            "Steps Open the file see docs"
+        );
+        assert_eq!(plain_preview("```rust\nfn main() {}\n```"), "fn main() {}");
+        assert_eq!(
+            plain_preview("> *quoted* and snake_case, 2 * 3"),
+            "quoted and snake_case, 2 * 3"
+        );
+        assert_eq!(plain_preview("[not a link] ~~old~~"), "[not a link] old");
+    }
 }

@@ -11,13 +11,17 @@ pub mod config;
 pub mod diagnose;
 pub mod error;
 pub mod events;
+pub mod fit;
 pub mod gpu;
 pub mod history;
+pub mod images;
 pub mod machine;
+pub mod models;
 pub mod ollama;
 pub mod persona;
 pub mod placement;
 pub mod profile;
+pub mod pull;
 pub mod warm;
 pub mod watchdog;
 

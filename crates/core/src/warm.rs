@@ -208,12 +208,18 @@ impl KeepWarm {
         if std::mem::take(&mut self.just_warmed) && model.context_length.is_some() {
             self.own_num_ctx = model.context_length;
         }
-        let expected = self.own_num_ctx.or(self.expected_num_ctx);
+        // Only a context the user pinned can drift: unpinned, Yollayah adopts whatever context
+        // the model is loaded with, so another client's reload is nothing to fight or report.
+        let expected = self
+            .expected_num_ctx
+            .map(|pinned| self.own_num_ctx.unwrap_or(pinned));
         if let (Some(expected), Some(loaded)) = (expected, model.context_length) {
             // The server caps num_ctx at the training context, so only a smaller context than
             // ours that we never saw before counts as a reload by someone else.
             if loaded != expected {
-                if self.reported_drift != Some(loaded) {
+                // Said once per watchdog: clients that keep reloading it would otherwise make
+                // this a stream of identical news.
+                if self.reported_drift.is_none() {
                     self.reported_drift = Some(loaded);
                     return Some(WarmAction::OptionsDrifted {
                         expected_num_ctx: expected,
@@ -225,7 +231,6 @@ impl KeepWarm {
                 // avoids (the other client's shorter keep_alive comes with its reload).
                 return None;
             }
-            self.reported_drift = None;
         }
         let expires_at = model.expires_at?;
         let expires_in = expires_at - wall;
@@ -309,6 +314,18 @@ impl KeepWarm {
             },
         }
     }
+}
+
+/// What to tell the user when another client keeps reloading the model with another context
+/// than the one they pinned: the fix belongs on the server, since `/v1` clients cannot send
+/// `num_ctx` at all (fact sheet §10).
+pub fn drift_advice(model: &str, pinned: u64, loaded: u64) -> String {
+    format!(
+        "Another program reloaded {model} with a {loaded}-token context, but num_ctx is pinned \
+         to {pinned}, so each of you reloads it in turn. Set the context on the server instead: \
+         OLLAMA_CONTEXT_LENGTH={pinned} in a systemd drop-in (systemctl edit ollama), or a \
+         derived model with PARAMETER num_ctx {pinned}; or remove the pin."
+    )
 }
 
 #[cfg(test)]
@@ -483,6 +500,41 @@ mod tests {
             }]
         );
         assert!(tick(&mut kw, t, Some(&reloaded)).is_empty());
+    }
+
+    #[test]
+    fn drift_is_said_once_even_when_clients_keep_reloading() {
+        let mut kw = forever();
+        let t = Instant::now();
+        let theirs = [loaded("llama3.2:3b", 4096, time::Duration::days(365 * 292))];
+        let ours = [loaded("llama3.2:3b", 8192, time::Duration::days(365 * 292))];
+        let mut said = 0;
+        for _ in 0..4 {
+            for ps in [&theirs, &ours] {
+                said += tick(&mut kw, t, Some(ps))
+                    .iter()
+                    .filter(|a| matches!(a, WarmAction::OptionsDrifted { .. }))
+                    .count();
+            }
+        }
+        assert_eq!(said, 1);
+        assert!(drift_advice("m", 8192, 4096).contains("OLLAMA_CONTEXT_LENGTH=8192"));
+    }
+
+    #[test]
+    fn an_unpinned_context_never_drifts() {
+        let mut kw = KeepWarm::new(KeepAlive::FOREVER, None, Duration::from_secs(60));
+        let t = Instant::now();
+        kw.warm_started();
+        kw.warm_succeeded(WALL);
+        let ours = [loaded("llama3.2:3b", 4096, time::Duration::days(365 * 292))];
+        assert!(tick(&mut kw, t, Some(&ours)).is_empty());
+        let theirs = [loaded(
+            "llama3.2:3b",
+            32768,
+            time::Duration::days(365 * 292),
+        )];
+        assert!(tick(&mut kw, t, Some(&theirs)).is_empty());
     }
 
     #[test]

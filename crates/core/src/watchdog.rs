@@ -18,15 +18,16 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::{AlertAction, AlertPolicy, AlertSettings, Health};
-use crate::capture::{CaptureBundle, OllamaEnv};
+use crate::alerts::{self, AlertPolicy, AlertSettings, Seen};
+use crate::capture::CaptureBundle;
 use crate::diagnose::{self, LoadHistory, ModelDiagnosis, Observation};
 use crate::error::{Error, Result};
-use crate::events::{Alert, Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
+use crate::events::{Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
 use crate::gpu::blob_path_from_modelfile;
 use crate::machine::{Machine, MachineView};
 use crate::ollama::client::OllamaClient;
-use crate::ollama::types::{PsModel, ShowResponse, TagModel};
+use crate::ollama::env::OllamaEnv;
+use crate::ollama::types::{Options, PsModel, ShowResponse, TagModel, is_embedding_only};
 use crate::placement::Placement;
 use crate::profile::ModelProfile;
 use crate::warm::{KeepWarm, WarmAction, WarmObservation, WarmReason};
@@ -40,10 +41,7 @@ pub struct WatchdogSettings {
     pub backoff_max: Duration,
     /// Raise alerts at all (false: state only).
     pub alerts_enabled: bool,
-    /// Alert on a partial offload, not only on full CPU.
-    pub on_partial: bool,
-    /// A partial offload below this CPU share is not an incident.
-    pub min_cpu_pct: f64,
+    /// The alert rule and its cooldown.
     pub alert: AlertSettings,
     /// Warm the model as soon as the watchdog starts.
     pub warm_on_start: bool,
@@ -56,8 +54,6 @@ impl Default for WatchdogSettings {
             rewarm: true,
             backoff_max: Duration::from_secs(60),
             alerts_enabled: true,
-            on_partial: true,
-            min_cpu_pct: 5.0,
             alert: AlertSettings::default(),
             warm_on_start: true,
         }
@@ -72,11 +68,11 @@ impl WatchdogSettings {
             rewarm: config.watchdog.rewarm,
             backoff_max: config.watchdog.rewarm_backoff_max(),
             alerts_enabled: config.alerts.enabled,
-            on_partial: config.alerts.on_partial,
-            min_cpu_pct: config.alerts.min_cpu_pct,
             alert: AlertSettings {
                 cooldown: config.alerts.cooldown(),
                 muted: false,
+                on_partial: config.alerts.on_partial,
+                min_cpu_pct: config.alerts.min_cpu_pct,
             },
             warm_on_start: config.watchdog.rewarm,
         }
@@ -97,6 +93,7 @@ enum Command {
     UserAsked,
     Warm(oneshot::Sender<Result<WarmOutcome>>),
     Unload(oneshot::Sender<Result<()>>),
+    Reload(oneshot::Sender<Result<WarmOutcome>>),
     SetMuted(bool),
     Capture(oneshot::Sender<CaptureBundle>),
     /// One of our chats reported `load_duration` (ms) for the profile's model.
@@ -193,6 +190,30 @@ impl WatchdogHandle {
         let _ = self.commands.try_send(Command::OwnLoad(load_ms));
     }
 
+    /// Unloads the model, then loads it again, and waits for the load. This is the fix for a
+    /// model that Ollama placed partly or wholly on the CPU while memory was short: Ollama keeps
+    /// a loaded runner where it is, so a plain [`warm`](Self::warm) changes nothing.
+    pub async fn reload(&self) -> Result<WarmOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reload(tx))
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Carries out a fix offered by an alert or the snapshot. `Mute` mutes.
+    pub async fn apply(&self, fix: alerts::FixAction) -> Result<()> {
+        match fix {
+            alerts::FixAction::ReloadOnGpu => self.reload().await.map(|_| ()),
+            alerts::FixAction::Warm => self.warm().await.map(|_| ()),
+            alerts::FixAction::Mute => {
+                self.set_muted(true).await;
+                Ok(())
+            }
+        }
+    }
+
     /// Mutes or unmutes alerts (state is still published).
     pub async fn set_muted(&self, muted: bool) {
         let _ = self.commands.send(Command::SetMuted(muted)).await;
@@ -255,6 +276,8 @@ pub fn spawn(
         warm_waiters: Vec::new(),
         warm_done_tx,
         paused_by_unload: false,
+        reloading: false,
+        loaded_ctx: None,
         rescan: Rescan::default(),
         loads: LoadHistory::new(),
     };
@@ -289,7 +312,7 @@ struct State {
     events: broadcast::Sender<Event>,
     latest: watch::Sender<Arc<Snapshot>>,
     keep_warm: KeepWarm,
-    alerts: AlertPolicy<String, Alert>,
+    alerts: AlertPolicy,
     /// `None` before the first answer.
     up: Option<bool>,
     version: Option<String>,
@@ -303,6 +326,10 @@ struct State {
     warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
+    /// A reload (unload, then warm) is in flight: its warm takes the server's default context.
+    reloading: bool,
+    /// The context our model is loaded with, as of the latest `/api/ps`.
+    loaded_ctx: Option<u64>,
     rescan: Rescan,
     /// `/api/ps` history for reload-thrash and keep_alive findings.
     loads: LoadHistory,
@@ -395,6 +422,25 @@ async fn run(
                     let _ = reply.send(result);
                     state.tick().await;
                 }
+                Command::Reload(reply) => {
+                    match state.client.unload(&state.profile.model).await {
+                        Ok(()) => {
+                            state.publish(Event::Warm(WarmEvent::Unloaded {
+                                model: state.profile.model.clone(),
+                            }));
+                            state.keep_warm.user_requested();
+                            state.paused_by_unload = false;
+                            state.reloading = true;
+                            state.warm_waiters.push(reply);
+                            if state.warming.is_none() {
+                                state.start_warm(WarmReason::Requested, false);
+                            }
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
                 Command::UserAsked => {
                     state.keep_warm.user_requested();
                     state.paused_by_unload = false;
@@ -447,16 +493,37 @@ impl State {
         let client = self.client.clone();
         let profile = self.profile.clone();
         let tx = self.warm_done_tx.clone();
+        let options = self.warm_options();
+        let embedding = self
+            .show
+            .get(&profile.model)
+            .map(|s| is_embedding_only(&s.capabilities));
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = client
-                .load(
-                    &profile.model,
-                    Some(profile.keep_alive.clone()),
-                    Some(profile.load_options()),
-                )
-                .await
-                .map(|_| started.elapsed().as_millis() as u64);
+            // Before the first tick nothing has read /api/show yet; ask, since an embedding
+            // model answers generate with 400.
+            let embedding = match embedding {
+                Some(e) => e,
+                None => client
+                    .show(&profile.model)
+                    .await
+                    .is_ok_and(|s| is_embedding_only(&s.capabilities)),
+            };
+            let result = if embedding {
+                client
+                    .load_embedding(&profile.model, Some(profile.keep_alive.clone()))
+                    .await
+            } else {
+                client
+                    .load(
+                        &profile.model,
+                        Some(profile.keep_alive.clone()),
+                        Some(&options),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            .map(|()| started.elapsed().as_millis() as u64);
             let _ = tx
                 .send(WarmDone {
                     result,
@@ -478,8 +545,24 @@ impl State {
             .record_own_load(OffsetDateTime::now_utc(), key, model, load_ms);
     }
 
+    /// The load options of a warm: the profile's, and when the user pinned no `num_ctx`, the
+    /// context our model is loaded with right now, so that a warm or a re-assert of keep_alive
+    /// never reloads a model that another client loaded with its own context. A fresh load
+    /// (nothing loaded, or a reload the user asked for) sends none and gets the server's
+    /// default.
+    fn warm_options(&self) -> Options {
+        let mut options = self.profile.load_options().clone();
+        if self.profile.num_ctx().is_none() && !self.reloading {
+            if let Some(ctx) = self.loaded_ctx {
+                options.insert("num_ctx".into(), ctx.into());
+            }
+        }
+        options
+    }
+
     fn finish_warm(&mut self, done: WarmDone) {
         self.warming = None;
+        self.reloading = false;
         let model = self.profile.model.clone();
         match &done.result {
             Ok(load_ms) => {
@@ -607,10 +690,19 @@ impl State {
         };
         let diagnoses = diagnose::diagnose(&obs);
 
-        self.keep_warm_tick(now, wall, &ps);
+        let ours: Vec<String> = ps
+            .iter()
+            .filter(|m| self.is_ours(m))
+            .map(|m| m.name.clone())
+            .collect();
+        self.loaded_ctx = ps
+            .iter()
+            .find(|m| ours.contains(&m.name))
+            .and_then(|m| m.context_length);
+        self.keep_warm_tick(now, wall, &ps, &ours);
         self.placement_events(&diagnoses);
-        self.alert_tick(now, &diagnoses, &view);
-        let snapshot = self.snapshot(wall, &ps, diagnoses, &view);
+        self.alert_tick(now, &diagnoses, &view, &ps, &ours);
+        let snapshot = self.snapshot(wall, &ps, diagnoses, &view, &ours);
         // One allocation shared by the watch channel and the event: a snapshot carries every
         // diagnosis, and this runs on every tick.
         let snapshot = Arc::new(snapshot);
@@ -621,6 +713,7 @@ impl State {
 
     fn went_down(&mut self, e: Error) {
         let was_up = self.up;
+        self.loaded_ctx = None;
         self.up = Some(false);
         self.version = None;
         let ours = |_: &PsModel| false;
@@ -668,12 +761,13 @@ impl State {
         self.publish(Event::OllamaUp { version });
     }
 
-    fn keep_warm_tick(&mut self, now: Instant, wall: OffsetDateTime, ps: &[PsModel]) {
-        let our_names: Vec<String> = ps
-            .iter()
-            .filter(|m| self.is_ours(m))
-            .map(|m| m.name.clone())
-            .collect();
+    fn keep_warm_tick(
+        &mut self,
+        now: Instant,
+        wall: OffsetDateTime,
+        ps: &[PsModel],
+        our_names: &[String],
+    ) {
         let ours = |m: &PsModel| our_names.contains(&m.name);
         let actions = self.keep_warm.on_tick(&WarmObservation {
             now,
@@ -702,10 +796,13 @@ impl State {
                     expected_num_ctx,
                     loaded_num_ctx,
                 } => {
+                    let advice =
+                        crate::warm::drift_advice(&model, expected_num_ctx, loaded_num_ctx);
                     self.publish(Event::Warm(WarmEvent::OptionsDrifted {
                         model,
                         expected_num_ctx,
                         loaded_num_ctx,
+                        advice,
                     }));
                 }
                 WarmAction::Contention { with } => {
@@ -731,78 +828,27 @@ impl State {
             .retain(|m, _| diagnoses.iter().any(|d| d.loaded && &d.model == m));
     }
 
-    fn alert_tick(&mut self, now: Instant, diagnoses: &[ModelDiagnosis], view: &MachineView) {
+    fn alert_tick(
+        &mut self,
+        now: Instant,
+        diagnoses: &[ModelDiagnosis],
+        view: &MachineView,
+        ps: &[PsModel],
+        ours: &[String],
+    ) {
         if !self.settings.alerts_enabled {
             return;
         }
+        let seen = Seen {
+            machine: view,
+            ps,
+            ours,
+        };
         for d in diagnoses {
-            let health = self.health(d, view);
-            match self.alerts.observe(&d.model, now, health) {
-                Some(AlertAction::Raise {
-                    incident,
-                    mut alert,
-                    notify,
-                }) => {
-                    alert.incident = incident;
-                    alert.notify = notify;
-                    self.publish(Event::AlertRaised(alert));
-                }
-                Some(AlertAction::Resolve {
-                    incident,
-                    alert,
-                    notify,
-                }) => {
-                    self.publish(Event::AlertResolved(Alert {
-                        incident,
-                        title: format!("{} is back on the GPU", alert.model),
-                        body: format!("100% GPU · {}", vram_line(view).unwrap_or_default()),
-                        code: None,
-                        placement: Placement::Gpu,
-                        notify,
-                        model: alert.model,
-                    }));
-                }
-                None => {}
+            if let Some(action) = self.alerts.observe(d, &seen, now) {
+                self.publish(action.into_event());
             }
         }
-    }
-
-    fn health(&self, d: &ModelDiagnosis, _view: &MachineView) -> Health<Alert> {
-        if !d.loaded {
-            return Health::Neutral;
-        }
-        let p = &d.placement;
-        let bad = match p.placement {
-            Placement::Gpu => p.contradiction,
-            Placement::Cpu => true,
-            Placement::Partial { cpu_pct } => {
-                p.contradiction
-                    || (self.settings.on_partial && f64::from(cpu_pct) >= self.settings.min_cpu_pct)
-            }
-            Placement::Unknown => return Health::Neutral,
-        };
-        if !bad {
-            return if matches!(p.placement, Placement::Partial { .. }) && !p.contradiction {
-                // Below the threshold: neither an incident nor "back on GPU".
-                Health::Neutral
-            } else {
-                Health::Good
-            };
-        }
-        let title = alert_title(&d.model, p.placement, p.contradiction);
-        let body = match d.top() {
-            Some(f) => format!("{} {}", f.title, f.remedy),
-            None => "Run `yollayah doctor` for details.".to_owned(),
-        };
-        Health::Bad(Alert {
-            incident: crate::alerts::IncidentId(0),
-            model: d.model.clone(),
-            title,
-            body,
-            code: d.top().map(|f| f.code),
-            placement: p.placement,
-            notify: false,
-        })
     }
 
     fn verdict<'a>(
@@ -832,26 +878,44 @@ impl State {
         ps: &[PsModel],
         diagnoses: Vec<ModelDiagnosis>,
         view: &MachineView,
+        ours: &[String],
     ) -> Snapshot {
         let (verdict, diag) = self.verdict(ps, &diagnoses);
+        let unchecked = diag.and_then(|d| alerts::unchecked_reason(d, &view.gpu));
         let placement_text = match verdict {
+            // A verdict that rests on /api/ps alone never reads as a clean bill.
+            Verdict::Gpu if unchecked.is_some() => "100% GPU (unchecked)".to_owned(),
             Verdict::Gpu => "100% GPU".to_owned(),
             Verdict::Partial { cpu_pct } => format!("{cpu_pct}% on CPU"),
             Verdict::Cpu => "on CPU".to_owned(),
             Verdict::Warming => "warming…".to_owned(),
             Verdict::NotLoaded => "not loaded".to_owned(),
             Verdict::Down => "Ollama down".to_owned(),
-            Verdict::Unknown => "placement unknown".to_owned(),
+            Verdict::Unknown => "placement unchecked".to_owned(),
         };
         let mut headline = format!("{} · {placement_text}", self.profile.model);
-        if let Some(vram) = vram_line(view) {
+        if let Some(vram) = alerts::vram_line(view) {
             headline.push_str(" · ");
             headline.push_str(&vram);
         }
-        let advice = diag.and_then(|d| match verdict {
-            Verdict::Gpu if !d.placement.contradiction => None,
-            _ => d.top().map(|f| format!("{} {}", f.title, f.remedy)),
-        });
+        let seen = Seen {
+            machine: view,
+            ps,
+            ours,
+        };
+        let found = match verdict {
+            Verdict::Warming => Some(alerts::Advice {
+                line: "Loading the model…".to_owned(),
+                code: None,
+                actions: Vec::new(),
+            }),
+            _ => diag.and_then(|d| alerts::advice(d, &seen)),
+        };
+        let (advice, fixes) = match found {
+            Some(a) => (Some(a.line), a.actions),
+            None => (None, Vec::new()),
+        };
+        let loaded_num_ctx = self.loaded_ctx;
         let gpus = view
             .gpu
             .gpus
@@ -873,6 +937,8 @@ impl State {
             verdict,
             headline,
             advice,
+            fixes,
+            loaded_num_ctx,
             diagnoses,
             gpus,
             nvml: view.gpu.nvml.clone(),
@@ -911,22 +977,4 @@ impl State {
         b.request_options = Some(self.profile.load_options().clone());
         b
     }
-}
-
-fn alert_title(model: &str, placement: Placement, contradiction: bool) -> String {
-    match placement {
-        _ if contradiction => format!("{model} is running on the CPU although Ollama reports GPU"),
-        Placement::Partial { cpu_pct } => format!("{model} is running {cpu_pct}% on CPU"),
-        _ => format!("{model} is running on the CPU"),
-    }
-}
-
-fn vram_line(view: &MachineView) -> Option<String> {
-    let (used, total) = view.gpu.gpus.iter().fold((0u64, 0u64), |(u, t), g| {
-        (u + g.memory_used, t + g.memory_total)
-    });
-    (total > 0).then(|| {
-        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
-        format!("VRAM {:.1}/{:.1} GiB", gib(used), gib(total))
-    })
 }

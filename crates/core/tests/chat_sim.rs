@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, SharedHistory};
 use yollayah_core::events::{Event, Verdict, WarmEvent};
 use yollayah_core::history::{MessageStatus, StoredMessage};
-use yollayah_core::ollama::types::{ChatRequest, LOAD_TIME_OPTIONS, Message, Options};
+use yollayah_core::ollama::types::{ChatRequest, KeepAlive, LOAD_TIME_OPTIONS, Message, Options};
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::placement::Placement;
 use yollayah_core::warm::WarmReason;
@@ -123,13 +123,18 @@ async fn warmed_model_serves_chat_without_reload() {
         assert_eq!(chats.len(), 2);
         let warm_keys = load_keys(&warm.body);
         assert!(
-            warm_keys
-                .iter()
-                .any(|(k, v)| k == "num_ctx" && v == &Value::from(8192)),
-            "the persona's num_ctx is sent: {warm_keys:?}"
+            warm_keys.is_empty(),
+            "the bundled persona pins nothing, so the server's context is used: {warm_keys:?}"
         );
+        let loaded_ctx = rig.watchdog.latest().loaded_num_ctx;
         for chat in &chats {
-            assert_eq!(load_keys(chat), warm_keys, "{chat}");
+            // A loaded model keeps its context: the chat sends exactly that, or nothing.
+            let keys = load_keys(chat);
+            assert!(
+                keys.is_empty()
+                    || keys == [("num_ctx".to_owned(), Value::from(loaded_ctx.unwrap_or(0)))],
+                "{chat}"
+            );
             assert_eq!(chat.get("keep_alive"), warm.body.get("keep_alive"));
         }
 
@@ -156,8 +161,20 @@ async fn warmed_model_serves_chat_without_reload() {
 
 #[tokio::test]
 async fn persona_on_and_off_cause_no_reload() {
+    // The server's default context (4096 here by the VRAM tier, then 32768 and 2048 set
+    // explicitly) is never 8192: nothing Yollayah sends may differ from it.
+    for default_num_ctx in [None, Some(32_768), Some(2048)] {
+        persona_on_and_off_cause_no_reload_on(Scenario {
+            default_num_ctx,
+            ..fast_scenario()
+        })
+        .await;
+    }
+}
+
+async fn persona_on_and_off_cause_no_reload_on(scenario: Scenario) {
     bounded(async {
-        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        let mut rig = Rig::start(scenario, settings()).await;
         rig.wait_warm().await;
         let engine = rig.chat_engine();
         let (out, _) = send(&engine, None, "With the persona").await;
@@ -182,7 +199,19 @@ async fn persona_on_and_off_cause_no_reload() {
             "the plain chat had no persona"
         );
         assert_eq!(chats[0]["messages"][0]["role"], "system");
-        assert_eq!(rig.sim.reload_count(), 0);
+        // Re-asserting keep_alive after another client shortened it: still no reload.
+        let other = common::client(&rig.sim);
+        other
+            .load(MODEL, Some(KeepAlive::Seconds(60.0)), None)
+            .await
+            .expect("other client");
+        rig.events
+            .wait_for("re-assert", |e| {
+                matches!(e, Event::Warm(WarmEvent::Reasserted { .. }))
+            })
+            .await;
+        rig.events.ticks(3).await;
+        assert_eq!(rig.sim.reload_count(), 0, "{}", rig.events.describe());
         assert_eq!(rig.sim.load_count(), 1);
     })
     .await;
@@ -481,4 +510,44 @@ async fn runtime_oom_mid_chat_fails_the_reply_and_rewarms_without_alert() {
 
 fn is_started(e: &Event) -> bool {
     matches!(e, Event::Warm(WarmEvent::Started { .. }))
+}
+
+/// Another client loads our model with its own context. Unpinned, Yollayah adopts it: the
+/// keep-alive re-assert and the next chat send that context, so the only reload is theirs.
+#[tokio::test]
+async fn another_clients_context_is_adopted_not_reloaded() {
+    bounded(async {
+        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        rig.wait_warm().await;
+        let other = common::client(&rig.sim);
+        let mut theirs = Options::new();
+        theirs.insert("num_ctx".into(), 16_384.into());
+        other
+            .load(MODEL, Some(KeepAlive::Seconds(60.0)), Some(&theirs))
+            .await
+            .expect("other client");
+        assert_eq!(rig.sim.reload_count(), 1, "their reload");
+        rig.events
+            .wait_for("re-assert", |e| {
+                matches!(e, Event::Warm(WarmEvent::Reasserted { .. }))
+            })
+            .await;
+        rig.events
+            .wait_snapshot("their context", |s| s.loaded_num_ctx == Some(16_384))
+            .await;
+        let engine = rig.chat_engine();
+        let (out, _) = send(&engine, None, "Hello").await;
+        assert!(out.incomplete.is_none(), "{out:?}");
+        rig.events.ticks(3).await;
+        assert_eq!(rig.sim.reload_count(), 1, "{}", rig.events.describe());
+        assert_eq!(
+            rig.events.count_since(0, |e| matches!(
+                e,
+                Event::Warm(WarmEvent::OptionsDrifted { .. })
+            )),
+            0,
+            "nothing pinned, so nothing drifted"
+        );
+    })
+    .await;
 }

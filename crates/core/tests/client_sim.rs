@@ -857,7 +857,7 @@ async fn real_validation_errors_are_api_errors() {
             r#"option "num_ctx" must be of type integer"#,
         );
         let bad_think = ChatRequest {
-            think: Some(json!(true)),
+            think: Some(yollayah_core::ollama::types::Think::On),
             ..chat_req("llama3.2:3b", "hi")
         };
         expect_api(

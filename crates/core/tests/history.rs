@@ -76,7 +76,11 @@ fn list_is_newest_first_with_preview() {
     // `a` was touched last (same-millisecond ties are broken by id, so check content too).
     let first = list.iter().find(|s| s.id == a).unwrap();
     assert_eq!(first.message_count, 1);
-    assert_eq!(first.preview.as_ref().unwrap().chars().count(), 120);
+    // The first 120 characters, as plain text (whitespace collapsed and trimmed).
+    assert_eq!(
+        first.preview.as_deref(),
+        Some("long ".repeat(24).trim_end())
+    );
     assert!(list.iter().find(|s| s.id == b).unwrap().preview.is_none());
     assert!(list[0].updated_at >= list[1].updated_at);
     assert_eq!(h.list_conversations(1).unwrap().len(), 1);
@@ -249,7 +253,7 @@ fn the_question_and_its_reply_row_are_stored_together_or_not_at_all() {
     let path = dir.path().join("h.sqlite3");
     let mut h = History::open(&path).unwrap();
     let c = h.create_conversation("t", "m", "p").unwrap();
-    let (u, r) = h.begin_exchange(c, "first").unwrap();
+    let (u, r) = h.begin_exchange(c, "first", &[]).unwrap();
     let msgs = h.messages(c).unwrap();
     assert_eq!((msgs[0].id, &msgs[0].status), (u, &MessageStatus::Complete));
     assert_eq!(
@@ -267,7 +271,7 @@ fn the_question_and_its_reply_row_are_stored_together_or_not_at_all() {
              BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
         )
         .unwrap();
-    let err = h.begin_exchange(c, "second").unwrap_err();
+    let err = h.begin_exchange(c, "second", &[]).unwrap_err();
     assert!(matches!(err, Error::History { .. }), "{err:?}");
     let contents: Vec<String> = h
         .messages(c)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::{MODEL, OTHER, Rig, bounded, fast_scenario, ours_loaded, ps_entry, settings};
 use ollama_sim::{Fault, OtherProcess, Scenario};
 use time::OffsetDateTime;
+use yollayah_core::alerts::FixAction;
 use yollayah_core::diagnose::Code;
 use yollayah_core::events::{Event, OllamaState, Verdict, WarmEvent};
 use yollayah_core::ollama::client::OllamaClient;
@@ -307,6 +308,8 @@ async fn partial_offload_is_one_alert_and_one_resolution() {
             "body names the cause: {}",
             alert.body
         );
+        // 10 GiB are held on a 12 GiB GPU: a reload would not help, so none is offered.
+        assert!(alert.actions.is_empty(), "{alert:?}");
         let snap = rig.watchdog.latest();
         assert!(
             matches!(snap.verdict, Verdict::Partial { .. }),
@@ -318,6 +321,14 @@ async fn partial_offload_is_one_alert_and_one_resolution() {
         // The other process exits, but the runner stays where it was placed: still one incident.
         rig.sim.set_other_vram(Vec::new());
         rig.events.ticks(8).await;
+        // Now it would fit: the snapshot offers the reload, and says so.
+        let snap = rig.watchdog.latest();
+        assert_eq!(
+            snap.fixes,
+            vec![FixAction::ReloadOnGpu],
+            "{:?}",
+            snap.advice
+        );
         assert_eq!(
             rig.events.count_since(0, is_raised),
             1,
@@ -327,8 +338,7 @@ async fn partial_offload_is_one_alert_and_one_resolution() {
         assert_eq!(rig.events.count_since(0, is_resolved), 0);
 
         // Reloading now lands fully on the GPU: one resolution with the alert's incident id.
-        rig.watchdog.unload().await.expect("unload");
-        let outcome = rig.watchdog.warm().await.expect("warm");
+        let outcome = rig.watchdog.reload().await.expect("reload");
         assert_eq!(outcome.model, MODEL);
         let resolved = rig.events.wait_for("resolution", is_resolved).await;
         let Event::AlertResolved(resolution) = resolved else {
@@ -351,6 +361,55 @@ async fn partial_offload_is_one_alert_and_one_resolution() {
         );
         assert_eq!(rig.events.count_since(0, is_resolved), 1);
         assert_eq!(rig.watchdog.latest().open_incidents, 0);
+    })
+    .await;
+}
+
+/// The demo's swallowed CPU fallback: a partial incident is resolved, then the model falls to
+/// the CPU seconds later, well inside the cooldown. The fallback is a new cause, so it is
+/// notified, exactly once.
+#[tokio::test]
+async fn cpu_fallback_inside_the_cooldown_of_a_partial_incident_is_notified_once() {
+    bounded(async {
+        let mut rig = Rig::start(crowded_gpu(), settings()).await;
+        rig.wait_warm().await;
+        let (_, raised) = rig
+            .events
+            .wait_for_since(0, "partial alert", is_raised)
+            .await;
+        let Event::AlertRaised(partial) = raised else {
+            unreachable!()
+        };
+        assert!(partial.notify);
+        rig.sim.set_other_vram(Vec::new());
+        rig.watchdog.reload().await.expect("reload");
+        let Event::AlertResolved(resolved) = rig.events.wait_for("resolution", is_resolved).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(resolved.incident, partial.incident);
+        let mark = rig.events.mark();
+
+        // The default cooldown is 60 s; this happens within a few ticks.
+        rig.sim.fault(Fault::PsLiesGpu {
+            model: MODEL.into(),
+        });
+        let (_, raised) = rig
+            .events
+            .wait_for_since(mark, "CPU alert", is_raised)
+            .await;
+        let Event::AlertRaised(cpu) = raised else {
+            unreachable!()
+        };
+        assert_eq!(cpu.placement, yollayah_core::placement::Placement::Cpu);
+        assert_ne!(cpu.incident, partial.incident);
+        assert!(cpu.notify, "a new cause is never swallowed by the cooldown");
+        rig.events.ticks(6).await;
+        let notified = rig
+            .events
+            .count_since(mark, |e| matches!(e, Event::AlertRaised(a) if a.notify));
+        assert_eq!(notified, 1, "{}", rig.events.describe());
+        assert_eq!(rig.watchdog.latest().verdict, Verdict::Cpu);
     })
     .await;
 }
@@ -387,12 +446,8 @@ async fn cpu_fallback_behind_a_lying_ps_is_one_alert_and_one_resolution() {
             .target()
             .and_then(|d| d.top())
             .expect("a diagnosis finding");
-        assert!(
-            alert.body.contains(&top.title),
-            "{} / {}",
-            alert.body,
-            top.title
-        );
+        assert_eq!(alert.code, Some(top.code), "{} / {}", alert.body, top.title);
+        assert!(!alert.body.is_empty());
 
         rig.events.ticks(10).await;
         assert_eq!(
@@ -450,7 +505,9 @@ async fn muted_incident_is_published_without_notification() {
 #[tokio::test]
 async fn reload_by_another_client_is_reported_once_not_fought() {
     bounded(async {
-        let mut rig = Rig::start(fast_scenario(), settings()).await;
+        // Only a pinned context can be fought over; unpinned, Yollayah adopts the loaded one.
+        let mut rig =
+            Rig::start_with(fast_scenario(), settings(), common::pinned_profile(8192)).await;
         rig.wait_warm().await;
         let mark = rig.events.mark();
         // Like `ollama run`: no num_ctx, so Ollama reloads with its default context.
@@ -463,13 +520,19 @@ async fn reload_by_another_client_is_reported_once_not_fought() {
                 matches!(e, Event::Warm(WarmEvent::OptionsDrifted { .. }))
             })
             .await;
-        assert_eq!(
-            warm_of(&e),
-            Some(&WarmEvent::OptionsDrifted {
-                model: MODEL.into(),
-                expected_num_ctx: 8192,
-                loaded_num_ctx: 4096,
-            })
+        let Some(WarmEvent::OptionsDrifted {
+            model,
+            expected_num_ctx: 8192,
+            loaded_num_ctx: 4096,
+            advice,
+        }) = warm_of(&e)
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(model, MODEL);
+        assert!(
+            advice.contains("OLLAMA_CONTEXT_LENGTH=8192") && advice.contains("PARAMETER num_ctx"),
+            "the server-side fix: {advice}"
         );
         rig.events.ticks(6).await;
         assert_eq!(
@@ -515,6 +578,66 @@ async fn failed_warm_backs_off_then_succeeds() {
         assert_eq!(
             rig.events.count_since(0, |e| matches!(e, Event::Warm(WarmEvent::Failed { .. }))),
             1
+        );
+    })
+    .await;
+}
+
+/// An embedding model is warmed through `/api/embed` (no input), never generate or chat, which
+/// answer 400 for it.
+#[tokio::test]
+async fn embedding_model_is_warmed_with_embed() {
+    bounded(async {
+        const EMBED: &str = "nomic-embed-text:latest";
+        let mut scenario = fast_scenario();
+        scenario.models.push(ollama_sim::ModelSpec {
+            name: EMBED.into(),
+            arch: Some("nomic-bert".into()),
+            family: Some("nomic-bert".into()),
+            file_size: Some(274_302_450),
+            block_count: Some(12),
+            context_length: Some(2048),
+            embedding_length: Some(768),
+            head_count: Some(12),
+            head_count_kv: Some(12),
+            capabilities: Some(vec!["embedding".into()]),
+            ..ollama_sim::ModelSpec::default()
+        });
+        let profile = yollayah_core::profile::ModelProfile::new(
+            EMBED,
+            KeepAlive::FOREVER,
+            yollayah_core::config::LoadOptions::default(),
+        );
+        let mut rig = Rig::start_with(scenario, settings(), profile).await;
+        rig.wait_warm().await;
+        assert!(
+            rig.sim.loaded_models().iter().any(|m| m == EMBED),
+            "{:?}",
+            rig.sim.loaded_models()
+        );
+        let requests = rig.sim.requests();
+        let embeds: Vec<_> = requests.iter().filter(|r| r.path == "/api/embed").collect();
+        assert_eq!(embeds.len(), 1);
+        assert_eq!(embeds[0].body.get("model"), Some(&EMBED.into()));
+        assert!(embeds[0].body.get("input").is_none());
+        assert!(embeds[0].body.get("keep_alive").is_some());
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.path == "/api/generate" || r.path == "/api/chat"),
+            "never generate or chat"
+        );
+
+        // The simulator answers generate and chat for it as Ollama does.
+        let err = rig
+            .client
+            .load(EMBED, None, None)
+            .await
+            .expect_err("generate on an embedding model");
+        assert!(
+            err.to_string()
+                .contains(&format!("\"{EMBED}\" does not support generate")),
+            "{err}"
         );
     })
     .await;

@@ -26,12 +26,7 @@ pub(crate) async fn version(State(shared): S) -> Response {
 }
 
 pub(crate) async fn tags(State(shared): S) -> Response {
-    let models: Vec<Value> = shared
-        .catalog
-        .models
-        .iter()
-        .map(Model::tags_entry)
-        .collect();
+    let models: Vec<Value> = shared.installed().iter().map(Model::tags_entry).collect();
     json_response(StatusCode::OK, &json!({ "models": models }))
 }
 
@@ -98,7 +93,7 @@ pub(crate) async fn show(State(shared): S, body: Bytes) -> Response {
     if name.is_empty() {
         return error_response(400, "model is required");
     }
-    match shared.catalog.get(name) {
+    match shared.find_model(name) {
         Some(m) => json_response(StatusCode::OK, &m.show_json()),
         None => error_response(404, &format!("model '{name}' not found")),
     }
@@ -110,6 +105,101 @@ pub(crate) async fn generate(State(shared): S, body: Bytes) -> Response {
 
 pub(crate) async fn chat(State(shared): S, body: Bytes) -> Response {
     handle_generation(shared, body, Kind::Chat).await
+}
+
+/// `POST /api/embed`. Without `input` (or with an empty one) it only loads the model for
+/// `keep_alive` and answers `{"model":M,"embeddings":[]}`, which is how clients warm embedding
+/// models (fact sheet §10). With input, each string gets a deterministic vector of the model's
+/// `embedding_length`.
+pub(crate) async fn embed(State(shared): S, body: Bytes) -> Response {
+    let start = tokio::time::Instant::now();
+    let req = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let keep_alive = match parse_keep_alive(req.get("keep_alive")) {
+        Ok(k) => k,
+        Err(msg) => return error_response(400, &msg),
+    };
+    let name = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return error_response(400, "model is required");
+    }
+    let Some(model) = shared.catalog.get(&name).cloned() else {
+        return error_response(404, &format!("model '{name}' not found"));
+    };
+    let inputs: Vec<String> = match req.get("input") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) if s.is_empty() => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        Some(_) => return error_response(400, "invalid input type"),
+    };
+    let options = match req.get("options") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let opts = LoadOpts::resolve(&model, &options, shared.scenario.default_ctx());
+    let loaded = generate::run(
+        shared.clone(),
+        GenRequest {
+            kind: Kind::Generate,
+            name: name.clone(),
+            model: model.clone(),
+            opts,
+            keep_alive,
+            load_only: true,
+            stream: false,
+            num_predict: 0,
+            prompt_text: String::new(),
+            last_user: String::new(),
+            think: crate::media::Think::Off,
+            images: 0,
+            start,
+        },
+    )
+    .await;
+    if loaded.status() != StatusCode::OK {
+        return loaded;
+    }
+    let dims = model.embedding_length.clamp(1, 4096) as usize;
+    let embeddings: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|text| {
+            let seed = text
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            (0..dims)
+                .map(|i| ((seed.wrapping_add(i as u32) % 2000) as f32 / 1000.0) - 1.0)
+                .collect()
+        })
+        .collect();
+    let mut body = json!({ "model": name, "embeddings": embeddings });
+    if !inputs.is_empty()
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert(
+            "total_duration".into(),
+            json!(start.elapsed().as_nanos() as u64),
+        );
+        o.insert(
+            "prompt_eval_count".into(),
+            json!(
+                inputs
+                    .iter()
+                    .map(|t| t.split_whitespace().count())
+                    .sum::<usize>()
+            ),
+        );
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// Parses a JSON object body with gin's error texts.
@@ -217,16 +307,19 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
     if name.is_empty() && kind == Kind::Chat {
         return error_response(400, "model is required");
     }
-    let Some(model) = shared.catalog.get(&name).cloned() else {
+    let Some(model) = shared.find_model(&name) else {
         return error_response(404, &format!("model '{name}' not found"));
     };
-    let think = req.get("think").is_some_and(|t| match t {
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        _ => false,
-    });
-    if think && !model.capabilities.iter().any(|c| c == "thinking") {
-        return error_response(400, &format!("\"{name}\" does not support thinking"));
+    let think = match crate::media::resolve_think(&model, req.get("think")) {
+        Ok(t) => t,
+        Err((status, msg)) => return error_response(status, &msg),
+    };
+    let images = match crate::media::count_images(kind, &req) {
+        Ok(n) => n,
+        Err(msg) => return error_response(400, &msg),
+    };
+    if images > 0 && !model.capabilities.iter().any(|c| c == "vision") {
+        return error_response(400, crate::media::NO_VISION);
     }
     let (load_only, prompt_text, last_user) = match kind {
         Kind::Generate => {
@@ -284,6 +377,15 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
         shared.lock().unload(&model.blob_path);
         return generate::final_json(&shared, kind, &name, "unload");
     }
+    // Ollama checks capabilities when it schedules the runner, after the unload shortcut: an
+    // embedding-only model can be unloaded through generate but never loaded through it.
+    if !model.capabilities.iter().any(|c| c == "completion") {
+        let what = match kind {
+            Kind::Generate => "generate",
+            Kind::Chat => "chat",
+        };
+        return error_response(400, &format!("\"{name}\" does not support {what}"));
+    }
     if let Err(msg) = check_option_types(&options) {
         return error_response(500, &msg);
     }
@@ -309,6 +411,8 @@ async fn handle_generation(shared: Arc<Shared>, body: Bytes, kind: Kind) -> Resp
             prompt_text,
             last_user,
             start,
+            think,
+            images,
         },
     )
     .await

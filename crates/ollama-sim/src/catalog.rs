@@ -318,6 +318,21 @@ impl Catalog {
         Ok(Catalog { models })
     }
 
+    /// Resolves the models `/api/pull` can fetch (`from` may name a catalog model).
+    pub fn build_registry(sc: &Scenario) -> Result<Catalog> {
+        let specs: BTreeMap<String, &ModelSpec> = sc
+            .models
+            .iter()
+            .chain(&sc.registry)
+            .map(|m| (normalize_name(&m.name), m))
+            .collect();
+        let mut models = Vec::new();
+        for spec in &sc.registry {
+            models.push(resolve(sc, &specs, spec, 0)?);
+        }
+        Ok(Catalog { models })
+    }
+
     /// Looks a model up by name (`:latest` implied).
     pub fn get(&self, name: &str) -> Option<&Model> {
         let n = normalize_name(name);

@@ -45,6 +45,15 @@ pub enum Fault {
     NvmlUnavailable { reason: String },
     /// The next runner start fails with HTTP 500 and this message.
     LoadFailure { message: String },
+    /// The next `/api/pull` that downloads breaks after `after_percent` % of its bytes with
+    /// `{"error": message}` in the 200 stream (default `max retries exceeded: unexpected EOF`);
+    /// the model is not installed.
+    BrokenPull {
+        #[serde(default)]
+        after_percent: u8,
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 impl Fault {

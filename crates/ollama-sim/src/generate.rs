@@ -39,6 +39,9 @@ pub(crate) struct GenRequest {
     pub prompt_text: String,
     pub last_user: String,
     pub start: tokio::time::Instant,
+    pub think: crate::media::Think,
+    /// Images the request carried (already checked against the model's capabilities).
+    pub images: usize,
 }
 
 /// Holds a runner reference; dropping it ends the request (starting the expiry timer), also
@@ -71,6 +74,8 @@ struct Metrics {
 struct Msg<'a> {
     role: &'static str,
     content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -78,6 +83,8 @@ struct GenerateChunk<'a> {
     model: &'a str,
     created_at: String,
     response: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
     done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     done_reason: Option<&'a str>,
@@ -104,11 +111,13 @@ fn created_at(shared: &Shared) -> String {
     rfc3339(shared.wall_now(&st))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn chunk_json(
     shared: &Shared,
     kind: Kind,
     name: &str,
     text: &str,
+    thinking: Option<&str>,
     done_reason: Option<&str>,
     metrics: Option<Metrics>,
     context: Option<Vec<u32>>,
@@ -120,6 +129,7 @@ fn chunk_json(
             model: name,
             created_at,
             response: text,
+            thinking,
             done,
             done_reason,
             context,
@@ -131,6 +141,7 @@ fn chunk_json(
             message: Msg {
                 role: "assistant",
                 content: text,
+                thinking,
             },
             done_reason,
             done,
@@ -141,7 +152,7 @@ fn chunk_json(
 
 /// The plain-JSON answer of load-only and unload requests (no metrics).
 pub(crate) fn final_json(shared: &Shared, kind: Kind, name: &str, reason: &str) -> Response {
-    let body = chunk_json(shared, kind, name, "", Some(reason), None, None);
+    let body = chunk_json(shared, kind, name, "", None, Some(reason), None, None);
     let mut r = json_response(StatusCode::OK, &());
     *r.body_mut() = Body::from(body);
     r
@@ -167,18 +178,26 @@ fn tokenize(text: &str) -> Vec<String> {
 }
 
 enum Step {
-    Piece(String),
+    /// A token piece; `true` when it is part of the thinking trace.
+    Piece(String, bool),
     Malformed,
     Stall,
     Truncate,
-    Error { message: String, oom: bool },
+    Error {
+        message: String,
+        oom: bool,
+    },
     Done(&'static str),
 }
 
 const OOM_MESSAGE: &str = "model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details: CUDA error: out of memory";
 
-fn plan(pieces: Vec<String>, done_reason: &'static str, fault: Option<Fault>) -> VecDeque<Step> {
-    let mut steps: VecDeque<Step> = pieces.into_iter().map(Step::Piece).collect();
+fn plan(
+    pieces: Vec<(String, bool)>,
+    done_reason: &'static str,
+    fault: Option<Fault>,
+) -> VecDeque<Step> {
+    let mut steps: VecDeque<Step> = pieces.into_iter().map(|(p, t)| Step::Piece(p, t)).collect();
     let n = steps.len();
     let (at, step, keep_rest) = match fault {
         Some(Fault::StallMidStream { after_chunks }) => (after_chunks, Step::Stall, false),
@@ -268,7 +287,13 @@ pub(crate) async fn run(shared: Arc<Shared>, req: GenRequest) -> Response {
         };
         (reply, fault)
     };
-    let mut pieces = tokenize(&reply);
+    let thinking = crate::media::thinking_text(&shared.scenario.thinking, req.think);
+    let reply = format!("{}{reply}", crate::media::image_preamble(req.images));
+    let mut pieces: Vec<(String, bool)> = tokenize(&thinking)
+        .into_iter()
+        .map(|p| (p, true))
+        .chain(tokenize(&reply).into_iter().map(|p| (p, false)))
+        .collect();
     let mut done_reason = "stop";
     if req.num_predict >= 0 && (req.num_predict as usize) < pieces.len() {
         pieces.truncate(req.num_predict as usize);
@@ -286,6 +311,7 @@ pub(crate) async fn run(shared: Arc<Shared>, req: GenRequest) -> Response {
         steps: plan(pieces, done_reason, fault),
         emitted: 0,
         text: String::new(),
+        thinking: String::new(),
         gen_start: tokio::time::Instant::now(),
         guard: Some(guard),
     };
@@ -314,6 +340,7 @@ struct Gen {
     steps: VecDeque<Step>,
     emitted: u64,
     text: String,
+    thinking: String,
     gen_start: tokio::time::Instant,
     guard: Option<InFlight>,
 }
@@ -331,16 +358,23 @@ impl Gen {
     async fn next(&mut self) -> Option<Out> {
         let step = self.steps.pop_front()?;
         Some(match step {
-            Step::Piece(p) => {
+            Step::Piece(p, thinking) => {
                 let due = self.gen_start + self.interval.mul_f64(self.emitted as f64 + 1.0);
                 tokio::time::sleep_until(due).await;
                 self.emitted += 1;
-                self.text.push_str(&p);
+                let (text, trace) = if thinking {
+                    self.thinking.push_str(&p);
+                    ("", Some(p.as_str()))
+                } else {
+                    self.text.push_str(&p);
+                    (p.as_str(), None)
+                };
                 Out::Line(chunk_json(
                     &self.shared,
                     self.kind,
                     &self.name,
-                    &p,
+                    text,
+                    trace,
                     None,
                     None,
                     None,
@@ -386,6 +420,7 @@ impl Gen {
                     self.kind,
                     &self.name,
                     "",
+                    None,
                     Some(reason),
                     Some(metrics),
                     context,
@@ -454,6 +489,12 @@ async fn collected_response(mut job: Gen) -> Response {
                 match job.kind {
                     Kind::Generate => v["response"] = job.text.clone().into(),
                     Kind::Chat => v["message"]["content"] = job.text.clone().into(),
+                }
+                if !job.thinking.is_empty() {
+                    match job.kind {
+                        Kind::Generate => v["thinking"] = job.thinking.clone().into(),
+                        Kind::Chat => v["message"]["thinking"] = job.thinking.clone().into(),
+                    }
                 }
                 return json_response(StatusCode::OK, &v);
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Model};
 use crate::duration::{KeepAlive, parse_env_keep_alive};
 use crate::error::Result;
 use crate::fault::{Fault, RecordedRequest};
@@ -21,6 +21,8 @@ use crate::server::Running;
 pub(crate) struct Shared {
     pub scenario: Scenario,
     pub catalog: Catalog,
+    /// What `/api/pull` can fetch beyond the catalog.
+    pub registry: Catalog,
     pub default_keep_alive: KeepAlive,
     epoch: std::time::Instant,
     state: Mutex<State>,
@@ -35,6 +37,22 @@ impl Shared {
         let now = self.sim_now(&st);
         st.expire(now);
         st
+    }
+
+    /// An installed model: from the catalog, or pulled since start.
+    pub fn find_model(&self, name: &str) -> Option<Model> {
+        if let Some(m) = self.catalog.get(name) {
+            return Some(m.clone());
+        }
+        let n = crate::catalog::normalize_name(name);
+        self.lock().pulled.iter().find(|m| m.name == n).cloned()
+    }
+
+    /// Every installed model, catalog first, then pulled ones.
+    pub fn installed(&self) -> Vec<Model> {
+        let mut all = self.catalog.models.clone();
+        all.extend(self.lock().pulled.iter().cloned());
+        all
     }
 
     /// Simulated monotonic time: real elapsed time plus every `advance_clock`.
@@ -88,6 +106,7 @@ pub async fn start(scenario: Scenario) -> Result<SimHandle> {
 /// Starts a simulator on `addr` (port 0 = ephemeral).
 pub async fn start_on(scenario: Scenario, addr: SocketAddr) -> Result<SimHandle> {
     let catalog = Catalog::build(&scenario)?;
+    let registry = Catalog::build_registry(&scenario)?;
     let default_keep_alive = parse_env_keep_alive(&scenario.default_keep_alive)
         .unwrap_or(KeepAlive::For(Duration::from_secs(300)));
     let listener = crate::server::bind(addr).await?;
@@ -98,6 +117,7 @@ pub async fn start_on(scenario: Scenario, addr: SocketAddr) -> Result<SimHandle>
         state: Mutex::new(State::new(&scenario)),
         scenario,
         catalog,
+        registry,
         default_keep_alive,
         epoch: std::time::Instant::now(),
         addr,
@@ -163,6 +183,16 @@ impl SimHandle {
     /// Makes every following generation answer `text` (overrides the scenario reply).
     pub fn set_reply(&self, text: impl Into<String>) {
         self.shared.lock().reply = Some(text.into());
+    }
+
+    /// Names of the models pulled through `/api/pull` since start.
+    pub fn pulled_models(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .pulled
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
     }
 
     /// Names of the models currently loaded (as `/api/ps` would list them).

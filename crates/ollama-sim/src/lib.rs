@@ -22,6 +22,8 @@ mod generate;
 mod gpu;
 mod handle;
 mod json;
+mod media;
+mod pull;
 mod scenario;
 mod sched;
 mod server;

@@ -171,6 +171,18 @@ pub struct Scenario {
     /// `canned` or `echo`.
     #[serde(default)]
     pub reply_mode: ReplyMode,
+    /// The reasoning trace models with the `thinking` capability stream (in
+    /// `message.thinking` / `thinking`) before their reply. `think: "low"` sends its first
+    /// sentence only, `"high"`/`"max"` adds a sentence.
+    #[serde(default = "default_thinking")]
+    pub thinking: String,
+    /// Models `/api/pull` can fetch that are not installed yet; absent = the built-in
+    /// registry (`src/default_registry.toml`). A pulled model joins `/api/tags`.
+    #[serde(default = "default_registry")]
+    pub registry: Vec<ModelSpec>,
+    /// Download speed of `/api/pull`, in bytes per second.
+    #[serde(default = "default_pull_rate")]
+    pub pull_bytes_per_second: f64,
     /// NVIDIA driver version in the GPU view.
     #[serde(default = "default_driver")]
     pub driver_version: Option<String>,
@@ -207,6 +219,9 @@ impl Default for Scenario {
             prompt_tokens_per_second: default_prompt_tps(),
             reply: default_reply(),
             reply_mode: ReplyMode::Canned,
+            thinking: default_thinking(),
+            registry: default_registry(),
+            pull_bytes_per_second: default_pull_rate(),
             driver_version: default_driver(),
             nvml_unavailable: None,
             discovery_process: false,
@@ -232,9 +247,12 @@ impl Scenario {
             || sc.tokens_per_second <= 0.0
             || sc.prompt_tokens_per_second.is_nan()
             || sc.prompt_tokens_per_second <= 0.0
+            || sc.pull_bytes_per_second.is_nan()
+            || sc.pull_bytes_per_second <= 0.0
         {
             return Err(SimError::InvalidScenario(
-                "tokens_per_second and prompt_tokens_per_second must be > 0".into(),
+                "tokens_per_second, prompt_tokens_per_second and pull_bytes_per_second must be > 0"
+                    .into(),
             ));
         }
         crate::duration::parse_env_keep_alive(&sc.default_keep_alive).ok_or_else(|| {
@@ -293,6 +311,22 @@ fn default_models() -> Vec<ModelSpec> {
     toml::from_str::<CatalogFile>(include_str!("default_catalog.toml"))
         .map(|c| c.models)
         .unwrap_or_default()
+}
+
+fn default_registry() -> Vec<ModelSpec> {
+    // Same reasoning as the catalog: a checked-in file covered by a unit test.
+    toml::from_str::<CatalogFile>(include_str!("default_registry.toml"))
+        .map(|c| c.models)
+        .unwrap_or_default()
+}
+
+fn default_thinking() -> String {
+    "The user said hello. I should greet them back and offer help. A short, friendly answer \
+     is enough."
+        .into()
+}
+fn default_pull_rate() -> f64 {
+    200e6
 }
 
 fn default_gpu_name() -> String {
@@ -356,6 +390,16 @@ mod tests {
         let sc = Scenario::default();
         assert_eq!(sc.models, parsed.models);
         crate::catalog::Catalog::build(&sc).expect("catalog resolves");
+    }
+
+    #[test]
+    fn builtin_registry_parses_and_resolves() {
+        let parsed: CatalogFile =
+            toml::from_str(include_str!("default_registry.toml")).expect("registry parses");
+        assert!(!parsed.models.is_empty());
+        let sc = Scenario::default();
+        assert_eq!(sc.registry, parsed.models);
+        crate::catalog::Catalog::build_registry(&sc).expect("registry resolves");
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct State {
     pub other: Vec<OtherProcess>,
     pub reply: Option<String>,
     pub requests: Vec<RecordedRequest>,
+    /// Models added by `/api/pull` (listed after the catalog).
+    pub pulled: Vec<Model>,
     pub load_count: u64,
     pub reload_count: u64,
     next_id: u64,
@@ -122,6 +124,7 @@ impl State {
             other: sc.other_processes.clone(),
             reply: None,
             requests: Vec::new(),
+            pulled: Vec::new(),
             load_count: 0,
             reload_count: 0,
             next_id: 1,

@@ -93,6 +93,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/show", post(crate::api::show))
         .route("/api/generate", post(crate::api::generate))
         .route("/api/chat", post(crate::api::chat))
+        .route("/api/pull", post(crate::pull::pull))
+        .route("/api/embed", post(crate::api::embed))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             api_middleware,

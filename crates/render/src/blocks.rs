@@ -116,6 +116,18 @@ impl IncrementalRenderer {
         &self.pending
     }
 
+    /// The open block rendered provisionally (sanitised like every block), so a streaming
+    /// reply shows `**bold**` as bold before its block is complete. Unclosed markup renders as
+    /// the parser reads it at this point (an open fence as code to the end, a lone `**` as
+    /// text); the block's final HTML replaces it once complete. Costs one render of the tail,
+    /// which is at most one block.
+    pub fn tail_html(&self) -> String {
+        if self.pending.trim().is_empty() {
+            return String::new();
+        }
+        render_markdown(&self.pending)
+    }
+
     /// Index the next completed block will get (= number of blocks completed so far).
     pub fn next_index(&self) -> usize {
         self.next_index

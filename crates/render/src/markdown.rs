@@ -20,10 +20,11 @@ fn options() -> Options {
 ///
 /// Supports paragraphs, emphasis, strikethrough, lists, tables, block quotes, headings, inline
 /// code, fenced code blocks (`<pre><code class="language-xyz">`) and links (`http`, `https`,
-/// `mailto` only, with `rel="noopener noreferrer"`). Raw HTML is escaped and shown as text;
-/// images become links to the image's URL labelled with their alt text.
+/// `mailto` only, with `rel="noopener noreferrer"`). Bare `http://` and `https://` URLs in
+/// prose become links too (not inside code or an existing link). Raw HTML is escaped and shown
+/// as text; images become links to the image's URL labelled with their alt text.
 pub fn render_markdown(text: &str) -> String {
-    let events = reshape(Parser::new_ext(text, options()));
+    let events = autolink(reshape(Parser::new_ext(text, options())));
     let mut out = String::with_capacity(text.len() + text.len() / 2 + 16);
     html::push_html(&mut out, events.into_iter());
     sanitize_html(&out)
@@ -82,6 +83,103 @@ fn reshape<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
     events
 }
 
+/// Turns bare URLs in text into links. Adjacent text events are joined first (the parser splits
+/// text at characters like `[` or `&`, which can sit inside a URL).
+fn autolink(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
+    let mut out: Vec<Event<'_>> = Vec::with_capacity(events.len());
+    let (mut in_link, mut in_code) = (0usize, 0usize);
+    let mut text: Option<String> = None;
+    let flush = |text: &mut Option<String>, out: &mut Vec<Event<'_>>, linkify: bool| {
+        if let Some(t) = text.take() {
+            if linkify {
+                push_linked(&t, out);
+            } else {
+                out.push(Event::Text(t.into()));
+            }
+        }
+    };
+    for event in events {
+        if let Event::Text(t) = &event {
+            text.get_or_insert_with(String::new).push_str(t);
+            continue;
+        }
+        flush(&mut text, &mut out, in_link == 0 && in_code == 0);
+        match &event {
+            Event::Start(Tag::Link { .. }) => in_link += 1,
+            Event::End(TagEnd::Link) => in_link = in_link.saturating_sub(1),
+            Event::Start(Tag::CodeBlock(_)) => in_code += 1,
+            Event::End(TagEnd::CodeBlock) => in_code = in_code.saturating_sub(1),
+            _ => {}
+        }
+        out.push(event);
+    }
+    flush(&mut text, &mut out, in_link == 0 && in_code == 0);
+    out
+}
+
+/// Pushes `text` as text and link events, one link per bare URL.
+fn push_linked(text: &str, out: &mut Vec<Event<'_>>) {
+    let mut rest = text;
+    while let Some(start) = find_url(rest) {
+        let tail = &rest[start..];
+        let mut end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`'))
+            .unwrap_or(tail.len());
+        // Sentence punctuation after a URL is not part of it; a `)` only when unbalanced.
+        while end > 0 {
+            let last = tail[..end].chars().next_back().unwrap_or(' ');
+            let strip = match last {
+                '.' | ',' | ':' | ';' | '!' | '?' | '\'' | '*' | '_' | '~' => true,
+                ')' => tail[..end].matches('(').count() < tail[..end].matches(')').count(),
+                _ => false,
+            };
+            if !strip {
+                break;
+            }
+            end -= last.len_utf8();
+        }
+        let url = &tail[..end];
+        if url.len() <= "https://".len() {
+            out.push(Event::Text(rest[..start + end.max(1)].to_owned().into()));
+            rest = &rest[start + end.max(1)..];
+            continue;
+        }
+        if start > 0 {
+            out.push(Event::Text(rest[..start].to_owned().into()));
+        }
+        out.push(Event::Start(Tag::Link {
+            link_type: pulldown_cmark::LinkType::Autolink,
+            dest_url: url.to_owned().into(),
+            title: CowStr::Borrowed(""),
+            id: CowStr::Borrowed(""),
+        }));
+        out.push(Event::Text(url.to_owned().into()));
+        out.push(Event::End(TagEnd::Link));
+        rest = &tail[end..];
+    }
+    if !rest.is_empty() {
+        out.push(Event::Text(rest.to_owned().into()));
+    }
+}
+
+/// Byte offset of the next `http://` or `https://` that starts a word.
+fn find_url(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("http") {
+        let at = from + i;
+        let rest = &text[at..];
+        let starts_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if starts_word && (rest.starts_with("http://") || rest.starts_with("https://")) {
+            return Some(at);
+        }
+        from = at + 4;
+    }
+    None
+}
+
 fn mark_image_labelled<'a>(open_images: &mut [(CowStr<'a>, bool)]) {
     if let Some(last) = open_images.last_mut() {
         last.1 = true;
@@ -124,6 +222,25 @@ mod tests {
         assert_eq!(
             render_markdown("> quoted ~~old~~\n"),
             "<blockquote>\n<p>quoted <del>old</del></p>\n</blockquote>\n"
+        );
+    }
+
+    #[test]
+    fn bare_urls_become_links_outside_code_and_links() {
+        assert_eq!(
+            render_markdown("See https://ollama.com/library, or (http://a.example/x_(y)).\n"),
+            "<p>See <a href=\"https://ollama.com/library\" rel=\"noopener noreferrer\">https://ollama.com/library</a>, or (<a href=\"http://a.example/x_(y)\" rel=\"noopener noreferrer\">http://a.example/x_(y)</a>).</p>\n"
+        );
+        assert_eq!(
+            render_markdown("`https://a.example` and [x](https://b.example)\n"),
+            "<p><code>https://a.example</code> and <a href=\"https://b.example\" rel=\"noopener noreferrer\">x</a></p>\n"
+        );
+        let code = render_markdown("```\ncurl https://a.example\n```\n");
+        assert!(!code.contains("<a"), "{code}");
+        // Only http(s), and only where a word starts.
+        assert_eq!(
+            render_markdown("javascript:alert(1) xhttps://a.example https://\n"),
+            "<p>javascript:alert(1) xhttps://a.example https://</p>\n"
         );
     }
 

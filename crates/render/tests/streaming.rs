@@ -169,3 +169,25 @@ fn empty_and_blank_inputs() {
     assert_eq!(render_all("\n\n  \n"), "");
     assert_chunking_invariant("\n\n  \n", 3);
 }
+
+#[test]
+fn the_open_tail_renders_provisionally() {
+    let mut r = yollayah_render::IncrementalRenderer::new();
+    assert_eq!(r.tail_html(), "");
+    r.push("Hello **wor");
+    assert_eq!(r.tail_html(), "<p>Hello **wor</p>\n");
+    r.push("ld** and `co");
+    assert_eq!(
+        r.tail_html(),
+        "<p>Hello <strong>world</strong> and `co</p>\n"
+    );
+    r.push("de` <img src=x onerror=alert(1)>");
+    let html = r.tail_html();
+    assert!(html.contains("<code>code</code>"), "{html}");
+    assert!(!html.contains("<img"), "raw HTML stays text: {html}");
+    // Once the block completes, its final HTML is what the provisional one became.
+    let done = r.push("\n\n");
+    assert_eq!(done.completed.len(), 1);
+    assert_eq!(done.completed[0].1, html);
+    assert_eq!(r.tail_html(), "");
+}

@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 pub use finding::{Code, Evidence, EvidenceValue, Finding, Severity};
 pub use history::LoadHistory;
 
-use crate::capture::OllamaEnv;
 use crate::gpu::{GpuSnapshot, Runner};
+use crate::ollama::env::OllamaEnv;
 use crate::ollama::types::{Options, PsModel, ShowResponse, TagModel};
 use crate::placement::PlacementReport;
 use ctx::{Ctx, show_blob};

@@ -25,8 +25,9 @@ use crate::error::{Error, Result};
 use crate::ollama::host;
 use crate::ollama::stream::{DEFAULT_MAX_LINE_BYTES, NdjsonDecoder, StreamItem};
 use crate::ollama::types::{
-    ChatChunk, ChatRequest, ErrorBody, GenerateChunk, GenerateRequest, KeepAlive, Options,
-    PsResponse, ShowRequest, ShowResponse, TagsResponse, VersionResponse,
+    ChatChunk, ChatRequest, EmbedLoadRequest, ErrorBody, GenerateChunk, GenerateRequest, KeepAlive,
+    Options, PsResponse, PullProgress, PullRequest, ShowRequest, ShowResponse, TagsResponse,
+    VersionResponse,
 };
 
 /// Largest non-streamed body accepted; `/api/show` with `tensors` is the biggest real one
@@ -201,6 +202,21 @@ impl OllamaClient {
         self.open_stream("/api/generate", &*body).await
     }
 
+    /// `POST /api/pull`, streamed: progress lines until `success`. An unknown model is an
+    /// [`Error::StreamError`] item with Ollama's text (it fails inside a 200 stream). The first
+    /// line must come within `load_timeout`, later ones within `stream_idle_timeout`; dropping
+    /// the stream cancels the pull on the server.
+    pub async fn pull_stream(&self, model: &str) -> Result<PullStream> {
+        self.open_stream(
+            "/api/pull",
+            &PullRequest {
+                model,
+                stream: true,
+            },
+        )
+        .await
+    }
+
     /// `POST /api/chat` with `stream: false`: the whole reply as one chunk. Bounded by
     /// `load_timeout`, since it includes loading and the whole generation.
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatChunk> {
@@ -239,6 +255,16 @@ impl OllamaClient {
         };
         self.call(Method::POST, "/api/generate", Some(&req), self.slow())
             .await
+    }
+
+    /// Loads an embedding model (`POST /api/embed` without `input`), for `keep_alive`. Generate
+    /// and chat answer 400 for these models, so this is the only way to warm them.
+    pub async fn load_embedding(&self, model: &str, keep_alive: Option<KeepAlive>) -> Result<()> {
+        let req = EmbedLoadRequest { model, keep_alive };
+        let _: serde_json::Value = self
+            .call(Method::POST, "/api/embed", Some(&req), self.slow())
+            .await?;
+        Ok(())
     }
 
     /// Asks Ollama to unload `model` (`keep_alive: 0`). Ollama answers at once and unloads
@@ -459,6 +485,8 @@ type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 pub type ChatStream = NdjsonStream<ChatChunk>;
 /// A streamed `/api/generate` reply.
 pub type GenerateStream = NdjsonStream<GenerateChunk>;
+/// A `/api/pull` progress stream; ends after the `success` line.
+pub type PullStream = NdjsonStream<PullProgress>;
 
 /// Items of a streamed reply, as a [`Stream`] or through [`next`](Self::next).
 ///

@@ -4,6 +4,7 @@
 //! simulator in `crates/ollama-sim` implements the other side of the same wire format.
 
 pub mod client;
+pub mod env;
 pub mod host;
 pub mod params;
 pub mod stream;

@@ -59,6 +59,15 @@ impl StreamItem for GenerateChunk {
     }
 }
 
+impl StreamItem for crate::ollama::types::PullProgress {
+    fn is_done(&self) -> bool {
+        self.status == "success"
+    }
+    fn take_error(&mut self) -> Option<String> {
+        self.error.take()
+    }
+}
+
 /// Untyped items: done when `"done": true`, as in every Ollama stream that has an end marker.
 impl StreamItem for Value {
     fn is_done(&self) -> bool {

@@ -257,8 +257,109 @@ pub struct ChatRequest {
     pub keep_alive: Option<KeepAlive>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Options>,
+    /// Absent: Ollama turns thinking on for models with the `thinking` capability.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub think: Option<Value>,
+    pub think: Option<Think>,
+}
+
+/// The `think` request field: a bool, or a level (fact sheet §2). Levels are for models that
+/// take them (gpt-oss); other thinking models treat a level as `true`. gpt-oss cannot turn
+/// thinking off: it ignores `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Think {
+    Off,
+    On,
+    Low,
+    Medium,
+    High,
+}
+
+impl Think {
+    /// The level name (`"low"`, `"medium"`, `"high"`), `None` for the bool forms.
+    pub fn level(self) -> Option<&'static str> {
+        match self {
+            Think::Low => Some("low"),
+            Think::Medium => Some("medium"),
+            Think::High => Some("high"),
+            Think::On | Think::Off => None,
+        }
+    }
+
+    /// Parses a config/UI value: `true`/`on`, `false`/`off`, or a level (`max` = `high`).
+    pub fn parse(text: &str) -> Option<Think> {
+        Some(match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" => Think::On,
+            "false" | "off" | "no" => Think::Off,
+            "low" => Think::Low,
+            "medium" => Think::Medium,
+            "high" | "max" => Think::High,
+            _ => return None,
+        })
+    }
+}
+
+impl Serialize for Think {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Think::Off => s.serialize_bool(false),
+            Think::On => s.serialize_bool(true),
+            level => s.serialize_str(level.level().unwrap_or("medium")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Think::On),
+            Value::Bool(false) => Ok(Think::Off),
+            Value::String(s) => Think::parse(&s)
+                .filter(|t| t.level().is_some())
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid think value {s:?}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid think value {other}"
+            ))),
+        }
+    }
+}
+
+/// `POST /api/pull` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequest<'a> {
+    pub model: &'a str,
+    pub stream: bool,
+}
+
+/// One line of a `/api/pull` progress stream (`api.ProgressResponse`): `status` always;
+/// `digest`, `total`, `completed` while a layer downloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PullProgress {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u64>,
+    /// Ollama's `{"error": …}` inside the 200 stream (e.g. an unknown model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/embed` request, as Yollayah sends it: without `input`, which only loads the model
+/// (fact sheet §10: embedding models cannot be loaded through generate or chat).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbedLoadRequest<'a> {
+    pub model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Whether `/api/show` `capabilities` describe an embedding-only model, which answers
+/// generate and chat with 400.
+pub fn is_embedding_only(capabilities: &[String]) -> bool {
+    capabilities.iter().any(|c| c == "embedding") && !capabilities.iter().any(|c| c == "completion")
 }
 
 /// `POST /api/generate` request (used by Yollayah for load/unload only).

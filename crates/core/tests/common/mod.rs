@@ -13,13 +13,13 @@ use ollama_sim::{Scenario, SimHandle};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use yollayah_core::capture::OllamaEnv;
 use yollayah_core::chat::{ChatEngine, SharedHistory};
 use yollayah_core::config::Config;
 use yollayah_core::events::{Event, Snapshot, WarmEvent};
 use yollayah_core::history::History;
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::ollama::types::PsModel;
 use yollayah_core::persona::{Persona, PersonaSource};
 use yollayah_core::profile::ModelProfile;
@@ -65,6 +65,13 @@ pub fn profile() -> ModelProfile {
     ModelProfile::resolve(&Config::default(), &persona())
 }
 
+/// The default profile with `num_ctx` pinned, as a user who sets `[model.load] num_ctx` has it.
+pub fn pinned_profile(num_ctx: u32) -> ModelProfile {
+    let mut config = Config::default();
+    config.model.load.num_ctx = Some(num_ctx);
+    ModelProfile::resolve(&config, &persona())
+}
+
 /// Fast ticks, every other setting at its default.
 pub fn settings() -> WatchdogSettings {
     WatchdogSettings {
@@ -88,6 +95,15 @@ impl Rig {
     /// first runs (tests use the current-thread runtime, so the spawned task waits for the
     /// test's first await), hence no event is missed.
     pub async fn start(scenario: Scenario, settings: WatchdogSettings) -> Rig {
+        Rig::start_with(scenario, settings, profile()).await
+    }
+
+    /// As [`Rig::start`], with another profile (e.g. a pinned `num_ctx`).
+    pub async fn start_with(
+        scenario: Scenario,
+        settings: WatchdogSettings,
+        profile: ModelProfile,
+    ) -> Rig {
         let sim = ollama_sim::start(scenario).await.expect("start sim");
         let client = client(&sim);
         let machine = Machine::simulator(&sim.url()).expect("sim machine");
@@ -95,7 +111,7 @@ impl Rig {
         let watchdog = watchdog::spawn(
             client.clone(),
             machine,
-            profile(),
+            profile,
             OllamaEnv::default(),
             settings,
             cancel.clone(),
