@@ -23,6 +23,9 @@ export function verdictBadge(verdict) {
       return { text: "warming", tone: "info" };
     case "not_loaded":
       return { text: "not loaded", tone: "idle" };
+    case "unverified":
+      // Ollama claims the GPU but nothing checked it (remote server, no runner found).
+      return { text: "unverified", tone: "warn" };
     default:
       return { text: "unknown", tone: "idle" };
   }

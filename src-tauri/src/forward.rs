@@ -24,7 +24,7 @@ pub fn tray_state(verdict: Verdict) -> TrayState {
         Verdict::Cpu => TrayState::Cpu,
         Verdict::Warming => TrayState::Warming,
         Verdict::Down => TrayState::Down,
-        Verdict::NotLoaded | Verdict::Unknown => TrayState::Unknown,
+        Verdict::NotLoaded | Verdict::Unknown | Verdict::Unverified { .. } => TrayState::Unknown,
     }
 }
 

@@ -121,7 +121,7 @@ pub fn placement_state(p: Placement, nvml_agrees: Option<bool>) -> PlacementStat
         Placement::Gpu => PlacementState::Gpu,
         Placement::Partial { .. } => PlacementState::Partial,
         Placement::Cpu => PlacementState::Cpu,
-        Placement::Unknown => PlacementState::Unverified,
+        Placement::Unknown | Placement::Unverified { .. } => PlacementState::Unverified,
     }
 }
 

@@ -10,11 +10,12 @@ use serde::Serialize;
 use yollayah_core::capture::CaptureBundle;
 use yollayah_core::diagnose::{self, EvidenceValue, ModelDiagnosis};
 use yollayah_core::gpu::{GpuSnapshot, NvmlStatus, Runner};
-use yollayah_core::machine::Machine;
+use yollayah_core::machine::{Machine, MachineView};
 use yollayah_core::ollama::client::OllamaClient;
 use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::ollama::types::{KeepAlive, Options};
 use yollayah_core::placement::Placement;
+use yollayah_core::scope::{self, Scope};
 
 use crate::context::{Globals, client_for};
 use crate::error::{CliError, Result};
@@ -71,17 +72,21 @@ pub struct Presentation<'a> {
     pub json: bool,
     /// Where the bundle was written, to tell the user.
     pub captured: Option<&'a std::path::Path>,
+    /// The bundle replayed with `--from`, to say so.
+    pub replayed: Option<&'a std::path::Path>,
 }
 
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     ollama_url: &'a str,
+    /// Where the GPU facts come from: `local`, `agent` or `remote`.
+    scope: &'a Scope,
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     ollama_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// `gpu`, `partial`, `cpu`, `not_loaded`, `unknown` or `unreachable`.
+    /// `gpu`, `partial`, `cpu`, `not_loaded`, `unknown`, `unverified` or `unreachable`.
     verdict: &'static str,
     exit_code: u8,
     gpu: &'a GpuSnapshot,
@@ -134,6 +139,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
             model,
             json: args.json,
             captured: args.capture.as_deref(),
+            replayed: args.from.as_deref(),
         },
     )
 }
@@ -149,6 +155,7 @@ pub fn present(
     let (verdict, code) = verdict(reachable, how.model, &diagnoses);
     let report = Report {
         ollama_url: &bundle.ollama_url,
+        scope: &bundle.scope,
         reachable,
         ollama_version: bundle.ollama_version.as_deref(),
         error,
@@ -161,7 +168,10 @@ pub fn present(
     if how.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&report, how.captured);
+        if let Some(path) = how.replayed {
+            print_replay(path, bundle);
+        }
+        print_human(&report, bundle, how.captured);
     }
     Ok(code)
 }
@@ -194,12 +204,25 @@ pub async fn capture(
     mut machine: Machine,
     model: Option<&str>,
 ) -> (CaptureBundle, Option<String>) {
-    let view = machine.observe(true).await;
+    // Resolved before anything is read: a remote server is never compared with this
+    // machine's GPU, so it is not even read.
+    let scope = scope::resolve(client.base_url()).await;
+    let observe = async {
+        if scope.has_gpu_facts() {
+            // Two samples 250 ms apart, so runner CPU use is a rate, not a single-sample 0.
+            machine.observe_sampled().await
+        } else {
+            MachineView::none("not read: Ollama runs on another machine (remote scope)")
+        }
+    };
+    let (view, (version, ps)) = tokio::join!(observe, async {
+        tokio::join!(client.version(), client.ps())
+    });
     let mut bundle = CaptureBundle::new(client.base_url(), view.gpu);
+    bundle.scope = scope;
     bundle.runners = view.runners;
     bundle.env = OllamaEnv::from_process_env();
     bundle.requested_models = model.map(|m| vec![m.to_owned()]).unwrap_or_default();
-    let (version, ps) = tokio::join!(client.version(), client.ps());
     let (version, ps) = match (version, ps) {
         (Ok(v), Ok(ps)) => (v, ps),
         (Err(e), _) | (_, Err(e)) => return (bundle, Some(e.to_string())),
@@ -266,6 +289,7 @@ fn verdict(
             Placement::Partial { .. } => ("partial", exit::PARTIAL),
             Placement::Cpu => ("cpu", exit::CPU),
             Placement::Unknown => ("unknown", exit::UNKNOWN),
+            Placement::Unverified { .. } => ("unverified", exit::UNKNOWN),
         };
         if severity(this.1) > severity(worst.1) {
             worst = this;
@@ -284,9 +308,19 @@ fn severity(code: u8) -> u8 {
     }
 }
 
-fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
+fn print_replay(path: &std::path::Path, bundle: &CaptureBundle) {
+    let when = crate::output::local_date_time(bundle.captured_at);
+    let age = time::OffsetDateTime::now_utc() - bundle.captured_at;
+    println!(
+        "Replaying the capture {} taken at {when} ({} ago); nothing live was read.",
+        path.display(),
+        crate::output::age(age)
+    );
+}
+
+fn print_human(r: &Report<'_>, bundle: &CaptureBundle, captured: Option<&std::path::Path>) {
     match (r.reachable, r.ollama_version) {
-        (true, Some(v)) => println!("Ollama {v} at {}", r.ollama_url),
+        (true, Some(v)) => println!("Ollama {v} at {} ({} scope)", r.ollama_url, r.scope),
         _ => {
             println!("Ollama is NOT reachable at {}", r.ollama_url);
             if let Some(e) = &r.error {
@@ -296,6 +330,12 @@ fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
         }
     }
     match &r.gpu.nvml {
+        _ if !r.scope.has_gpu_facts() => {
+            println!(
+                "GPU: not consulted. Ollama runs on another machine, and this machine's GPU says nothing about it."
+            );
+            println!("  {}", scope::REMOTE_HINT);
+        }
         NvmlStatus::Unavailable { reason } => {
             println!("GPU: NVML unavailable ({reason}); placement rests on /api/ps alone.")
         }
@@ -323,7 +363,7 @@ fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
         }
     }
     if r.reachable && r.diagnoses.is_empty() {
-        println!("No model is loaded.");
+        println!("No model is loaded. Load yours with `yollayah warm`.");
     }
     for d in r.diagnoses {
         let p = &d.placement;
@@ -335,6 +375,9 @@ fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
                 Placement::Partial { cpu_pct } => format!("{cpu_pct}% on the CPU"),
                 Placement::Cpu => "on the CPU".to_owned(),
                 Placement::Unknown => "placement unknown".to_owned(),
+                Placement::Unverified { .. } => {
+                    "on the GPU according to Ollama, UNVERIFIED".to_owned()
+                }
             }
         };
         println!();
@@ -342,6 +385,14 @@ fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
             println!("{}: {state} (ollama ps: {})", d.model, p.ps_processor);
         } else {
             println!("{}: {state}", d.model);
+            if r.reachable && !bundle.show.contains_key(&d.model) {
+                println!(
+                    "  the server does not have it: download it with `ollama pull {}`",
+                    d.model
+                );
+            } else {
+                println!("  load it with `yollayah warm`");
+            }
         }
         match (p.runner_pid, p.runner_gpu_bytes, p.nvml_agrees) {
             (Some(pid), Some(bytes), agrees) => println!(
@@ -380,7 +431,8 @@ fn print_human(r: &Report<'_>, captured: Option<&std::path::Path>) {
     }
     if let Some(path) = captured {
         println!(
-            "\nCapture written to {} (attach it to a bug report).",
+            "\nCapture written to {} (attach it to a bug report; it holds the names and command \
+             lines of the GPU processes and Ollama's runners).",
             path.display()
         );
     }

@@ -51,6 +51,27 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// One line on what to do next, where the error has an obvious fix: a model the server
+    /// does not have (HTTP 404 `model 'x' not found`) is pulled with `ollama pull x`.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Core(yollayah_core::Error::Api {
+                status: 404,
+                message,
+            }) => missing_model(message).map(|m| format!("Download it with `ollama pull {m}`.")),
+            _ => None,
+        }
+    }
+}
+
+/// The model name in Ollama's `model 'NAME' not found`.
+pub fn missing_model(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("model '")?;
+    let (name, tail) = rest.split_once('\'')?;
+    (tail.trim_start().starts_with("not found") && !name.is_empty()).then_some(name)
+}
+
 /// The result of a command.
 pub type Result<T> = std::result::Result<T, CliError>;
 
@@ -81,5 +102,22 @@ mod tests {
             after: Duration::from_secs(60),
         };
         assert_eq!(CliError::Core(down).exit_code(), exit::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_404_for_a_model_suggests_pulling_it() {
+        let e = CliError::Core(yollayah_core::Error::Api {
+            status: 404,
+            message: "model 'llama9:70b' not found".into(),
+        });
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("Download it with `ollama pull llama9:70b`.")
+        );
+        let other = CliError::Core(yollayah_core::Error::Api {
+            status: 404,
+            message: "404 page not found".into(),
+        });
+        assert_eq!(other.hint(), None);
     }
 }

@@ -14,7 +14,8 @@ pub const NOT_LOADED: u8 = 4;
 pub const PARTIAL: u8 = 5;
 /// The model runs entirely on the CPU (or NVML shows `/api/ps` is wrong about the GPU).
 pub const CPU: u8 = 6;
-/// Where the model runs cannot be told (`ollama ps` would print "Unknown").
+/// Where the model runs cannot be told (`ollama ps` would print "Unknown"), or `/api/ps`
+/// claims the GPU and nothing could check it (a remote server, no runner found).
 pub const UNKNOWN: u8 = 7;
 /// Bad input: an invalid config, personality or capture file, or a failed request.
 pub const BAD_INPUT: u8 = 8;
@@ -33,7 +34,7 @@ Exit codes:
     4  model not loaded
     5  model partly on the CPU
     6  model on the CPU (including: /api/ps claims GPU but NVML shows otherwise)
-    7  placement unknown
+    7  placement unknown or unverified (e.g. a remote server: only /api/ps is known)
     8  bad input (config, persona or capture file) or a request Ollama refused
     9  chat history unusable (locked by another process, damaged, or disk full)
   130  interrupted by Ctrl-C (chat: the partial reply is kept, marked incomplete)";

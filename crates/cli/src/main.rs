@@ -101,6 +101,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("yollayah: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("yollayah: {hint}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -72,6 +72,16 @@ pub fn until(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> String 
     }
 }
 
+/// A past duration in the coarsest whole unit: `42 s`, `5 min`, `3 h`, `2 days`.
+pub fn age(d: time::Duration) -> String {
+    match d.whole_seconds().max(0) {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +100,8 @@ mod tests {
         );
         assert_eq!(until(Some(now), now), "Stopping...");
         assert_eq!(until(None, now), "-");
+        assert_eq!(age(time::Duration::seconds(42)), "42 s");
+        assert_eq!(age(time::Duration::minutes(5)), "5 min");
+        assert_eq!(age(time::Duration::days(3)), "3 days");
     }
 }

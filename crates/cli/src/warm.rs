@@ -68,6 +68,7 @@ pub async fn warm(globals: &Globals, args: WarmArgs) -> Result<u8> {
             model: Some(&profile.model),
             json: args.json,
             captured: None,
+            replayed: None,
         },
     )
 }

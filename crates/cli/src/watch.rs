@@ -228,6 +228,7 @@ fn placement_word(p: Placement) -> String {
         Placement::Partial { cpu_pct } => format!("{cpu_pct}% CPU"),
         Placement::Cpu => "CPU".into(),
         Placement::Unknown => "unknown".into(),
+        Placement::Unverified { .. } => "GPU unverified".into(),
     }
 }
 

@@ -178,8 +178,8 @@ pub fn health(d: &ModelDiagnosis, settings: &AlertSettings) -> Health {
                 Health::Neutral
             }
         }
-        // A placement nobody could establish (an `Unverified` placement belongs here too).
-        Placement::Unknown => Health::Unchecked,
+        // A placement nobody could establish, or a GPU claim nothing here can check.
+        Placement::Unknown | Placement::Unverified { .. } => Health::Unchecked,
     }
 }
 
@@ -190,6 +190,14 @@ pub fn unchecked_reason(d: &ModelDiagnosis, gpu: &GpuSnapshot) -> Option<&'stati
     }
     Some(match (&gpu.nvml, d.placement.placement) {
         (_, Placement::Unknown) => "Unchecked: Ollama cannot tell where it runs",
+        (_, Placement::Unverified { reason }) => match reason {
+            crate::placement::UnverifiedReason::Remote => {
+                "Unverified: the server is on another machine"
+            }
+            crate::placement::UnverifiedReason::NoRunner => {
+                "Unverified: Ollama's model process was not found"
+            }
+        },
         (NvmlStatus::Unavailable { .. }, _) => "Unchecked: the GPU driver did not answer",
         _ if d.placement.runner_pid.is_none() => "Unchecked: Ollama's model process was not found",
         _ => "Unchecked: the GPU could not confirm it",
@@ -402,7 +410,10 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
             "CUDA_VISIBLE_DEVICES hides the GPU.",
             "Fix CUDA_VISIBLE_DEVICES for Ollama.",
         ),
-        Code::NoBufferFallback | Code::NvmlUnavailable | Code::NotLoaded => None,
+        Code::NoBufferFallback
+        | Code::NvmlUnavailable
+        | Code::NotLoaded
+        | Code::PlacementUnverified => None,
     }
 }
 
@@ -732,6 +743,8 @@ mod tests {
             cpu_busy_gpu_idle: false,
             runner_pid: Some(100),
             runner_gpu_bytes: Some(GIB),
+            runner_gpu_layers: None,
+            block_count: None,
         }
     }
 
@@ -772,6 +785,7 @@ mod tests {
                 },
             },
             runners: Vec::new(),
+            full_scan: false,
         }
     }
 

@@ -15,23 +15,33 @@ use crate::error::{Error, Result};
 use crate::gpu::{GpuSnapshot, Runner};
 use crate::ollama::env::OllamaEnv;
 use crate::ollama::types::{Options, PsResponse, ShowResponse, TagModel};
+use crate::scope::Scope;
 
 /// Value of the bundle's `format` field.
 pub const FORMAT: &str = "yollayah-capture";
 /// The bundle version this build writes and reads.
 pub const VERSION: u64 = 1;
+/// The minor version this build writes: additions that older readers may ignore. 1 added
+/// `scope`; a bundle without `minor_version` is 0 and was captured next to its server.
+pub const MINOR_VERSION: u64 = 1;
 
-/// A capture bundle (format `yollayah-capture`, version 1).
+/// A capture bundle (format `yollayah-capture`, version 1, minor 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureBundle {
     /// Always [`FORMAT`].
     pub format: String,
     /// Always [`VERSION`] when written by this build.
     pub version: u64,
+    /// [`MINOR_VERSION`] when written by this build; 0 when absent.
+    #[serde(default)]
+    pub minor_version: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub captured_at: OffsetDateTime,
     /// The Ollama base URL that was observed.
     pub ollama_url: String,
+    /// Where `gpu` and `runners` come from; absent (older bundles) = local.
+    #[serde(default)]
+    pub scope: Scope,
     /// Free text: what the user was doing, or which incident a fixture replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -79,8 +89,10 @@ impl CaptureBundle {
         CaptureBundle {
             format: FORMAT.to_owned(),
             version: VERSION,
+            minor_version: MINOR_VERSION,
             captured_at: OffsetDateTime::now_utc(),
             ollama_url: ollama_url.into(),
+            scope: Scope::Local,
             description: None,
             ollama_version: None,
             ps: PsResponse::default(),
@@ -154,6 +166,7 @@ impl CaptureBundle {
             request_options: self.request_options.as_ref(),
             server_version: self.ollama_version.as_deref(),
             history: (!self.history.is_empty()).then_some(&self.history),
+            scope: &self.scope,
         }
     }
 }

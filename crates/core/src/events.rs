@@ -10,7 +10,8 @@ pub use crate::alerts::Alert;
 use crate::alerts::FixAction;
 use crate::diagnose::ModelDiagnosis;
 use crate::gpu::NvmlStatus;
-use crate::placement::Placement;
+use crate::placement::{Placement, UnverifiedReason};
+use crate::scope::Scope;
 use crate::warm::WarmReason;
 
 /// One event on the watchdog's broadcast channel.
@@ -95,12 +96,33 @@ pub enum OllamaState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verdict {
     Gpu,
-    Partial { cpu_pct: u8 },
+    Partial {
+        cpu_pct: u8,
+    },
     Cpu,
     Warming,
     NotLoaded,
     Down,
     Unknown,
+    /// Ollama claims the GPU but nothing could check it (remote server, no runner found);
+    /// never shown as a clean "on the GPU".
+    Unverified {
+        reason: UnverifiedReason,
+    },
+}
+
+impl Verdict {
+    /// The verdict of a loaded model with this effective placement: the one mapping the
+    /// headline, exit code, tray icon and alert all derive from.
+    pub fn from_placement(p: Placement) -> Verdict {
+        match p {
+            Placement::Gpu => Verdict::Gpu,
+            Placement::Partial { cpu_pct } => Verdict::Partial { cpu_pct },
+            Placement::Cpu => Verdict::Cpu,
+            Placement::Unknown => Verdict::Unknown,
+            Placement::Unverified { reason } => Verdict::Unverified { reason },
+        }
+    }
 }
 
 /// One GPU, summarised for the status line and the sparkline.
@@ -118,6 +140,8 @@ pub struct Snapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub url: String,
+    /// Where the GPU facts come from (`local`, `agent`, `remote`).
+    pub scope: Scope,
     pub ollama: OllamaState,
     /// The configured model.
     pub model: String,
@@ -146,6 +170,7 @@ impl Snapshot {
         Snapshot {
             at: OffsetDateTime::now_utc(),
             url: url.to_owned(),
+            scope: Scope::Local,
             ollama: OllamaState::Unknown,
             model: model.to_owned(),
             verdict: Verdict::Unknown,

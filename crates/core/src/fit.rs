@@ -222,7 +222,7 @@ pub fn check(fit: &ModelFit, ps: &PsModel) -> Option<FitMismatch> {
     let actual = Placement::from_ps(ps.size, ps.size_vram);
     let agrees = match (&fit.prediction, actual) {
         (FitPrediction::Unknown { .. } | FitPrediction::Loaded { .. }, _) => true,
-        (_, Placement::Unknown) => true,
+        (_, Placement::Unknown | Placement::Unverified { .. }) => true,
         (FitPrediction::FitsGpu | FitPrediction::NeedsUnload { .. }, p) => p.is_full_gpu(),
         (FitPrediction::Spills { cpu_pct, .. }, Placement::Partial { cpu_pct: got }) => {
             cpu_pct.abs_diff(got) <= SPILL_TOLERANCE_PCT

@@ -22,6 +22,7 @@ pub mod persona;
 pub mod placement;
 pub mod profile;
 pub mod pull;
+pub mod scope;
 pub mod warm;
 pub mod watchdog;
 

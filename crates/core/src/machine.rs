@@ -16,7 +16,14 @@ use crate::gpu::{GpuProbe, GpuSnapshot, NvmlProbe, Runner, RunnerScanner, Snapsh
 pub struct MachineView {
     pub gpu: GpuSnapshot,
     pub runners: Vec<Runner>,
+    /// Whether the whole process table was scanned for this view (asked for, or because a
+    /// known runner vanished or changed its model).
+    pub full_scan: bool,
 }
+
+/// How long [`Machine::observe_sampled`] waits between its two process samples: CPU use is
+/// the difference of two readings, and sysinfo needs at least 200 ms between them.
+pub const CPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A source of [`MachineView`]s.
 pub enum Machine {
@@ -31,8 +38,14 @@ pub enum Machine {
         probe: SnapshotProbe,
         runners: Vec<Runner>,
     },
-    /// An `ollama-sim` at `base_url`.
-    Simulator { http: reqwest::Client, url: String },
+    /// An `ollama-sim` at `base_url`. Its runner list stands in for the process table, and is
+    /// read the way the real one is: between full scans only the runners already known are
+    /// reported, so the watchdog's rescan rules are exercised against the simulator too.
+    Simulator {
+        http: reqwest::Client,
+        url: String,
+        known: Vec<Runner>,
+    },
 }
 
 impl std::fmt::Debug for Machine {
@@ -80,6 +93,7 @@ impl Machine {
         Ok(Machine::Simulator {
             http,
             url: format!("{}/__sim/gpu", base_url.trim_end_matches('/')),
+            known: Vec::new(),
         })
     }
 
@@ -91,28 +105,78 @@ impl Machine {
     /// idle watchdog tick cheap.
     pub async fn observe(&mut self, rescan: bool) -> MachineView {
         match self {
-            Machine::Local { probe, scanner } => MachineView {
-                gpu: probe.snapshot(),
-                runners: if rescan {
+            Machine::Local { probe, scanner } => {
+                let before = scanner.full_scans();
+                let runners = if rescan {
                     scanner.scan()
                 } else {
                     scanner.refresh_known()
-                },
-            },
+                };
+                MachineView {
+                    gpu: probe.snapshot(),
+                    runners,
+                    full_scan: scanner.full_scans() != before,
+                }
+            }
             Machine::Recorded { probe, runners } => MachineView {
                 gpu: probe.snapshot(),
                 runners: runners.clone(),
+                full_scan: rescan,
             },
-            Machine::Simulator { http, url } => match fetch_sim(http, url).await {
-                Ok(s) => MachineView {
-                    gpu: s.gpu,
-                    runners: s.runners,
-                },
+            Machine::Simulator { http, url, known } => match fetch_sim(http, url).await {
+                Ok(s) => {
+                    let mut runners = s.runners;
+                    let mut full_scan = rescan;
+                    if !rescan {
+                        let visible: Vec<Runner> = runners
+                            .iter()
+                            .filter(|r| known.iter().any(|k| k.pid == r.pid))
+                            .cloned()
+                            .collect();
+                        if crate::gpu::runner_identity_changed(known, &visible) {
+                            full_scan = true;
+                        } else {
+                            runners = visible;
+                        }
+                    }
+                    known.clone_from(&runners);
+                    MachineView {
+                        gpu: s.gpu,
+                        runners,
+                        full_scan,
+                    }
+                }
                 Err(e) => MachineView {
                     gpu: GpuSnapshot::unavailable(format!("simulator GPU view: {e}")),
                     runners: Vec::new(),
+                    full_scan: false,
                 },
             },
+        }
+    }
+
+    /// A view for a one-shot report (`doctor`): a full scan, then a second sample of the
+    /// runners [`CPU_SAMPLE_INTERVAL`] later, so their CPU use is measured over an interval
+    /// instead of reading 0 from a single sample.
+    pub async fn observe_sampled(&mut self) -> MachineView {
+        let first = self.observe(true).await;
+        if !matches!(self, Machine::Local { .. }) || first.runners.is_empty() {
+            return first;
+        }
+        tokio::time::sleep(CPU_SAMPLE_INTERVAL).await;
+        let mut second = self.observe(false).await;
+        second.full_scan = true;
+        second
+    }
+}
+
+impl MachineView {
+    /// No facts: for a remote server, whose GPU this machine cannot see.
+    pub fn none(reason: impl Into<String>) -> Self {
+        MachineView {
+            gpu: GpuSnapshot::unavailable(reason),
+            runners: Vec::new(),
+            full_scan: false,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gpu::{GpuSnapshot, Runner};
 use crate::ollama::types::PsModel;
+use crate::scope::Scope;
 
 const MIB: u64 = 1 << 20;
 /// NVML may report less than `size_vram` by this fraction (or [`BELOW_MIN`]) before we call
@@ -33,6 +34,54 @@ pub const IDLE_GPU_PERCENT: u32 = 5;
 /// fallback (the manifest's other layers add a few KiB to the file size).
 pub const FALLBACK_SLACK: u64 = 8 * MIB;
 
+/// GPU memory a CUDA runner holds with no model layers at all: the CUDA context plus compute
+/// buffers. NVML counts it against the runner, `/api/ps` does not, so it is subtracted before
+/// the model's share is computed. Measured on an H200 (CUDA 13, llama-server with `-ngl 0`):
+/// 520–592 MiB; 600 MiB is the documented placeholder until per-driver figures are in
+/// (`docs/diagnosis.md`).
+pub const RUNTIME_BASELINE: u64 = 600 * MIB;
+
+/// The runtime baseline for the GPUs in `gpu`. One figure for now (every NVML GPU is NVIDIA);
+/// the seam for per-driver / per-GPU values.
+pub fn runtime_baseline(_gpu: &GpuSnapshot) -> u64 {
+    RUNTIME_BASELINE
+}
+
+/// Why a placement could not be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnverifiedReason {
+    /// Ollama runs on another machine; this machine's GPU says nothing about it.
+    Remote,
+    /// `/api/ps` claims GPU memory, no runner process of the model was found, and the GPUs
+    /// could hold the claim, so nothing confirms or refutes it.
+    NoRunner,
+}
+
+impl UnverifiedReason {
+    /// Why, in one sentence.
+    pub fn text(&self) -> &'static str {
+        match self {
+            UnverifiedReason::Remote => {
+                "Ollama runs on another machine, so only its /api/ps claim is known; this machine's GPU says nothing about it."
+            }
+            UnverifiedReason::NoRunner => {
+                "No runner process was found for this model, so nothing confirms the GPU memory /api/ps claims."
+            }
+        }
+    }
+
+    /// How to get the truth, in one line.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            UnverifiedReason::Remote => crate::scope::REMOTE_HINT,
+            UnverifiedReason::NoRunner => {
+                "Run `yollayah doctor` where Ollama's processes are visible (inside its container, or on the host for a containerised Ollama)."
+            }
+        }
+    }
+}
+
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -45,6 +94,8 @@ pub enum Placement {
     Cpu,
     /// Cannot be told (Ollama itself prints "Unknown").
     Unknown,
+    /// `/api/ps` claims the GPU but nothing could check it; never shown as "on the GPU".
+    Unverified { reason: UnverifiedReason },
 }
 
 impl Placement {
@@ -71,19 +122,20 @@ impl Placement {
             Placement::Gpu => "100% GPU".to_owned(),
             Placement::Cpu => "100% CPU".to_owned(),
             Placement::Unknown => "Unknown".to_owned(),
+            Placement::Unverified { .. } => "Unverified".to_owned(),
             Placement::Partial { cpu_pct } => {
                 format!("{cpu_pct}%/{}% CPU/GPU", 100 - u16::from(*cpu_pct).min(100))
             }
         }
     }
 
-    /// Share of the model in system RAM, percent; `None` when unknown.
+    /// Share of the model in system RAM, percent; `None` when unknown or unverified.
     pub fn cpu_share_pct(&self) -> Option<u8> {
         match self {
             Placement::Gpu => Some(0),
             Placement::Cpu => Some(100),
             Placement::Partial { cpu_pct } => Some(*cpu_pct),
-            Placement::Unknown => None,
+            Placement::Unknown | Placement::Unverified { .. } => None,
         }
     }
 
@@ -96,7 +148,8 @@ impl Placement {
 /// The verdict for one loaded model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementReport {
-    /// Effective placement: `/api/ps` unless NVML proves it wrong.
+    /// Effective placement: `/api/ps` unless NVML or the runner's argv proves it wrong, or
+    /// `unverified` when nothing could check it.
     pub placement: Placement,
     /// What `/api/ps` alone says.
     pub ps_placement: Placement,
@@ -106,7 +159,7 @@ pub struct PlacementReport {
     pub cpu_share_pct: Option<u8>,
     /// Whether NVML's view of the runner matches `size_vram`; `None` when it cannot tell.
     pub nvml_agrees: Option<bool>,
-    /// NVML (or CPU/GPU activity) contradicts `/api/ps`.
+    /// NVML, the runner's argv or its activity contradicts `/api/ps`.
     pub contradiction: bool,
     /// `size == size_vram == model file size`: Ollama parsed no buffer lines and fell back.
     pub suspicious_no_buffer_fallback: bool,
@@ -115,6 +168,12 @@ pub struct PlacementReport {
     pub runner_pid: Option<u32>,
     /// GPU memory NVML attributes to the runner, over all GPUs; `None` = unknown.
     pub runner_gpu_bytes: Option<u64>,
+    /// The runner's `-ngl`/`--n-gpu-layers`, when its argv has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_gpu_layers: Option<i64>,
+    /// The model's layer count (`<arch>.block_count` of `/api/show`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_count: Option<u64>,
 }
 
 /// Everything [`assess`] looks at.
@@ -123,17 +182,61 @@ pub struct PlacementInput<'a> {
     pub ps: &'a PsModel,
     /// The runner whose `--model` is this model's blob, if found.
     pub runner: Option<&'a Runner>,
+    /// Every runner found (other models' runners are "other processes" for this one).
+    pub runners: &'a [Runner],
     pub gpu: &'a GpuSnapshot,
     /// Size of the model's weights file, if known (`/api/tags` size).
     pub model_file_size: Option<u64>,
+    /// `<arch>.block_count` from `/api/show`, if known.
+    pub block_count: Option<u64>,
+    /// Where the GPU facts come from; remote means there are none.
+    pub scope: &'a Scope,
+}
+
+/// Whether a GPU process could be the runner of a model whose runner was not found: its name is unreadable
+/// (another pid namespace) or runner-like, and it is no known runner of another model.
+fn could_be_runner(p: &crate::gpu::GpuProcess, runners: &[Runner]) -> bool {
+    let name = p.name.strip_suffix(".exe").unwrap_or(&p.name);
+    let runner_like = name.is_empty()
+        || name == "llama-server"
+        || name == "ollama"
+        || name.starts_with("ollama_llama_se");
+    runner_like && !runners.iter().any(|r| r.pid == p.pid)
+}
+
+/// GPU memory in use that no process provably not our runner holds: the most our model could
+/// have. Memory of other processes is never credited to a model.
+pub fn unattributed_gpu_bytes(gpu: &GpuSnapshot, runners: &[Runner]) -> u64 {
+    gpu.gpus
+        .iter()
+        .map(|g| {
+            let others: u64 = g
+                .processes
+                .iter()
+                .filter(|p| !could_be_runner(p, runners))
+                .filter_map(|p| p.used_memory)
+                .sum();
+            g.memory_used.saturating_sub(others)
+        })
+        .sum()
 }
 
 /// Bytes NVML attributes to `pid`, or `Some(0)` when NVML demonstrably does not list it.
 ///
 /// "Not listed" only means zero when we can trust the pid spaces match: every listed process
-/// has a readable name, or the GPUs do not even hold `expect` bytes in total. Inside a
-/// container NVML reports host pids and a missing runner proves nothing.
+/// has a readable name, or the GPUs do not even hold `expect` bytes beyond what other
+/// processes hold. Inside a container NVML reports host pids and a missing runner proves
+/// nothing.
 pub fn runner_gpu_bytes(gpu: &GpuSnapshot, pid: u32, expect: u64) -> Option<u64> {
+    runner_gpu_bytes_among(gpu, pid, expect, &[])
+}
+
+fn runner_gpu_bytes_among(
+    gpu: &GpuSnapshot,
+    pid: u32,
+    expect: u64,
+    runners: &[Runner],
+) -> Option<u64> {
     if !gpu.is_ok() || gpu.gpus.is_empty() {
         return None;
     }
@@ -156,33 +259,78 @@ pub fn runner_gpu_bytes(gpu: &GpuSnapshot, pid: u32, expect: u64) -> Option<u64>
         .flat_map(|g| &g.processes)
         .all(|p| !p.name.is_empty());
     let any_listed = gpu.gpus.iter().any(|g| !g.processes.is_empty());
-    let used: u64 = gpu.gpus.iter().map(|g| g.memory_used).sum();
-    if (names_ok && any_listed) || used < expect / 2 {
+    let free_for_us = unattributed_gpu_bytes(gpu, runners);
+    if (names_ok && any_listed) || free_for_us < expect / 2 {
         Some(0)
     } else {
         None
     }
 }
 
-/// Applies the `ollama ps` rule, then the NVML and activity cross-checks.
+fn share_placement(model_bytes: u64, size: u64, near_zero: u64) -> Placement {
+    if model_bytes <= near_zero {
+        Placement::Cpu
+    } else if size > 0 {
+        let cpu = ((size.saturating_sub(model_bytes)) as f64 / size as f64 * 100.0).round();
+        if cpu < 0.5 {
+            Placement::Gpu
+        } else {
+            Placement::Partial {
+                cpu_pct: cpu.clamp(1.0, 99.0) as u8,
+            }
+        }
+    } else {
+        Placement::Unknown
+    }
+}
+
+/// Applies the `ollama ps` rule, then (local or agent scope only) the runner's argv, NVML and
+/// activity cross-checks. Rules and thresholds: `docs/diagnosis.md`.
 pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
     let ps = input.ps;
     let ps_placement = Placement::from_ps(ps.size, ps.size_vram);
-    let runner_pid = input.runner.map(|r| r.pid);
-    let runner_gpu = runner_pid.and_then(|pid| runner_gpu_bytes(input.gpu, pid, ps.size_vram));
-
     let suspicious = ps.size > 0
         && ps.size == ps.size_vram
         && input
             .model_file_size
             .is_some_and(|f| ps.size.abs_diff(f) <= FALLBACK_SLACK);
 
+    if !input.scope.has_gpu_facts() {
+        // Nothing here may be compared with this machine. A CPU or partial claim already says
+        // "not fully on the GPU" and is taken as is; a GPU claim cannot be confirmed.
+        let placement = match ps_placement {
+            Placement::Gpu => Placement::Unverified {
+                reason: UnverifiedReason::Remote,
+            },
+            p => p,
+        };
+        return PlacementReport {
+            placement,
+            ps_placement,
+            ps_processor: ps_placement.ps_label(),
+            cpu_share_pct: placement.cpu_share_pct(),
+            nvml_agrees: None,
+            contradiction: false,
+            suspicious_no_buffer_fallback: suspicious,
+            cpu_busy_gpu_idle: false,
+            runner_pid: None,
+            runner_gpu_bytes: None,
+            runner_gpu_layers: None,
+            block_count: input.block_count,
+        };
+    }
+
+    let runner_pid = input.runner.map(|r| r.pid);
+    let runner_gpu = runner_pid
+        .and_then(|pid| runner_gpu_bytes_among(input.gpu, pid, ps.size_vram, input.runners));
+    let gpu_layers = input.runner.and_then(|r| r.args().gpu_layers);
+    let baseline = runtime_baseline(input.gpu);
+
     let below_tol = ((ps.size_vram as f64 * BELOW_FRAC) as u64).max(BELOW_MIN);
     let above_tol = ((ps.size_vram as f64 * BELOW_FRAC) as u64).max(ABOVE_MIN);
     let near_zero = NEAR_ZERO.min(ps.size_vram / 4).max(MIB);
 
     let mut placement = ps_placement;
-    let mut contradiction = false;
     let nvml_agrees = match runner_gpu {
         Some(b) if ps.size_vram == 0 => {
             let agrees = b <= CPU_RUNNER_GPU_MAX;
@@ -192,31 +340,68 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
             Some(agrees)
         }
         Some(b) => {
-            if b + below_tol < ps.size_vram {
-                placement = if b <= near_zero {
-                    Placement::Cpu
-                } else if ps.size > 0 {
-                    let cpu = ((ps.size.saturating_sub(b)) as f64 / ps.size as f64 * 100.0).round();
-                    Placement::Partial {
-                        cpu_pct: cpu.clamp(1.0, 99.0) as u8,
-                    }
-                } else {
-                    Placement::Unknown
-                };
+            // The runtime baseline is the runner's, not the model's.
+            let model_bytes = b.saturating_sub(baseline);
+            if model_bytes + below_tol < ps.size_vram {
+                placement = share_placement(model_bytes, ps.size, near_zero);
                 Some(false)
             } else {
-                Some(b <= ps.size_vram + above_tol)
+                Some(b <= ps.size_vram + baseline + above_tol)
             }
         }
-        None if input.gpu.is_ok() && ps.size_vram > 0 && !input.gpu.gpus.is_empty() => {
-            // No runner figure, but the GPUs together do not even hold what ps claims.
-            let used: u64 = input.gpu.gpus.iter().map(|g| g.memory_used).sum();
-            (used + below_tol < ps.size_vram).then_some(false)
+        None if input.runner.is_none()
+            && input.gpu.is_ok()
+            && ps.size_vram > 0
+            && !input.gpu.gpus.is_empty() =>
+        {
+            // No runner: only memory nobody else holds can be the model's.
+            let could_be_ours = unattributed_gpu_bytes(input.gpu, input.runners);
+            if could_be_ours + below_tol < ps.size_vram {
+                placement = share_placement(could_be_ours, ps.size, near_zero);
+                if placement.is_full_gpu() {
+                    placement = Placement::Unknown;
+                }
+                Some(false)
+            } else {
+                placement = match ps_placement {
+                    Placement::Gpu => Placement::Unverified {
+                        reason: UnverifiedReason::NoRunner,
+                    },
+                    p => p,
+                };
+                None
+            }
         }
         None => None,
     };
-    if nvml_agrees == Some(false) {
-        contradiction = true;
+    let mut contradiction = nvml_agrees == Some(false);
+
+    // What the runner was told beats what ps computed: `-ngl 0` is CPU only, and fewer
+    // layers than the model has leaves the rest on the CPU (fact sheet §6; Ollama passes no
+    // -ngl in automatic mode).
+    if let Some(n) = gpu_layers.filter(|n| *n >= 0) {
+        let argv = match input.block_count.filter(|b| *b > 0) {
+            _ if n == 0 => Some(Placement::Cpu),
+            Some(b) if (n as u64) < b => {
+                let cpu = ((b - n as u64) as f64 / b as f64 * 100.0).round();
+                Some(Placement::Partial {
+                    cpu_pct: cpu.clamp(1.0, 99.0) as u8,
+                })
+            }
+            _ => None,
+        };
+        if let Some(argv) = argv {
+            let ps_cpu = ps_placement.cpu_share_pct().unwrap_or(0);
+            let argv_cpu = argv.cpu_share_pct().unwrap_or(0);
+            if argv_cpu > ps_cpu.saturating_add(10) {
+                contradiction = true;
+                // The layer count is exact where memory is rounded, except when memory shows
+                // nothing at all on the GPU (a lost backend holds nothing, whatever -ngl says).
+                if placement != Placement::Cpu {
+                    placement = argv;
+                }
+            }
+        }
     }
 
     let gpu_util = input
@@ -237,6 +422,10 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         // The 100 % GPU figure is a fallback, not a measurement.
         placement = Placement::Unknown;
     }
+    if contradiction && placement.is_full_gpu() {
+        // A contradiction never stands next to "fully on the GPU".
+        placement = Placement::Unknown;
+    }
 
     PlacementReport {
         placement,
@@ -249,12 +438,268 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         cpu_busy_gpu_idle,
         runner_pid,
         runner_gpu_bytes: runner_gpu,
+        runner_gpu_layers: gpu_layers,
+        block_count: input.block_count,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::gpu::{GpuInfo, GpuProcess, NvmlStatus, ProcessKind};
+
+    /// The 2.55 GB, 24-layer model of issue 10's table, as `/api/ps` reported it: 100% GPU.
+    const CLAIM: u64 = 3200 * MIB;
+    const LAYERS: u64 = 24;
+    const PID: u32 = 4242;
+    const BLOB: &str = "/m/blobs/sha256-aa";
+
+    fn ps(size: u64, size_vram: u64) -> PsModel {
+        PsModel {
+            name: "tiny:latest".into(),
+            model: "tiny:latest".into(),
+            size,
+            size_vram,
+            ..PsModel::default()
+        }
+    }
+
+    fn runner(ngl: Option<u32>) -> Runner {
+        let mut cmdline: Vec<String> = ["llama-server", "--model", BLOB, "--port", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(n) = ngl {
+            cmdline.extend(["-ngl".to_owned(), n.to_string()]);
+        }
+        Runner {
+            pid: PID,
+            exe: "llama-server".into(),
+            model_path: BLOB.into(),
+            cmdline,
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+        }
+    }
+
+    /// One 140 GiB GPU holding `procs` (pid, name, bytes) and nothing else.
+    fn gpu(procs: &[(u32, &str, u64)]) -> GpuSnapshot {
+        let used: u64 = procs.iter().map(|p| p.2).sum::<u64>() + 4 * MIB;
+        GpuSnapshot {
+            nvml: NvmlStatus::Ok,
+            driver_version: None,
+            gpus: vec![GpuInfo {
+                index: 0,
+                name: "NVIDIA H200".into(),
+                uuid: None,
+                memory_total: 140 << 30,
+                memory_used: used,
+                memory_free: (140 << 30) - used,
+                utilization_gpu: Some(0),
+                utilization_memory: Some(0),
+                processes: procs
+                    .iter()
+                    .map(|(pid, name, b)| GpuProcess {
+                        pid: *pid,
+                        name: (*name).into(),
+                        used_memory: Some(*b),
+                        kind: ProcessKind::Compute,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn judge(
+        ps: &PsModel,
+        runner: Option<&Runner>,
+        gpu: &GpuSnapshot,
+        scope: &Scope,
+    ) -> PlacementReport {
+        let runners: Vec<Runner> = runner.into_iter().cloned().collect();
+        assess(&PlacementInput {
+            ps,
+            runner,
+            runners: &runners,
+            gpu,
+            model_file_size: None,
+            block_count: Some(LAYERS),
+            scope,
+        })
+    }
+
+    #[test]
+    fn issue_table_rows_by_runner_memory_alone() {
+        // No -ngl in the argv (Ollama's automatic mode): the runtime baseline is subtracted.
+        let p = ps(CLAIM, CLAIM);
+        let r = runner(None);
+        let local = Scope::Local;
+        let all = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &local,
+        );
+        assert_eq!(all.placement, Placement::Gpu);
+        assert!(!all.contradiction);
+
+        let none = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &local,
+        );
+        assert_eq!(none.placement, Placement::Cpu, "{none:?}");
+        assert!(none.contradiction);
+
+        let half = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 2124 * MIB)]),
+            &local,
+        );
+        let Placement::Partial { cpu_pct } = half.placement else {
+            panic!("{half:?}")
+        };
+        assert!(
+            (40..=60).contains(&cpu_pct),
+            "about half on the CPU: {cpu_pct}"
+        );
+        assert!(half.contradiction);
+    }
+
+    #[test]
+    fn issue_table_rows_by_runner_argv() {
+        let p = ps(CLAIM, CLAIM);
+        let local = Scope::Local;
+        let all = judge(
+            &p,
+            Some(&runner(Some(99))),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &local,
+        );
+        assert_eq!(all.placement, Placement::Gpu);
+        assert_eq!(all.runner_gpu_layers, Some(99));
+
+        let none = judge(
+            &p,
+            Some(&runner(Some(0))),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &local,
+        );
+        assert_eq!(none.placement, Placement::Cpu);
+        assert!(none.contradiction);
+
+        // 12 of 24 layers: half the model on the CPU, whatever the memory rounding says.
+        let half = judge(
+            &p,
+            Some(&runner(Some(12))),
+            &gpu(&[(PID, "llama-server", 2124 * MIB)]),
+            &local,
+        );
+        assert_eq!(
+            half.placement,
+            Placement::Partial { cpu_pct: 50 },
+            "{half:?}"
+        );
+        assert!(half.contradiction);
+    }
+
+    #[test]
+    fn no_runner_and_gpus_cannot_hold_the_claim_is_cpu() {
+        // An idle GPU, or one whose memory is all another process's.
+        for procs in [vec![], vec![(777u32, "python3", 60u64 << 30)]] {
+            let r = judge(&ps(CLAIM, CLAIM), None, &gpu(&procs), &Scope::Local);
+            assert_eq!(r.placement, Placement::Cpu, "{procs:?}: {r:?}");
+            assert!(r.contradiction);
+            assert_eq!(r.nvml_agrees, Some(false));
+        }
+    }
+
+    #[test]
+    fn no_runner_but_gpus_could_hold_it_is_unverified() {
+        // Memory nobody can be told apart from (an unreadable name: another pid namespace).
+        let g = gpu(&[(91_000, "", 3300 * MIB)]);
+        let r = judge(&ps(CLAIM, CLAIM), None, &g, &Scope::Local);
+        assert_eq!(
+            r.placement,
+            Placement::Unverified {
+                reason: UnverifiedReason::NoRunner
+            }
+        );
+        assert!(!r.contradiction);
+        assert_eq!(r.cpu_share_pct, None);
+    }
+
+    #[test]
+    fn an_unrelated_process_never_turns_cpu_into_gpu() {
+        let p = ps(CLAIM, CLAIM);
+        let r = runner(None);
+        let before = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB)]),
+            &Scope::Local,
+        );
+        assert_eq!(before.placement, Placement::Cpu);
+        let after = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 592 * MIB), (777, "python3", 60 << 30)]),
+            &Scope::Local,
+        );
+        assert_eq!(after.placement, Placement::Cpu, "{after:?}");
+        // The runner is not listed at all (e.g. its GPU context failed): still not credited.
+        let unlisted = judge(
+            &p,
+            Some(&r),
+            &gpu(&[(777, "python3", 60 << 30)]),
+            &Scope::Local,
+        );
+        assert_eq!(unlisted.placement, Placement::Cpu, "{unlisted:?}");
+        // No runner found: the 60 GiB are someone else's.
+        let no_runner = judge(&p, None, &gpu(&[(777, "python3", 60 << 30)]), &Scope::Local);
+        assert_eq!(no_runner.placement, Placement::Cpu, "{no_runner:?}");
+    }
+
+    #[test]
+    fn remote_is_never_cross_checked() {
+        // This machine's idle GPU and a stray runner say nothing about a remote server.
+        let r = runner(Some(0));
+        let rep = judge(&ps(CLAIM, CLAIM), Some(&r), &gpu(&[]), &Scope::Remote);
+        assert_eq!(
+            rep.placement,
+            Placement::Unverified {
+                reason: UnverifiedReason::Remote
+            }
+        );
+        assert!(!rep.contradiction);
+        assert_eq!(rep.nvml_agrees, None);
+        assert_eq!(rep.runner_pid, None);
+        // A CPU or partial claim already says "not fully on the GPU" and stands.
+        let cpu = judge(&ps(CLAIM, 0), None, &gpu(&[]), &Scope::Remote);
+        assert_eq!(cpu.placement, Placement::Cpu);
+        assert_eq!(
+            serde_json::to_string(&rep.placement).unwrap(),
+            r#"{"kind":"unverified","reason":"remote"}"#
+        );
+    }
+
+    #[test]
+    fn a_contradiction_never_reads_as_full_gpu() {
+        // All memory there, but the runner burns cores while the GPU idles.
+        let mut r = runner(None);
+        r.cpu_percent = 750.0;
+        let rep = judge(
+            &ps(CLAIM, CLAIM),
+            Some(&r),
+            &gpu(&[(PID, "llama-server", 3556 * MIB)]),
+            &Scope::Local,
+        );
+        assert!(rep.contradiction);
+        assert!(!rep.placement.is_full_gpu(), "{rep:?}");
+    }
 
     #[test]
     fn ollama_ps_rule_exactly() {

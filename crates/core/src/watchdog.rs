@@ -30,6 +30,7 @@ use crate::ollama::env::OllamaEnv;
 use crate::ollama::types::{Options, PsModel, ShowResponse, TagModel, is_embedding_only};
 use crate::placement::Placement;
 use crate::profile::ModelProfile;
+use crate::scope::Scope;
 use crate::warm::{KeepWarm, WarmAction, WarmObservation, WarmReason};
 
 /// How often and how loudly the watchdog works.
@@ -45,6 +46,9 @@ pub struct WatchdogSettings {
     pub alert: AlertSettings,
     /// Warm the model as soon as the watchdog starts.
     pub warm_on_start: bool,
+    /// Where GPU facts come from; `None` resolves it from the Ollama URL at start-up
+    /// ([`crate::scope::resolve`]). An agent sets [`Scope::Agent`] here.
+    pub scope: Option<Scope>,
 }
 
 impl Default for WatchdogSettings {
@@ -56,6 +60,7 @@ impl Default for WatchdogSettings {
             alerts_enabled: true,
             alert: AlertSettings::default(),
             warm_on_start: true,
+            scope: None,
         }
     }
 }
@@ -75,6 +80,7 @@ impl WatchdogSettings {
                 min_cpu_pct: config.alerts.min_cpu_pct,
             },
             warm_on_start: config.watchdog.rewarm,
+            scope: None,
         }
     }
 }
@@ -280,6 +286,7 @@ pub fn spawn(
         loaded_ctx: None,
         rescan: Rescan::default(),
         loads: LoadHistory::new(),
+        scope: Scope::Local,
     };
     tokio::spawn(run(state, rx, warm_done_rx, cancel.clone()));
     WatchdogHandle {
@@ -333,6 +340,8 @@ struct State {
     rescan: Rescan,
     /// `/api/ps` history for reload-thrash and keep_alive findings.
     loads: LoadHistory,
+    /// Resolved once at start-up (and again when Ollama comes back after an outage).
+    scope: Scope,
 }
 
 /// When to scan the whole process table for runners. A full scan reads every process of the
@@ -383,6 +392,7 @@ async fn run(
     mut warm_done: mpsc::Receiver<WarmDone>,
     cancel: CancellationToken,
 ) {
+    state.resolve_scope().await;
     let mut interval = tokio::time::interval(state.settings.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if state.settings.warm_on_start {
@@ -459,6 +469,13 @@ async fn run(
 }
 
 impl State {
+    async fn resolve_scope(&mut self) {
+        self.scope = match &self.settings.scope {
+            Some(s) => s.clone(),
+            None => crate::scope::resolve(self.client.base_url()).await,
+        };
+    }
+
     fn publish(&self, event: Event) {
         // No subscriber is fine: the watch channel still holds the latest snapshot.
         let _ = self.events.send(event);
@@ -657,8 +674,13 @@ impl State {
         }
         self.refresh_metadata(&ps).await;
         let rescan = self.rescan.needed(now, &ps);
-        let view = self.machine.observe(rescan).await;
-        if rescan {
+        let view = if self.scope.has_gpu_facts() {
+            self.machine.observe(rescan).await
+        } else {
+            // Never even read this machine's GPU for a server elsewhere.
+            MachineView::none("Ollama runs on another machine (remote scope)")
+        };
+        if view.full_scan {
             self.rescan.done(now, &ps);
         }
         self.rescan.unmatched = ps.iter().any(|m| {
@@ -687,6 +709,7 @@ impl State {
             request_options: Some(self.profile.load_options()),
             server_version: self.version.as_deref(),
             history: Some(&self.loads),
+            scope: &self.scope,
         };
         let diagnoses = diagnose::diagnose(&obs);
 
@@ -731,6 +754,7 @@ impl State {
             });
         }
         let mut snap = Snapshot::initial(self.client.base_url(), &self.profile.model);
+        snap.scope = self.scope.clone();
         snap.ollama = OllamaState::Down { reason };
         snap.verdict = Verdict::Down;
         snap.headline = format!("{} · Ollama down", self.profile.model);
@@ -756,8 +780,10 @@ impl State {
             Err(_) => "unknown".to_owned(),
         };
         self.version = Some(version.clone());
-        // A restarted server may have other models and digests; ask again.
+        // A restarted server may have other models and digests; ask again. Its name may also
+        // point elsewhere now.
         self.show_digest.clear();
+        self.resolve_scope().await;
         self.publish(Event::OllamaUp { version });
     }
 
@@ -861,12 +887,7 @@ impl State {
         let verdict = match diag {
             _ if self.warming.is_some() && ours.is_none() => Verdict::Warming,
             None => Verdict::NotLoaded,
-            Some(d) => match d.placement.placement {
-                Placement::Gpu => Verdict::Gpu,
-                Placement::Partial { cpu_pct } => Verdict::Partial { cpu_pct },
-                Placement::Cpu => Verdict::Cpu,
-                Placement::Unknown => Verdict::Unknown,
-            },
+            Some(d) => Verdict::from_placement(d.placement.placement),
         };
         let diag = diag.or_else(|| diagnoses.iter().find(|d| d.model == self.profile.model));
         (verdict, diag)
@@ -892,8 +913,12 @@ impl State {
             Verdict::NotLoaded => "not loaded".to_owned(),
             Verdict::Down => "Ollama down".to_owned(),
             Verdict::Unknown => "placement unchecked".to_owned(),
+            Verdict::Unverified { .. } => "GPU unverified".to_owned(),
         };
         let mut headline = format!("{} · {placement_text}", self.profile.model);
+        if self.scope != Scope::Local {
+            headline.push_str(&format!(" · {} server", self.scope));
+        }
         if let Some(vram) = alerts::vram_line(view) {
             headline.push_str(" · ");
             headline.push_str(&vram);
@@ -930,6 +955,7 @@ impl State {
         Snapshot {
             at: wall,
             url: self.client.base_url().to_owned(),
+            scope: self.scope.clone(),
             ollama: OllamaState::Up {
                 version: self.version.clone().unwrap_or_default(),
             },
@@ -963,6 +989,7 @@ impl State {
             .map(|l| l.view.gpu.clone())
             .unwrap_or_else(|| crate::gpu::GpuSnapshot::unavailable("no tick yet"));
         let mut b = CaptureBundle::new(self.client.base_url(), gpu);
+        b.scope = self.scope.clone();
         if let Some(last) = &self.last {
             b.captured_at = last.at;
             b.ps.models = last.ps.clone();

@@ -65,3 +65,35 @@ fn new_bundle_is_stamped_with_format_and_version() {
     assert_eq!(j["gpu"]["nvml"]["reason"], "no driver");
     assert!(CaptureBundle::from_json(&b.to_json().unwrap()).is_ok());
 }
+
+#[test]
+fn bundles_before_the_scope_load_as_local_and_new_ones_carry_it() {
+    use yollayah_core::capture::MINOR_VERSION;
+    use yollayah_core::placement::{Placement, UnverifiedReason};
+    use yollayah_core::scope::Scope;
+
+    // The fixtures predate the scope (minor version 0): captured next to their server.
+    let text = std::fs::read_to_string(fixture("full_gpu.json")).unwrap();
+    assert!(!text.contains("\"scope\""));
+    let old = CaptureBundle::from_json(&text).unwrap();
+    assert_eq!((old.scope.clone(), old.minor_version), (Scope::Local, 0));
+    let local = diagnose(&old.observation());
+    assert_eq!(local[0].placement.placement, Placement::Gpu);
+
+    // The same facts marked remote: the GPU in the bundle is not the server's.
+    let mut remote = old.clone();
+    remote.scope = Scope::Remote;
+    remote.minor_version = MINOR_VERSION;
+    let json = remote.to_json().unwrap();
+    assert!(json.contains("\"minor_version\": 1"), "{json}");
+    let back = CaptureBundle::from_json(&json).unwrap();
+    assert_eq!(back.scope, Scope::Remote);
+    let d = diagnose(&back.observation());
+    assert_eq!(
+        d[0].placement.placement,
+        Placement::Unverified {
+            reason: UnverifiedReason::Remote
+        }
+    );
+    assert_eq!(d[0].placement.nvml_agrees, None);
+}

@@ -72,3 +72,79 @@ fn finds_runner_with_model_and_ignores_discovery_process() {
     drop(with_model);
     drop(discovery);
 }
+
+fn fake_runner(exe: &std::path::Path, blob: &str, script: &str) -> Kill {
+    Kill(
+        Command::new(exe)
+            .args(["-c", script, "--model", blob, "--port", "1"])
+            .spawn()
+            .expect("spawn a stand-in runner"),
+    )
+}
+
+/// Between full scans only known runners are refreshed; a known runner that exits and is
+/// replaced (same blob, new pid) is found by the full scan that `refresh_known` then runs
+/// itself, in the same call.
+#[test]
+fn a_replaced_runner_is_found_by_the_next_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("llama-server");
+    std::os::unix::fs::symlink("/bin/sh", &exe).unwrap();
+    let blob = format!("/tmp/x/blobs/sha256-{}", "cd".repeat(32));
+    let first = fake_runner(&exe, &blob, "sleep 30; true");
+    let old = first.0.id();
+
+    let mut scanner = RunnerScanner::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scanner.scan().iter().any(|r| r.pid == old) {
+        assert!(Instant::now() < deadline, "first runner never seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let scans = scanner.full_scans();
+    assert!(scanner.refresh_known().iter().any(|r| r.pid == old));
+    assert_eq!(
+        scanner.full_scans(),
+        scans,
+        "a quiet refresh reads known pids only"
+    );
+
+    drop(first);
+    let second = fake_runner(&exe, &blob, "sleep 30; true");
+    let new = second.0.id();
+    let runners = scanner.refresh_known();
+    assert!(
+        runners.iter().any(|r| r.pid == new && r.model_path == blob),
+        "replacement not found: {runners:?}"
+    );
+    assert!(runners.iter().all(|r| r.pid != old));
+    assert_eq!(scanner.full_scans(), scans + 1, "exactly one full scan");
+    drop(second);
+}
+
+/// CPU use is a rate over an interval: a busy runner sampled twice reads well above 0.
+#[test]
+fn cpu_use_is_measured_over_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("llama-server");
+    std::os::unix::fs::symlink("/bin/sh", &exe).unwrap();
+    let blob = format!("/tmp/x/blobs/sha256-{}", "ef".repeat(32));
+    let busy = fake_runner(&exe, &blob, "while :; do :; done");
+    let pid = busy.0.id();
+    // sysinfo treats a process with no CPU time at all as "first seen"; a real runner has
+    // run for a while when we look.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut scanner = RunnerScanner::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scanner.scan().iter().any(|r| r.pid == pid) {
+        assert!(Instant::now() < deadline, "busy runner never seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(yollayah_core::machine::CPU_SAMPLE_INTERVAL);
+    let r = scanner
+        .refresh_known()
+        .into_iter()
+        .find(|r| r.pid == pid)
+        .expect("still there");
+    assert!(r.cpu_percent > 20.0, "cpu {}", r.cpu_percent);
+    drop(busy);
+}

@@ -166,10 +166,12 @@ pub(crate) fn gpu_view(shared: &Shared) -> GpuView {
                 .filter(|m| m.blob_path == r.model.blob_path)
                 .map(|m| m.name.clone())
                 .collect();
-            let real = if backend_lost || st.ps_lies_for(r, &sharing) {
+            // A runner with any layer on its GPU also holds the CUDA runtime there; one whose
+            // GPU backend is gone holds nothing at all.
+            let real = if backend_lost || st.ps_lies_for(r, &sharing) || r.size_vram == 0 {
                 0
             } else {
-                r.size_vram
+                r.size_vram + sc.runtime_baseline_mib * MIB
             };
             (r, real)
         })
@@ -242,7 +244,7 @@ pub(crate) fn gpu_view(shared: &Shared) -> GpuView {
             let cpu_share = if r.size == 0 {
                 1.0
             } else {
-                1.0 - (*real as f64 / r.size as f64)
+                1.0 - ((*real).min(r.size_vram) as f64 / r.size as f64)
             };
             let cpu_percent = if r.generating > 0 {
                 if cpu_share > 0.01 {
@@ -286,7 +288,7 @@ pub(crate) fn gpu_view(shared: &Shared) -> GpuView {
                 model_path: Some(r.model.blob_path.clone()),
                 cmdline,
                 cpu_percent,
-                rss_bytes: r.size.saturating_sub(*real) + 310 * MIB,
+                rss_bytes: r.size.saturating_sub((*real).min(r.size_vram)) + 310 * MIB,
             }
         })
         .collect();

@@ -205,6 +205,13 @@ impl SimHandle {
             .collect()
     }
 
+    /// The runner process of `model` dies and a new one starts for the same blob: a new pid,
+    /// `/api/ps` unchanged. Returns `(old pid, new pid)`, or `None` when it is not loaded.
+    pub fn replace_runner(&self, model: &str) -> Option<(u32, u32)> {
+        let mut st = self.shared.lock();
+        st.replace_runner_pid(model)
+    }
+
     /// The server goes away: the listener closes and open connections are dropped.
     pub async fn stop(&self) {
         if let Some(running) = self.shared.server.lock().await.take() {

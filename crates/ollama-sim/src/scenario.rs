@@ -153,6 +153,11 @@ pub struct Scenario {
     /// Compute buffers that go with a runner, on the GPU when any layer is offloaded.
     #[serde(default = "default_overhead")]
     pub compute_overhead_mib: u64,
+    /// GPU memory a runner process holds beyond what `/api/ps` counts (CUDA context and
+    /// runtime buffers), shown in the GPU view only. Measured with a CUDA llama-server and 0
+    /// layers on an H200: 520–592 MiB.
+    #[serde(default = "default_runtime_baseline")]
+    pub runtime_baseline_mib: u64,
     /// `OLLAMA_KEEP_ALIVE` (Go duration or bare seconds; negative = forever).
     #[serde(default = "default_keep_alive")]
     pub default_keep_alive: String,
@@ -213,6 +218,7 @@ impl Default for Scenario {
             max_loaded_models: default_max_loaded(),
             fit_margin_mib: default_fit_margin(),
             compute_overhead_mib: default_overhead(),
+            runtime_baseline_mib: default_runtime_baseline(),
             default_keep_alive: default_keep_alive(),
             load_ms: default_load_ms(),
             tokens_per_second: default_tps(),
@@ -356,6 +362,10 @@ fn default_max_loaded() -> usize {
 fn default_fit_margin() -> u64 {
     1024
 }
+fn default_runtime_baseline() -> u64 {
+    560
+}
+
 fn default_overhead() -> u64 {
     384
 }

@@ -132,6 +132,16 @@ impl State {
         }
     }
 
+    /// Gives the runner of `model` a new pid, as if it had been restarted.
+    pub fn replace_runner_pid(&mut self, model: &str) -> Option<(u32, u32)> {
+        let new = self.next_pid;
+        let r = self.runners.iter_mut().find(|r| r.model.name == model)?;
+        self.next_pid += 7;
+        let old = r.pid;
+        r.pid = new;
+        Some((old, new))
+    }
+
     /// Drops idle runners whose keep-alive ran out (evaluated lazily on every access).
     pub fn expire(&mut self, now: Duration) {
         self.runners

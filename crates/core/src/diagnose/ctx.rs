@@ -346,6 +346,8 @@ fn not_loaded_report() -> PlacementReport {
         cpu_busy_gpu_idle: false,
         runner_pid: None,
         runner_gpu_bytes: None,
+        runner_gpu_layers: None,
+        block_count: None,
     }
 }
 
@@ -635,8 +637,13 @@ impl<'a> Ctx<'a> {
             Some(p) => placement::assess(&placement::PlacementInput {
                 ps: p,
                 runner,
+                runners: obs.runners,
                 gpu: obs.gpu,
                 model_file_size: tag_size(obs, name),
+                block_count: show
+                    .and_then(|s| memory::model_shape(&s.model_info, key))
+                    .map(|s| s.block_count),
+                scope: obs.scope,
             }),
             None => not_loaded_report(),
         };

@@ -31,6 +31,7 @@ pub enum Code {
     NvidiaDriverMissing,
     GpuArchUnsupported,
     GpusHidden,
+    PlacementUnverified,
 }
 
 impl Code {
@@ -61,6 +62,7 @@ impl Code {
             Code::NvidiaDriverMissing => "NVIDIA_DRIVER_MISSING",
             Code::GpuArchUnsupported => "GPU_ARCH_UNSUPPORTED",
             Code::GpusHidden => "GPUS_HIDDEN",
+            Code::PlacementUnverified => "PLACEMENT_UNVERIFIED",
         }
     }
 }

@@ -25,11 +25,20 @@ use time::OffsetDateTime;
 pub use finding::{Code, Evidence, EvidenceValue, Finding, Severity};
 pub use history::LoadHistory;
 
-use crate::gpu::{GpuSnapshot, Runner};
+use crate::gpu::{GpuSnapshot, NvmlStatus, Runner};
 use crate::ollama::env::OllamaEnv;
 use crate::ollama::types::{Options, PsModel, ShowResponse, TagModel};
 use crate::placement::PlacementReport;
+use crate::scope::Scope;
 use ctx::{Ctx, show_blob};
+
+/// What a remote-scope diagnosis sees of the GPU: nothing (and no complaint about NVML,
+/// which is this machine's and beside the point).
+static NO_GPU_FACTS: GpuSnapshot = GpuSnapshot {
+    nvml: NvmlStatus::Ok,
+    driver_version: None,
+    gpus: Vec::new(),
+};
 
 /// Everything a diagnosis reads, borrowed. Build it from a bundle with
 /// [`crate::capture::CaptureBundle::observation`], or directly from live data.
@@ -53,6 +62,8 @@ pub struct Observation<'a> {
     pub server_version: Option<&'a str>,
     /// Loads, reloads and expiries seen over the last ticks (reload thrash, keep_alive).
     pub history: Option<&'a LoadHistory>,
+    /// Where `gpu` and `runners` come from. Remote: they are ignored, whatever they hold.
+    pub scope: &'a Scope,
 }
 
 /// The verdict for one model.
@@ -80,6 +91,18 @@ impl ModelDiagnosis {
 
 /// Diagnoses every loaded model, then every requested model that is not loaded.
 pub fn diagnose(obs: &Observation<'_>) -> Vec<ModelDiagnosis> {
+    // This machine's GPU and processes say nothing about a remote server's model.
+    let remote;
+    let obs = if obs.scope.has_gpu_facts() {
+        obs
+    } else {
+        remote = Observation {
+            gpu: &NO_GPU_FACTS,
+            runners: &[],
+            ..*obs
+        };
+        &remote
+    };
     let mut out = Vec::with_capacity(obs.ps.len() + obs.requested_models.len());
     let mut key = String::with_capacity(64);
     for ps in obs.ps {

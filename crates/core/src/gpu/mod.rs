@@ -7,7 +7,9 @@ pub mod runners;
 pub mod snapshot;
 
 pub use nvml::{NvmlFailure, NvmlProbe};
-pub use runners::{Runner, RunnerScanner, blob_path_from_modelfile, parse_runner_cmdline};
+pub use runners::{
+    Runner, RunnerScanner, blob_path_from_modelfile, parse_runner_cmdline, runner_identity_changed,
+};
 pub use snapshot::{GpuInfo, GpuProcess, GpuSnapshot, NvmlStatus, ProcessKind, SnapshotProbe};
 
 /// A source of GPU snapshots. Implementations are synchronous and cheap (the NVML one takes

@@ -130,6 +130,19 @@ pub fn blob_path_from_modelfile(modelfile: &str) -> Option<&str> {
 pub struct RunnerScanner {
     sys: Option<System>,
     candidates: Vec<Pid>,
+    /// The runners of the last answer, to notice one vanishing or changing its model.
+    known: Vec<Runner>,
+    full_scans: u64,
+}
+
+/// Whether a runner of `known` is gone from `now` or runs another `--model` there. A runner
+/// that exits and is replaced (same blob, new pid) is only found by a full scan, so this is
+/// when one must run, in the same tick.
+pub fn runner_identity_changed(known: &[Runner], now: &[Runner]) -> bool {
+    known.iter().any(|k| {
+        !now.iter()
+            .any(|n| n.pid == k.pid && n.model_path == k.model_path)
+    })
 }
 
 impl Default for RunnerScanner {
@@ -144,6 +157,8 @@ impl RunnerScanner {
         RunnerScanner {
             sys: System::new().ok(),
             candidates: Vec::new(),
+            known: Vec::new(),
+            full_scans: 0,
         }
     }
 
@@ -153,6 +168,7 @@ impl RunnerScanner {
         let Some(sys) = self.sys.as_mut() else {
             return Vec::new();
         };
+        self.full_scans += 1;
         // Pass 1 reads only names for every process; pass 2 (in `collect`) reads argv, CPU and
         // memory for the few whose name can be a runner.
         sys.refresh_processes_specifics(
@@ -167,13 +183,16 @@ impl RunnerScanner {
                 .filter(|(_, p)| maybe_runner_name(p.name()))
                 .map(|(pid, _)| *pid),
         );
-        self.collect()
+        let runners = self.collect();
+        self.known.clone_from(&runners);
+        runners
     }
 
-    /// The runners found by the last [`scan`](Self::scan), with fresh CPU and memory figures;
-    /// runners that exited are dropped. It touches only those few processes, so the watchdog
-    /// can call it on every tick and leave full scans for when the set of loaded models
-    /// changes (a full scan reads every process of the machine).
+    /// The runners found by the last [`scan`](Self::scan), with fresh CPU and memory figures.
+    /// It touches only those few processes, so the watchdog can call it on every tick and
+    /// leave full scans for when the set of loaded models changes (a full scan reads every
+    /// process of the machine). When a known runner exited or changed its `--model` (a
+    /// replaced runner has a new pid), a full scan runs right away instead.
     pub fn refresh_known(&mut self) -> Vec<Runner> {
         let runners = self.collect();
         if let Some(sys) = self.sys.as_ref() {
@@ -181,7 +200,16 @@ impl RunnerScanner {
             // exited is gone from `sys` and is forgotten here too.
             self.candidates.retain(|pid| sys.process(*pid).is_some());
         }
+        if runner_identity_changed(&self.known, &runners) {
+            return self.scan();
+        }
+        self.known.clone_from(&runners);
         runners
+    }
+
+    /// How many full scans of the process table ran so far (bench and test figure).
+    pub fn full_scans(&self) -> u64 {
+        self.full_scans
     }
 
     /// Whether the last scan found a process that could be a runner at all.

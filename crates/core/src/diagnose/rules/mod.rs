@@ -23,6 +23,7 @@ pub(crate) type Rule = fn(&Ctx<'_>) -> Option<Finding>;
 /// Every rule, in tie-break order. Truth checks first (what is really on the GPU), then
 /// switches that force the CPU, then memory, then reloads.
 pub(crate) const RULES: &[(Code, Rule)] = &[
+    (Code::PlacementUnverified, truth::placement_unverified),
     (Code::DriverLibraryMismatch, truth::driver_library_mismatch),
     (Code::NvidiaDriverMissing, truth::nvidia_driver_missing),
     (Code::NvmlUnavailable, truth::nvml_unavailable),

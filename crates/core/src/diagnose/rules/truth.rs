@@ -4,6 +4,35 @@
 use super::super::ctx::Ctx;
 use super::super::finding::{Code, Evidence, Finding, Severity};
 use crate::gpu::{NvmlFailure, NvmlStatus};
+use crate::placement::Placement;
+
+/// `PLACEMENT_UNVERIFIED`: `/api/ps` claims GPU memory that nothing here can check (a remote
+/// server, or no runner process found while the GPUs could hold the claim).
+pub(crate) fn placement_unverified(cx: &Ctx<'_>) -> Option<Finding> {
+    let Placement::Unverified { reason } = cx.report.placement else {
+        return None;
+    };
+    if !cx.loaded {
+        return None;
+    }
+    let mut x = Finding::new(
+        Code::PlacementUnverified,
+        Severity::Warning,
+        95,
+        format!(
+            "ollama ps says {}, but it cannot be checked: {}",
+            cx.report.ps_processor,
+            reason.text()
+        ),
+        reason.hint().into(),
+    );
+    x.evidence.push(Evidence::t("scope", cx.obs.scope.label()));
+    if let Some(p) = cx.ps {
+        x.evidence
+            .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+    }
+    Some(x)
+}
 
 fn nvml_reason<'a>(cx: &Ctx<'a>) -> &'a str {
     match &cx.obs.gpu.nvml {
