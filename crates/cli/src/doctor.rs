@@ -103,7 +103,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     }
     if args.from.is_none() {
         let config = globals.load_config()?;
-        if let Some(route) = crate::host::route(globals, &config)? {
+        if let Some(route) = crate::host::route(globals, &config).await? {
             if args.load || args.capture.is_some() {
                 eprintln!(
                     "yollayah: doctor --host on another machine takes neither --load nor --capture: \

@@ -7,33 +7,14 @@
 use serde::Serialize;
 use yollayah_core::agent_client::{AgentClient, RemoteSnapshot, WarmReply};
 use yollayah_core::config::{Config, HostConfig, LOCAL_HOST};
-use yollayah_core::events::OllamaState;
+use yollayah_core::events::{OllamaState, Verdict};
 use yollayah_core::ollama::client::OllamaClient;
-use yollayah_core::placement::Placement;
+use yollayah_core::placement::{Placement, UnverifiedReason};
+use yollayah_core::scope::{self, Scope};
 
 use crate::context::{Globals, client_for};
 use crate::error::Result;
 use crate::exit;
-
-/// Where the facts about a host come from. Serialised exactly as core's observation scope
-/// (`{"kind":"local"}`, `{"kind":"agent","url":…}`, `{"kind":"remote"}`); [`scope_of`] is the
-/// one place that decides it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Scope {
-    Local,
-    Agent { url: String },
-    Remote,
-}
-
-/// The scope of a `[[hosts]]` entry without an agent.
-fn scope_of(host: &HostConfig) -> Scope {
-    if host.is_remote() {
-        Scope::Remote
-    } else {
-        Scope::Local
-    }
-}
 
 /// The `[[hosts]]` entry `--host` names; `None` without `--host` or with `--host local`.
 pub fn named<'c>(globals: &Globals, config: &'c Config) -> Result<Option<&'c HostConfig>> {
@@ -59,55 +40,43 @@ pub enum Route<'c> {
 
 /// The route for `--host`; `None` when the ordinary path applies (no `--host`, `local`, or a
 /// host on this machine without an agent, which NVML here can check).
-pub fn route<'c>(globals: &Globals, config: &'c Config) -> Result<Option<Route<'c>>> {
+pub async fn route<'c>(globals: &Globals, config: &'c Config) -> Result<Option<Route<'c>>> {
     let Some(host) = named(globals, config)? else {
         return Ok(None);
     };
     if let Some(agent) = AgentClient::for_host(host, &config.ollama)? {
         return Ok(Some(Route::Agent { host, agent }));
     }
-    if scope_of(host) == Scope::Remote {
+    if scope::resolve(&host.url).await == Scope::Remote {
         let client = client_for(Some(&host.url), config)?;
         return Ok(Some(Route::Unverified { host, client }));
     }
     Ok(None)
 }
 
-/// The exit code of a verdict word (the `kind` of a verdict or a placement).
-fn code_of(word: &str) -> u8 {
-    match word {
-        "gpu" => exit::OK,
-        "partial" => exit::PARTIAL,
-        "cpu" => exit::CPU,
-        "not_loaded" => exit::NOT_LOADED,
-        "unreachable" => exit::UNREACHABLE,
-        _ => exit::UNKNOWN,
+/// The word and exit code of a verdict, as `doctor` reports them.
+fn verdict_word(v: Verdict) -> (&'static str, u8) {
+    match v {
+        Verdict::Gpu => ("gpu", exit::OK),
+        Verdict::Partial { .. } => ("partial", exit::PARTIAL),
+        Verdict::Cpu => ("cpu", exit::CPU),
+        Verdict::NotLoaded => ("not_loaded", exit::NOT_LOADED),
+        Verdict::Down => ("unreachable", exit::UNREACHABLE),
+        Verdict::Warming => ("warming", exit::UNKNOWN),
+        Verdict::Unknown => ("unknown", exit::UNKNOWN),
+        Verdict::Unverified { .. } => ("unverified", exit::UNKNOWN),
     }
 }
 
-/// The `kind` a verdict or placement serialises with. Read through serde so this module
-/// keeps working whatever states the core adds.
-fn kind_of(v: &impl Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// The agent's verdict on `model` (default: the model it watches) and its exit code.
-fn judge(snap: &RemoteSnapshot, model: Option<&str>) -> (String, u8) {
-    let word = match model {
+fn judge(snap: &RemoteSnapshot, model: Option<&str>) -> (&'static str, u8) {
+    match model {
         Some(m) if m != snap.model => match snap.diagnoses.iter().find(|d| d.model == m) {
-            Some(d) if d.loaded => kind_of(&d.placement.placement),
-            _ => "not_loaded".into(),
+            Some(d) if d.loaded => verdict_word(Verdict::from_placement(d.placement.placement)),
+            _ => verdict_word(Verdict::NotLoaded),
         },
-        _ => match kind_of(&snap.verdict).as_str() {
-            "down" => "unreachable".into(),
-            other => other.to_owned(),
-        },
-    };
-    let code = code_of(&word);
-    (word, code)
+        _ => verdict_word(snap.verdict),
+    }
 }
 
 fn ollama_version(s: &RemoteSnapshot) -> Option<&str> {
@@ -118,17 +87,12 @@ fn ollama_version(s: &RemoteSnapshot) -> Option<&str> {
 }
 
 fn placement_words(p: Placement) -> String {
-    match kind_of(&p).as_str() {
-        "gpu" => "fully on the GPU".into(),
-        "partial" => serde_json::to_value(p)
-            .ok()
-            .and_then(|v| v.get("cpu_pct").and_then(serde_json::Value::as_u64))
-            .map_or_else(
-                || "partly on the CPU".into(),
-                |c| format!("{c}% on the CPU"),
-            ),
-        "cpu" => "on the CPU".into(),
-        other => format!("placement {other}"),
+    match p {
+        Placement::Gpu => "fully on the GPU".into(),
+        Placement::Partial { cpu_pct } => format!("{cpu_pct}% on the CPU"),
+        Placement::Cpu => "on the CPU".into(),
+        Placement::Unknown => "placement unknown".into(),
+        Placement::Unverified { .. } => "on the GPU according to Ollama, UNVERIFIED".into(),
     }
 }
 
@@ -141,7 +105,7 @@ struct AgentReport<'a> {
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     ollama_version: Option<&'a str>,
-    verdict: String,
+    verdict: &'static str,
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     warm: Option<&'a WarmReply>,
@@ -216,7 +180,7 @@ struct UnverifiedModel {
     /// What `ollama ps` prints; nothing here can check it.
     processor: String,
     ps_placement: Placement,
-    placement: &'static str,
+    placement: Placement,
 }
 
 #[derive(Debug, Serialize)]
@@ -267,7 +231,9 @@ async fn unverified(
                 name: m.name.clone(),
                 processor: ps.ps_label(),
                 ps_placement: ps,
-                placement: "unverified",
+                placement: Placement::Unverified {
+                    reason: UnverifiedReason::Remote,
+                },
             }
         })
         .collect();
@@ -345,7 +311,7 @@ struct AgentStatus<'a> {
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'a str>,
-    verdict: String,
+    verdict: &'static str,
     headline: &'a str,
     models: Vec<AgentModel<'a>>,
 }
@@ -474,36 +440,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verdict_words_map_to_the_documented_exit_codes() {
-        for (word, code) in [
-            ("gpu", 0),
-            ("partial", 5),
-            ("cpu", 6),
-            ("not_loaded", 4),
-            ("unreachable", 3),
-            ("unverified", 7),
-            ("warming", 7),
-            ("unknown", 7),
+    fn verdicts_map_to_the_documented_exit_codes() {
+        let remote = UnverifiedReason::Remote;
+        for (v, word, code) in [
+            (Verdict::Gpu, "gpu", 0),
+            (Verdict::Partial { cpu_pct: 40 }, "partial", 5),
+            (Verdict::Cpu, "cpu", 6),
+            (Verdict::NotLoaded, "not_loaded", 4),
+            (Verdict::Down, "unreachable", 3),
+            (Verdict::Unverified { reason: remote }, "unverified", 7),
+            (Verdict::Warming, "warming", 7),
         ] {
-            assert_eq!(code_of(word), code, "{word}");
+            assert_eq!(verdict_word(v), (word, code), "{v:?}");
         }
-        assert_eq!(kind_of(&Placement::Partial { cpu_pct: 40 }), "partial");
-        assert_eq!(
-            placement_words(Placement::Partial { cpu_pct: 40 }),
-            "40% on the CPU"
-        );
-    }
-
-    #[test]
-    fn scope_serialises_like_the_core_scope() {
-        let s = serde_json::to_string(&Scope::Agent {
-            url: "http://10.0.0.2:9811".into(),
-        })
-        .unwrap();
-        assert_eq!(s, r#"{"kind":"agent","url":"http://10.0.0.2:9811"}"#);
-        assert_eq!(
-            serde_json::to_string(&Scope::Remote).unwrap(),
-            r#"{"kind":"remote"}"#
-        );
     }
 }

@@ -29,7 +29,7 @@ pub async fn warm(globals: &Globals, args: WarmArgs) -> Result<u8> {
     let ctx = Context::load(globals)?;
     let persona = ctx.persona()?;
     let profile = ctx.profile(&persona);
-    let route = host::route(globals, &ctx.config)?;
+    let route = host::route(globals, &ctx.config).await?;
     if let Some(Route::Agent { host, agent }) = &route {
         // The agent loads its own model with its own profile, so nothing reloads there later.
         return host::warm_via_agent(host, agent, globals.model.as_deref(), args.json).await;
@@ -78,7 +78,7 @@ pub async fn unload(globals: &Globals, _args: UnloadArgs) -> Result<u8> {
     let ctx = Context::load(globals)?;
     let persona = ctx.persona()?;
     let profile = ctx.profile(&persona);
-    if let Some(Route::Agent { host, agent }) = host::route(globals, &ctx.config)? {
+    if let Some(Route::Agent { host, agent }) = host::route(globals, &ctx.config).await? {
         return host::unload_via_agent(host, &agent, globals.model.as_deref()).await;
     }
     ctx.client.unload(&profile.model).await?;

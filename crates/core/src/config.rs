@@ -91,14 +91,6 @@ impl TryFrom<RawHost> for HostConfig {
     }
 }
 
-impl HostConfig {
-    /// Whether the Ollama server is on another machine: then NVML and the runner processes
-    /// of this machine say nothing about it.
-    pub fn is_remote(&self) -> bool {
-        host::parse_host(&self.url).is_ok_and(|h| !h.is_loopback())
-    }
-}
-
 /// `[ollama]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
