@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh test
 # deps.sh installed Prometheus and Alertmanager: the agent's tests must not skip them here.
 export YOLLAYAH_REQUIRE_PROMETHEUS=1
+# …and Xvfb, dbus-daemon and dunst: `watch --notify`'s test must not skip them either.
+export YOLLAYAH_REQUIRE_DESKTOP=1
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -525,7 +525,7 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
 }
 
 #[test]
-fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_open_starts_the_chat() {
+fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_buttons_act() {
     let rig = rig();
     rig.call("warm", json!({}));
     rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
@@ -540,7 +540,7 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_open_starts_the_chat() {
         "the alert names the cause: {raised:?}"
     );
     assert_eq!(replaces, None);
-    // A lost GPU backend is not fixed by a reload: core offers no fix button, only "Open".
+    // A lost GPU backend is not fixed by warming or reloading the model: no such button.
     let buttons: Vec<&str> = raised.actions.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(buttons, ["open"]);
 
@@ -559,10 +559,32 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_open_starts_the_chat() {
         "one alert and one resolution per incident"
     );
 
-    // The alert's "Open" starts the chat window's process: notifier → dispatch → ChatProcess.
+    // The alert's "Warm model" button, clicked after an unload (which pauses keep-warm), loads
+    // the model: notifier → dispatch → the watchdog's handle.
+    rig.call("unload", json!({}));
+    rig.status_until("the not-loaded verdict", |s| verdict(s) == "not_loaded");
+    let loads = rig.sim.load_count();
+    rig.clicks.send("warm-model".into()).expect("click");
+    rig.status_until("a warm from the notification", |s| verdict(s) == "gpu");
+    assert_eq!(rig.sim.load_count(), loads + 1);
+
+    // "Reload on the GPU" (the button's command) unloads, then loads: one more load.
+    yollayah_tray::dispatch(&rig.shell, AppCommand::ReloadModel);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rig.sim.load_count() < loads + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        rig.sim.load_count(),
+        loads + 2,
+        "the reload loaded the model again"
+    );
+    rig.status_until("back on the GPU after the reload", |s| verdict(s) == "gpu");
+
+    // "Open" (the alert's button, the menu's "Open chat") starts the chat window's process.
     // This rig's "chat binary" is /bin/false, which dies at once: the tray says so (a notice
     // and the status), and does not pretend the window is open.
-    rig.clicks.send("open".into()).expect("click");
+    yollayah_tray::dispatch(&rig.shell, AppCommand::OpenChat);
     let (crashed, _) = rig.next_notice("the chat crash notice");
     assert!(
         crashed.summary.contains("chat window crashed"),
