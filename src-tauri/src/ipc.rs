@@ -98,8 +98,12 @@ pub enum ChatPayload {
         /// Blocks that just became complete.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         html_blocks: Vec<HtmlBlock>,
-        /// Raw text of the still-open last block (show as plain text).
+        /// Raw text of the still-open last block (plain text; for a window that does not
+        /// use `tail_html`).
         tail: String,
+        /// The still-open last block rendered as it reads so far (sanitised), replaced by
+        /// its final HTML once the block completes; empty when the tail is blank.
+        tail_html: String,
     },
     /// Finished normally; `html` is the whole message.
     Done {

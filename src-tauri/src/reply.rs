@@ -36,6 +36,7 @@ impl Relay {
             ChatEvent::Delta { reply, text } => {
                 self.text.push_str(&text);
                 let update = self.renderer.push(&text);
+                let tail = update.tail.to_owned();
                 let html_blocks = update
                     .completed
                     .into_iter()
@@ -44,7 +45,8 @@ impl Relay {
                 ChatPayload::Delta {
                     reply,
                     html_blocks,
-                    tail: update.tail.to_owned(),
+                    tail,
+                    tail_html: self.renderer.tail_html(),
                     text,
                 }
             }
@@ -202,7 +204,8 @@ mod tests {
                 reply: 3,
                 text: "Hello **wor".into(),
                 html_blocks: vec![],
-                tail: "Hello **wor".into()
+                tail: "Hello **wor".into(),
+                tail_html: "<p>Hello **wor</p>\n".into(),
             }
         );
         let d2 = relay.map(ChatEvent::Delta {
@@ -210,7 +213,10 @@ mod tests {
             text: "ld**\n\n<script>x</script>".into(),
         });
         let ChatPayload::Delta {
-            html_blocks, tail, ..
+            html_blocks,
+            tail,
+            tail_html,
+            ..
         } = d2
         else {
             panic!("delta expected");
@@ -219,6 +225,15 @@ mod tests {
         assert_eq!(html_blocks[0].index, 0);
         assert!(html_blocks[0].html.contains("<strong>world</strong>"));
         assert_eq!(tail, "<script>x</script>");
+        // The open block is rendered through the sanitiser too: no script survives.
+        assert!(!tail_html.contains("<script"), "{tail_html}");
+        let ChatPayload::Delta { tail_html, .. } = relay.map(ChatEvent::Delta {
+            reply: 3,
+            text: "\n\nsee **this** now".into(),
+        }) else {
+            panic!("delta expected");
+        };
+        assert!(tail_html.contains("<strong>this</strong>"), "{tail_html}");
         let done = relay.map(ChatEvent::Done {
             reply: 3,
             stats: ReplyStats::default(),

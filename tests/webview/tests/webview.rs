@@ -78,8 +78,9 @@ fn last_reply(app: &App) -> Result<Value> {
     app.js(
         "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
          if (!m) return null;\
-         return {text: m.querySelector('.md').textContent + m.querySelector('.tail').textContent,\
-                 md: m.querySelector('.md').textContent, tail: m.querySelector('.tail').textContent,\
+         const md = m.querySelector('.md:not(.tail-md)').textContent;\
+         const tail = m.querySelector('.tail-md').textContent + m.querySelector('.tail').textContent;\
+         return {text: md + tail, md, tail,\
                  streaming: m.classList.contains('streaming'),\
                  incomplete: m.classList.contains('incomplete'),\
                  meta: m.querySelector('.meta').textContent};",
