@@ -6,9 +6,13 @@
 // sends one, else plain text. Nothing already on screen is re-rendered while a reply
 // streams, so a 200 tok/s stream costs a few small DOM writes per frame whatever the length.
 //
+// Thinking: a model's reasoning trace (`thinking` events) streams into a collapsible
+// "Thinking…" block above the answer, open while it streams and collapsed (with its duration)
+// once the answer starts (`thinking_done`). A stored reply shows its trace collapsed.
+//
 // Safety: the only HTML ever inserted is `html_blocks[].html`, `tail_html`, the `html` of `done`,
 // `failed` and `cancelled`, and a loaded message's `html`, all sanitised in Rust. Everything else (user
-// text, tails, errors, stats) goes through textContent.
+// text, tails, thinking traces, errors, stats) goes through textContent.
 
 import { errorText } from "./ipc.js";
 import { tokPerSec } from "./format.js";
@@ -23,6 +27,14 @@ function el(tag, className, text) {
   if (className) e.className = className;
   if (text != null) e.textContent = text;
   return e;
+}
+
+/** The collapsed thinking block's label. */
+function thoughtFor(ms) {
+  if (typeof ms !== "number" || !(ms >= 0)) return "Thought";
+  if (ms < 1000) return "Thought for less than a second";
+  const s = ms / 1000;
+  return s < 10 ? `Thought for ${s.toFixed(1)} s` : `Thought for ${Math.round(s)} s`;
 }
 
 export class ChatView {
@@ -91,9 +103,19 @@ export class ChatView {
     tail.append(tailText);
     const tailHtml = el("div", "md tail-md");
     const meta = el("div", "meta");
-    m.append(blocks, tailHtml, tail, meta);
+    // Hidden until the first piece of a thinking trace arrives.
+    const thinking = el("details", "thinking");
+    thinking.hidden = true;
+    const thinkingSummary = el("summary", null, "Thinking…");
+    const thinkingBody = el("div", "thinking-text");
+    const thinkingText = document.createTextNode("");
+    thinkingBody.append(thinkingText);
+    thinking.append(thinkingSummary, thinkingBody);
+    m.append(thinking, blocks, tailHtml, tail, meta);
     v = {
       id, el: m, blocks, tail, tailText, tailHtml, meta,
+      thinking, thinkingSummary, thinkingText, thinkRaw: "", thinkingDirty: false,
+      thinkingStarted: 0,
       nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, pendingTailHtml: null,
       raw: "", resync: false,
     };
@@ -113,6 +135,12 @@ export class ChatView {
       case "started":
         this.setStreaming(this.ensureReply(ev.reply), true);
         break;
+      case "thinking":
+        this.onThinking(ev);
+        break;
+      case "thinking_done":
+        this.onThinkingDone(ev);
+        break;
       case "delta":
         this.onDelta(ev);
         break;
@@ -130,8 +158,42 @@ export class ChatView {
     }
   }
 
+  onThinking(ev) {
+    if (typeof ev.text !== "string") return;
+    const v = this.ensureReply(ev.reply);
+    this.setStreaming(v, true);
+    if (v.thinking.hidden) {
+      v.thinking.hidden = false;
+      v.thinking.open = true;
+      v.thinking.classList.add("live");
+      v.thinkingStarted = performance.now();
+    }
+    v.thinkRaw += ev.text;
+    v.thinkingDirty = true;
+    this.markDirty(v);
+  }
+
+  onThinkingDone(ev) {
+    const v = this.ensureReply(ev.reply);
+    this.flushView(v);
+    const ms = typeof ev.ms === "number" ? ev.ms : performance.now() - v.thinkingStarted;
+    this.closeThinking(v, ms);
+  }
+
+  /** Collapses the thinking block (the answer has started) and shows how long it took. */
+  closeThinking(v, ms) {
+    if (v.thinking.hidden || !v.thinking.classList.contains("live")) return;
+    v.thinking.classList.remove("live");
+    v.thinking.open = false;
+    v.thinkingSummary.textContent = thoughtFor(ms);
+  }
+
   onDelta(ev) {
     const v = this.ensureReply(ev.reply);
+    // A backend that sends no `thinking_done`: the first answer text ends the trace.
+    if (v.thinking.classList.contains("live")) {
+      this.closeThinking(v, performance.now() - v.thinkingStarted);
+    }
     this.setStreaming(v, true);
     if (typeof ev.text === "string") v.raw += ev.text;
     if (Array.isArray(ev.html_blocks) && !v.resync) {
@@ -153,6 +215,7 @@ export class ChatView {
   onDone(ev) {
     const v = this.ensureReply(ev.reply);
     this.flushView(v);
+    this.closeThinking(v, performance.now() - v.thinkingStarted);
     const html = typeof ev.html === "string" ? ev.html : null;
     if (html != null) {
       if (!v.resync && html.startsWith(v.htmlSoFar)) {
@@ -183,6 +246,7 @@ export class ChatView {
   onEnded(ev, reason) {
     const v = this.ensureReply(ev.reply);
     this.flushView(v);
+    this.closeThinking(v, performance.now() - v.thinkingStarted);
     this.setStreaming(v, false);
     const partial = typeof ev.partial === "string" ? ev.partial : v.raw;
     this.markIncomplete(v, reason);
@@ -290,6 +354,10 @@ export class ChatView {
       v.tailHtml.innerHTML = v.pendingTailHtml;
       v.pendingTailHtml = null;
     }
+    if (v.thinkingDirty) {
+      v.thinkingText.data = v.thinkRaw;
+      v.thinkingDirty = false;
+    }
     this.dirty.delete(v);
   }
 
@@ -320,6 +388,14 @@ export class ChatView {
         continue;
       }
       const v = this.ensureReply(m.id);
+      if (typeof m.thinking === "string" && m.thinking !== "") {
+        // A stored trace: shown collapsed, as it was once the answer started.
+        v.thinkRaw = m.thinking;
+        v.thinkingText.data = m.thinking;
+        v.thinking.hidden = false;
+        v.thinking.open = false;
+        v.thinkingSummary.textContent = thoughtFor(m.thinking_ms);
+      }
       const html = typeof m.html === "string" ? m.html : null;
       if (typeof html === "string") {
         v.blocks.innerHTML = html;

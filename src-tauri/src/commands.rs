@@ -126,6 +126,8 @@ async fn load_conversation(core: &Core, id: i64) -> Result<Vec<MessageRow>> {
                 status,
                 reason,
                 html,
+                thinking: m.thinking,
+                thinking_ms: m.thinking_ms,
             }
         })
         .collect())

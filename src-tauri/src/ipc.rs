@@ -60,6 +60,12 @@ pub struct MessageRow {
     /// Sanitised HTML of an assistant message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// A reply's stored thinking trace: plain text (show with textContent), never HTML.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// How long the model thought, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_ms: Option<u64>,
 }
 
 /// What `send_message` and `retry_reply` return.
@@ -90,6 +96,11 @@ pub enum ChatPayload {
         user_message: i64,
         reply: i64,
     },
+    /// A piece of a thinking model's reasoning trace, streamed before the answer. Plain,
+    /// untrusted text: the window shows it through textContent only.
+    Thinking { reply: i64, text: String },
+    /// The answer started after `ms` of thinking: the window collapses the trace.
+    ThinkingDone { reply: i64, ms: u64 },
     /// New text.
     Delta {
         reply: i64,

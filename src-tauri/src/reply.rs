@@ -1,11 +1,13 @@
-//! Replies as the chat window sees them: a task per reply runs the core's `ChatEngine::send`,
-//! and each [`ChatEvent`] becomes a `yollayah://chat` payload ([`ChatPayload`]), sent to the
-//! chat window that asked. Deltas carry the Markdown blocks
+//! Replies as the chat window sees them: a task per reply runs the core's
+//! `ChatEngine::send_message`, and each [`ReplyEvent`] becomes a `yollayah://chat` payload
+//! ([`ChatPayload`]), sent to the chat window that asked. A thinking model's trace arrives as
+//! `thinking` payloads (plain text: the window shows it through textContent only), then one
+//! `thinking_done` when the answer starts. Deltas carry the Markdown blocks
 //! that just became complete, already rendered and sanitised, plus the raw open tail, so the
 //! window never parses Markdown or inserts unsanitised HTML.
 
 use tokio::sync::oneshot;
-use yollayah_core::chat::ChatEvent;
+use yollayah_core::chat::{Outgoing, ReplyEvent};
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
@@ -13,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ipc::{ChatPayload, HtmlBlock, Started};
 use crate::startup::{Core, lock};
 
-/// Turns one reply's [`ChatEvent`]s into payloads.
+/// Turns one reply's [`ReplyEvent`]s into payloads.
 #[derive(Debug, Default)]
 pub struct Relay {
     renderer: IncrementalRenderer,
@@ -22,9 +24,9 @@ pub struct Relay {
 
 impl Relay {
     /// The payload for `event`.
-    pub fn map(&mut self, event: ChatEvent) -> ChatPayload {
+    pub fn map(&mut self, event: ReplyEvent) -> ChatPayload {
         match event {
-            ChatEvent::Started {
+            ReplyEvent::Started {
                 conversation,
                 user_message,
                 reply,
@@ -33,7 +35,9 @@ impl Relay {
                 user_message,
                 reply,
             },
-            ChatEvent::Delta { reply, text } => {
+            ReplyEvent::Thinking { reply, text } => ChatPayload::Thinking { reply, text },
+            ReplyEvent::ThinkingDone { reply, ms } => ChatPayload::ThinkingDone { reply, ms },
+            ReplyEvent::Delta { reply, text } => {
                 self.text.push_str(&text);
                 let update = self.renderer.push(&text);
                 let tail = update.tail.to_owned();
@@ -52,13 +56,13 @@ impl Relay {
             }
             // The whole message is rendered with the same block split as the stream, so it
             // starts with exactly what the window already shows.
-            ChatEvent::Done { reply, stats } => ChatPayload::Done {
+            ReplyEvent::Done { reply, stats } => ChatPayload::Done {
                 reply,
                 stats,
                 html: render_all(&self.text),
             },
             // What arrived is rendered whole, as for Done, so the window needs no second trip.
-            ChatEvent::Failed {
+            ReplyEvent::Failed {
                 reply,
                 error,
                 partial,
@@ -68,7 +72,7 @@ impl Relay {
                 html: render_all(&partial),
                 partial,
             },
-            ChatEvent::Cancelled { reply, partial } => ChatPayload::Cancelled {
+            ReplyEvent::Cancelled { reply, partial } => ChatPayload::Cancelled {
                 reply,
                 html: render_all(&partial),
                 partial,
@@ -94,9 +98,9 @@ pub async fn send(
         let mut relay = Relay::default();
         let mut current = None;
         let outcome = engine
-            .send(conversation, text, token.clone(), |event| {
+            .send_message(conversation, Outgoing::text(text), token.clone(), |event| {
                 match &event {
-                    ChatEvent::Started {
+                    ReplyEvent::Started {
                         conversation,
                         user_message,
                         reply,
@@ -111,10 +115,12 @@ pub async fn send(
                             });
                         }
                     }
-                    ChatEvent::Delta { .. } => {}
-                    ChatEvent::Done { reply, .. }
-                    | ChatEvent::Failed { reply, .. }
-                    | ChatEvent::Cancelled { reply, .. } => {
+                    ReplyEvent::Thinking { .. }
+                    | ReplyEvent::ThinkingDone { .. }
+                    | ReplyEvent::Delta { .. } => {}
+                    ReplyEvent::Done { reply, .. }
+                    | ReplyEvent::Failed { reply, .. }
+                    | ReplyEvent::Cancelled { reply, .. } => {
                         lock(&replies).remove(reply);
                     }
                 }
@@ -194,7 +200,7 @@ mod tests {
     #[test]
     fn deltas_carry_completed_blocks_and_the_open_tail_and_done_the_whole_message() {
         let mut relay = Relay::default();
-        let d1 = relay.map(ChatEvent::Delta {
+        let d1 = relay.map(ReplyEvent::Delta {
             reply: 3,
             text: "Hello **wor".into(),
         });
@@ -208,7 +214,7 @@ mod tests {
                 tail_html: "<p>Hello **wor</p>\n".into(),
             }
         );
-        let d2 = relay.map(ChatEvent::Delta {
+        let d2 = relay.map(ReplyEvent::Delta {
             reply: 3,
             text: "ld**\n\n<script>x</script>".into(),
         });
@@ -227,14 +233,14 @@ mod tests {
         assert_eq!(tail, "<script>x</script>");
         // The open block is rendered through the sanitiser too: no script survives.
         assert!(!tail_html.contains("<script"), "{tail_html}");
-        let ChatPayload::Delta { tail_html, .. } = relay.map(ChatEvent::Delta {
+        let ChatPayload::Delta { tail_html, .. } = relay.map(ReplyEvent::Delta {
             reply: 3,
             text: "\n\nsee **this** now".into(),
         }) else {
             panic!("delta expected");
         };
         assert!(tail_html.contains("<strong>this</strong>"), "{tail_html}");
-        let done = relay.map(ChatEvent::Done {
+        let done = relay.map(ReplyEvent::Done {
             reply: 3,
             stats: ReplyStats::default(),
         });
@@ -243,7 +249,7 @@ mod tests {
         };
         assert!(html.starts_with(&html_blocks[0].html), "{html}");
         assert!(!html.contains("<script"), "{html}");
-        let json = serde_json::to_value(relay.map(ChatEvent::Cancelled {
+        let json = serde_json::to_value(relay.map(ReplyEvent::Cancelled {
             reply: 3,
             partial: "Hel".into(),
         }))
@@ -251,7 +257,7 @@ mod tests {
         assert_eq!(json["kind"], "cancelled");
         assert_eq!(json["partial"], "Hel");
         assert_eq!(json["html"], "<p>Hel</p>\n");
-        let json = serde_json::to_value(relay.map(ChatEvent::Failed {
+        let json = serde_json::to_value(relay.map(ReplyEvent::Failed {
             reply: 4,
             error: "stalled".into(),
             partial: "**a** <img src=x onerror=alert(1)>".into(),
@@ -263,5 +269,39 @@ mod tests {
             html.contains("<strong>a</strong>") && !html.contains("<img"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn thinking_is_relayed_as_plain_text_then_done_with_its_duration() {
+        let mut relay = Relay::default();
+        let json = serde_json::to_value(relay.map(ReplyEvent::Thinking {
+            reply: 5,
+            text: "Let me think <img src=x onerror=alert(1)> **hmm**".into(),
+        }))
+        .expect("json");
+        // Raw text, not HTML: the window inserts it with textContent.
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "thinking", "reply": 5,
+                "text": "Let me think <img src=x onerror=alert(1)> **hmm**"})
+        );
+        let json = serde_json::to_value(relay.map(ReplyEvent::ThinkingDone { reply: 5, ms: 1234 }))
+            .expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "thinking_done", "reply": 5, "ms": 1234})
+        );
+        // The trace is not part of the answer's Markdown.
+        let _ = relay.map(ReplyEvent::Delta {
+            reply: 5,
+            text: "Answer.".into(),
+        });
+        let ChatPayload::Done { html, .. } = relay.map(ReplyEvent::Done {
+            reply: 5,
+            stats: ReplyStats::default(),
+        }) else {
+            panic!("done expected");
+        };
+        assert_eq!(html, "<p>Answer.</p>\n");
     }
 }

@@ -20,6 +20,8 @@ pub struct Launch {
     pub dark: bool,
     /// Extra `config.toml` text appended after the harness's own.
     pub extra_config: String,
+    /// The chat model (`[model] name`); `llama3.2:3b` when `None`.
+    pub model: Option<String>,
 }
 
 /// Paths of the programs under test.
@@ -122,8 +124,9 @@ impl App {
         // Alerts off (no desktop noise), no automatic re-warming (the Warm test must see its own
         // load), a fast watchdog tick so placement changes reach the badge quickly.
         let toml = format!(
-            "[ollama]\nurl = \"{url}\"\n\n[model]\nname = \"llama3.2:3b\"\n\n[watchdog]\ntick_ms = 250\nrewarm = false\n\n[alerts]\nenabled = false\n\n[history]\npath = \"{hist}\"\n{extra}",
+            "[ollama]\nurl = \"{url}\"\n\n[model]\nname = \"{model}\"\n\n[watchdog]\ntick_ms = 250\nrewarm = false\n\n[alerts]\nenabled = false\n\n[history]\npath = \"{hist}\"\n{extra}",
             url = sim.url(),
+            model = opts.model.as_deref().unwrap_or("llama3.2:3b"),
             hist = data.join("yollayah/history.sqlite3").display(),
             extra = opts.extra_config,
         );

@@ -100,6 +100,15 @@ impl Sim {
         self.send("GET", "/__sim/stats", None)
     }
 
+    /// Every API request the simulator recorded, oldest first: `{method, path, body}`.
+    pub fn requests(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .send("GET", "/__sim/requests", None)?
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// Names of the models loaded now.
     pub fn loaded(&self) -> Result<Vec<String>> {
         Ok(self.stats()?["loaded"]

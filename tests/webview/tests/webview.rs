@@ -706,3 +706,216 @@ fn dark_theme_follows_gtk_and_screenshots() {
     wait_done(&app, Duration::from_secs(30));
     shot(&app, "dark");
 }
+
+/// The thinking block of the last reply: `{hidden, open, live, summary, text}`.
+fn last_thinking(app: &App) -> Result<Value> {
+    app.js(
+        "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
+         if (!m) return null;\
+         const t = m.querySelector('details.thinking');\
+         return {hidden: t.hidden, open: t.open, live: t.classList.contains('live'),\
+                 summary: t.querySelector('summary').textContent,\
+                 text: t.querySelector('.thinking-text').textContent,\
+                 html_children: t.querySelector('.thinking-text').children.length,\
+                 answer: m.querySelector('.md:not(.tail-md)').textContent\
+                         + m.querySelector('.tail-md').textContent + m.querySelector('.tail').textContent,\
+                 streaming: m.classList.contains('streaming')};",
+    )
+}
+
+#[test]
+fn thinking_streams_live_collapses_survives_reload_and_is_not_resent() {
+    let Some((_lock, bins)) =
+        start("thinking_streams_live_collapses_survives_reload_and_is_not_resent")
+    else {
+        return;
+    };
+    // Markup in the trace must stay text: model output is untrusted.
+    let trace = "The user asks for six times seven. <b>Multiplying</b> gives forty-two. \
+                 I should answer **briefly** and show the number.";
+    let toml = sim::scenario(
+        DEFAULT_SCENARIO,
+        &[
+            ("tokens_per_second", "15.0"),
+            ("thinking", &format!("{trace:?}")),
+        ],
+    );
+    let sim = Sim::start(&bins.sim, &toml).expect("start ollama-sim");
+    let app = App::launch(
+        &bins,
+        sim,
+        &Launch {
+            model: Some("qwen3:8b".into()),
+            ..Launch::default()
+        },
+    )
+    .expect("launch");
+    app.wait_ready().expect("the chat window boots");
+    let answer = "Six times seven is **42**.";
+    app.sim.set_reply(answer).expect("set reply");
+    send(&app, "What is six times seven?");
+
+    // Live: the block is open and growing while no answer text has arrived yet.
+    let live = wait_for(
+        "the thinking trace to stream",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || {
+            let t = last_thinking(&app)?;
+            Ok((!t.is_null()
+                && t["hidden"] == false
+                && t["live"] == true
+                && collapse_ws(t["text"].as_str().unwrap_or(""))
+                    .split(' ')
+                    .count()
+                    >= 4)
+                .then_some(t))
+        },
+    )
+    .expect("thinking streams");
+    assert_eq!(live["open"], true, "open while it streams: {live}");
+    assert_eq!(live["summary"], "Thinking…");
+    assert_eq!(live["answer"].as_str().map(str::trim), Some(""), "{live}");
+    let partial = collapse_ws(live["text"].as_str().unwrap_or(""));
+    assert!(
+        partial.len() < trace.len() && collapse_ws(trace).starts_with(&partial),
+        "part of the trace, streamed: {partial:?}"
+    );
+    shot(&app, "thinking-live");
+
+    let done = wait_done(&app, Duration::from_secs(60));
+    let t = last_thinking(&app).expect("thinking");
+    assert_eq!(t["open"], false, "collapsed once the answer started: {t}");
+    assert_eq!(t["live"], false);
+    assert!(
+        t["summary"].as_str().unwrap_or("").starts_with("Thought"),
+        "duration shown: {t}"
+    );
+    assert_eq!(
+        collapse_ws(t["text"].as_str().unwrap_or("")),
+        collapse_ws(trace)
+    );
+    assert_eq!(
+        t["html_children"], 0,
+        "the trace is text, never markup: {t}"
+    );
+    assert_eq!(
+        collapse_ws(t["answer"].as_str().unwrap_or("")),
+        "Six times seven is 42.",
+        "{done}"
+    );
+    let bold = app
+        .js("return [...document.querySelectorAll('#log .msg.assistant')].pop().querySelector('.md strong')?.textContent ?? null;")
+        .expect("bold");
+    assert_eq!(bold, "42");
+    // Open it to show the trace in the screenshot.
+    app.js("const d = [...document.querySelectorAll('#log details.thinking')].pop(); d.open = true; return true;")
+        .expect("expand");
+    shot(&app, "thinking");
+
+    // A second question in the same conversation: the first reply's trace is not context.
+    app.sim.set_reply("Yes, 42.").expect("set reply");
+    send(&app, "Are you sure?");
+    wait_for(
+        "the second reply",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || {
+            let n = app.js(
+                "return [...document.querySelectorAll('#log .msg.assistant')].filter(m => \
+                 !m.classList.contains('streaming') && m.querySelector('.meta').textContent.includes('tok/s')).length;",
+            )?;
+            Ok((n == 2).then_some(()))
+        },
+    )
+    .expect("second reply completes");
+    let chats: Vec<Value> = app
+        .sim
+        .requests()
+        .expect("recorded requests")
+        .into_iter()
+        .filter(|r| r["path"] == "/api/chat")
+        .collect();
+    let last = chats.last().expect("a chat request");
+    let messages = last["body"]["messages"].as_array().expect("messages");
+    let assistant: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .collect();
+    assert_eq!(assistant.len(), 1, "the first reply is context: {last}");
+    assert!(
+        assistant[0].get("thinking").is_none(),
+        "thinking is not sent back: {}",
+        assistant[0]
+    );
+    assert_eq!(assistant[0]["content"], answer);
+    let body = last["body"].to_string();
+    assert!(
+        !body.contains("Multiplying"),
+        "no part of the trace is re-sent: {body}"
+    );
+
+    // Reload the page and open the conversation from history: the trace is there, collapsed.
+    app.js("window.__beforeReload = true; setTimeout(() => location.reload(), 0); return true;")
+        .expect("reload");
+    // While the page reloads a script may fail: such probes count as "not yet".
+    wait_for(
+        "the window to boot again",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let r = app
+                .js(
+                    "return !window.__beforeReload && document.readyState === 'complete' \
+                     && !!document.getElementById('chats-toggle') \
+                     && document.getElementById('badge')?.textContent !== '…';",
+                )
+                .unwrap_or(Value::Bool(false));
+            Ok((r == true).then_some(()))
+        },
+    )
+    .expect("reloaded");
+    let toggle = app.wd.find("#chats-toggle").expect("Chats");
+    app.wd.click(&toggle).expect("open Chats");
+    wait_for(
+        "the conversation in the list",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let r = app.js("return !!document.querySelector('#chats-list button[data-id]');")?;
+            Ok((r == true).then_some(()))
+        },
+    )
+    .expect("a conversation");
+    let item = app
+        .wd
+        .find("#chats-list button[data-id]")
+        .expect("the item");
+    app.wd.click(&item).expect("open it");
+    let loaded = wait_for(
+        "the stored conversation",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let r = app.js(
+                "const ts = [...document.querySelectorAll('#log .msg.assistant details.thinking')];\
+                 return ts.map(t => ({hidden: t.hidden, open: t.open, summary: t.querySelector('summary').textContent,\
+                                      text: t.querySelector('.thinking-text').textContent}));",
+            )?;
+            Ok((r.as_array().is_some_and(|a| a.len() == 2)).then_some(r))
+        },
+    )
+    .expect("loaded");
+    for t in loaded.as_array().expect("list") {
+        assert_eq!(t["hidden"], false, "stored thinking shown: {t}");
+        assert_eq!(t["open"], false, "collapsed: {t}");
+        assert_eq!(
+            collapse_ws(t["text"].as_str().unwrap_or("")),
+            collapse_ws(trace)
+        );
+        assert!(
+            t["summary"].as_str().unwrap_or("").starts_with("Thought"),
+            "{t}"
+        );
+    }
+}
