@@ -29,6 +29,13 @@ function el(tag, className, text) {
   return e;
 }
 
+/** Shows or hides a reply's thinking trace (the toggle says which). */
+function setThinkingOpen(v, open) {
+  v.thinkingBody.hidden = !open;
+  v.thinkingSummary.setAttribute("aria-expanded", open ? "true" : "false");
+  v.thinking.classList.toggle("open", open);
+}
+
 /** The collapsed thinking block's label. */
 function thoughtFor(ms) {
   if (typeof ms !== "number" || !(ms >= 0)) return "Thought";
@@ -103,22 +110,28 @@ export class ChatView {
     tail.append(tailText);
     const tailHtml = el("div", "md tail-md");
     const meta = el("div", "meta");
-    // Hidden until the first piece of a thinking trace arrives.
-    const thinking = el("details", "thinking");
+    // A disclosure (button + region), hidden until the first piece of a thinking trace arrives.
+    // Not <details>: the message list holds no element the sanitiser would refuse.
+    const thinking = el("div", "thinking");
     thinking.hidden = true;
-    const thinkingSummary = el("summary", null, "Thinking…");
+    const thinkingSummary = el("button", "thinking-toggle", "Thinking…");
+    thinkingSummary.type = "button";
     const thinkingBody = el("div", "thinking-text");
+    thinkingBody.id = `thinking-${id}`;
+    thinkingSummary.setAttribute("aria-controls", thinkingBody.id);
     const thinkingText = document.createTextNode("");
     thinkingBody.append(thinkingText);
     thinking.append(thinkingSummary, thinkingBody);
     m.append(thinking, blocks, tailHtml, tail, meta);
     v = {
       id, el: m, blocks, tail, tailText, tailHtml, meta,
-      thinking, thinkingSummary, thinkingText, thinkRaw: "", thinkingDirty: false,
+      thinking, thinkingSummary, thinkingBody, thinkingText, thinkRaw: "", thinkingDirty: false,
       thinkingStarted: 0,
       nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, pendingTailHtml: null,
       raw: "", resync: false,
     };
+    thinkingSummary.addEventListener("click", () => setThinkingOpen(v, thinkingBody.hidden));
+    setThinkingOpen(v, false);
     this.replies.set(id, v);
     this.log.append(m);
     this.scrollToBottom(false);
@@ -164,7 +177,7 @@ export class ChatView {
     this.setStreaming(v, true);
     if (v.thinking.hidden) {
       v.thinking.hidden = false;
-      v.thinking.open = true;
+      setThinkingOpen(v, true);
       v.thinking.classList.add("live");
       v.thinkingStarted = performance.now();
     }
@@ -184,7 +197,7 @@ export class ChatView {
   closeThinking(v, ms) {
     if (v.thinking.hidden || !v.thinking.classList.contains("live")) return;
     v.thinking.classList.remove("live");
-    v.thinking.open = false;
+    setThinkingOpen(v, false);
     v.thinkingSummary.textContent = thoughtFor(ms);
   }
 
@@ -393,7 +406,7 @@ export class ChatView {
         v.thinkRaw = m.thinking;
         v.thinkingText.data = m.thinking;
         v.thinking.hidden = false;
-        v.thinking.open = false;
+        setThinkingOpen(v, false);
         v.thinkingSummary.textContent = thoughtFor(m.thinking_ms);
       }
       const html = typeof m.html === "string" ? m.html : null;

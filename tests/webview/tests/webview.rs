@@ -712,9 +712,11 @@ fn last_thinking(app: &App) -> Result<Value> {
     app.js(
         "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
          if (!m) return null;\
-         const t = m.querySelector('details.thinking');\
-         return {hidden: t.hidden, open: t.open, live: t.classList.contains('live'),\
-                 summary: t.querySelector('summary').textContent,\
+         const t = m.querySelector('.thinking');\
+         const b = t.querySelector('button.thinking-toggle');\
+         return {hidden: t.hidden, open: b.getAttribute('aria-expanded') === 'true' && !t.querySelector('.thinking-text').hidden,\
+                 live: t.classList.contains('live'),\
+                 summary: b.textContent,\
                  text: t.querySelector('.thinking-text').textContent,\
                  html_children: t.querySelector('.thinking-text').children.length,\
                  answer: m.querySelector('.md:not(.tail-md)').textContent\
@@ -809,8 +811,13 @@ fn thinking_streams_live_collapses_survives_reload_and_is_not_resent() {
         .expect("bold");
     assert_eq!(bold, "42");
     // Open it to show the trace in the screenshot.
-    app.js("const d = [...document.querySelectorAll('#log details.thinking')].pop(); d.open = true; return true;")
-        .expect("expand");
+    let toggle = app
+        .wd
+        .find("#log .msg.assistant:last-of-type .thinking-toggle")
+        .expect("the Thought toggle");
+    app.wd.click(&toggle).expect("expand the trace");
+    let t = last_thinking(&app).expect("thinking");
+    assert_eq!(t["open"], true, "a click opens it again: {t}");
     shot(&app, "thinking");
 
     // A second question in the same conversation: the first reply's trace is not context.
@@ -898,8 +905,9 @@ fn thinking_streams_live_collapses_survives_reload_and_is_not_resent() {
         Duration::from_millis(50),
         || {
             let r = app.js(
-                "const ts = [...document.querySelectorAll('#log .msg.assistant details.thinking')];\
-                 return ts.map(t => ({hidden: t.hidden, open: t.open, summary: t.querySelector('summary').textContent,\
+                "const ts = [...document.querySelectorAll('#log .msg.assistant .thinking')];\
+                 return ts.map(t => ({hidden: t.hidden, open: !t.querySelector('.thinking-text').hidden,\
+                                      summary: t.querySelector('button.thinking-toggle').textContent,\
                                       text: t.querySelector('.thinking-text').textContent}));",
             )?;
             Ok((r.as_array().is_some_and(|a| a.len() == 2)).then_some(r))
