@@ -5,6 +5,7 @@ import { Cmd, Ev, closeWindow, errorText, invoke, listen } from "./ipc.js";
 import { ChatView } from "./chat.js";
 import { StatusStrip } from "./status.js";
 import { ConversationPanel } from "./conversations.js";
+import { ModelPanel } from "./models.js";
 import { recordHandler } from "./perf.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +26,7 @@ const state = {
   down: false,
   sending: false,
   streaming: false,
+  model: null,
 };
 
 const chat = new ChatView(els.log, {
@@ -59,6 +61,17 @@ const panel = new ConversationPanel(
   },
 );
 
+const models = new ModelPanel(
+  { toggle: $("models-toggle"), panel: $("models-panel"), list: $("models-list") },
+  {
+    load: () => invoke(Cmd.listModels),
+    current: () => state.model,
+    // One drop-down at a time.
+    onOpen: () => { if (panel.isOpen()) panel.setOpen(false); },
+  },
+);
+$("chats-toggle").addEventListener("click", () => { if (models.isOpen()) models.setOpen(false); });
+
 function renderComposer() {
   const busy = state.streaming || state.sending;
   els.stop.hidden = !state.streaming;
@@ -80,6 +93,7 @@ function setDown(snapshot) {
 
 function onSnapshot(s) {
   if (!s || typeof s !== "object") return;
+  if (typeof s.model === "string") state.model = s.model;
   strip.update(s);
   setDown(s);
 }
@@ -221,6 +235,9 @@ document.addEventListener("keydown", (e) => {
   } else if (panel.isOpen()) {
     panel.setOpen(false);
     $("chats-toggle").focus();
+  } else if (models.isOpen()) {
+    models.setOpen(false);
+    $("models-toggle").focus();
   } else {
     closeWindow();
   }

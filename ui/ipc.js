@@ -12,6 +12,7 @@ export const Cmd = Object.freeze({
   warm: "warm",
   openExternal: "open_external",
   gpuHistory: "gpu_history",
+  listModels: "list_models",
   painted: "painted",
 });
 

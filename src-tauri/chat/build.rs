@@ -13,6 +13,7 @@ fn main() {
             "unload",
             "open_external",
             "gpu_history",
+            "list_models",
             "painted",
         ]),
     ))

@@ -76,6 +76,7 @@ pub(crate) async fn handle(
             Ok(Value::Null)
         }
         Command::GpuHistory => json(lock(&core.samples).to_vec()),
+        Command::ListModels => json(crate::models::list(core).await?),
         Command::Painted => {
             shell.chat.painted();
             Ok(Value::Null)

@@ -19,6 +19,7 @@ mod error;
 mod forward;
 pub mod ipc;
 mod launch;
+mod models;
 mod notify;
 mod reply;
 mod samples;

@@ -84,6 +84,8 @@ pub struct Core {
     pub watchdog: WatchdogHandle,
     /// Sends chats; shares `history` and the watchdog's profile.
     pub chat: ChatEngine,
+    /// Ollama, for what the chat engine and the watchdog do not cover (the model list).
+    pub ollama: OllamaClient,
     /// The history store.
     pub history: SharedHistory,
     /// The sparkline's data.
@@ -188,6 +190,7 @@ impl Core {
             settings,
             cancel.child_token(),
         );
+        let ollama = client.clone();
         let chat = ChatEngine::new(
             client,
             Arc::new(persona),
@@ -198,6 +201,7 @@ impl Core {
         Ok(Core {
             watchdog,
             chat,
+            ollama,
             history,
             samples: Mutex::new(GpuSamples::default()),
             replies: Arc::new(Mutex::new(HashMap::new())),

@@ -60,6 +60,8 @@ pub enum Command {
     OpenExternal { url: String },
     /// The sparkline's samples.
     GpuHistory,
+    /// The pulled chat models with a fit prediction each (`yollayah_core::models::ModelEntry`s).
+    ListModels,
     /// The window painted its first frame (the tray logs how long "Open chat" took).
     Painted,
 }

@@ -134,6 +134,14 @@
       return null;
     },
     list_conversations: ({ limit }) => conversations.slice(0, limit),
+    list_models: () => [
+      { name: "llama3.2:3b", size: 2019393189, parameter_size: "3.2B", quantization: "Q4_K_M", capabilities: ["completion", "tools"], think: "none", vision: false, chat: true,
+        fit: { num_ctx: 4096, prediction: { kind: "loaded" }, summary: "loaded: 100% GPU" } },
+      { name: "qwen3:8b", size: 5225374592, parameter_size: "8.2B", quantization: "Q4_K_M", capabilities: ["completion", "tools", "thinking"], think: "toggle", vision: false, chat: true,
+        fit: { num_ctx: 4096, prediction: { kind: "fits_gpu" }, summary: "fits on the GPU" } },
+      { name: "qwen2.5:14b", size: 8988124069, parameter_size: "14.8B", quantization: "Q4_K_M", capabilities: ["completion", "tools"], think: "none", vision: false, chat: true,
+        fit: { num_ctx: 4096, prediction: { kind: "spills", cpu_pct: 23 }, summary: "≈ 23 % on the CPU: largest context that fits is 2048" } },
+    ],
     load_conversation: async ({ id }) => {
       const f = await fixture;
       if (id !== 7) return [{ id: 1, role: "user", content: "Hello", status: "complete" }, { id: 2, role: "assistant", content: "Hi!", status: "complete", html: "<p>Hi!</p>\n" }];

@@ -73,6 +73,12 @@ pub async fn gpu_history(tray: State<'_, Client>) -> Reply {
     tray.call(Command::GpuHistory).await
 }
 
+/// The pulled chat models, each with its fit prediction for this machine.
+#[tauri::command]
+pub async fn list_models(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::ListModels).await
+}
+
 /// The page painted its first frame (the tray logs the time from "Open chat").
 #[tauri::command]
 pub async fn painted(tray: State<'_, Client>) -> Reply {

@@ -39,6 +39,7 @@ pub fn run_app<R: Runtime>(
             commands::unload,
             commands::open_external,
             commands::gpu_history,
+            commands::list_models,
             commands::painted,
         ])
         .build(tauri::generate_context!())?;

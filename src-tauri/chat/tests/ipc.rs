@@ -253,6 +253,40 @@ fn status_is_the_watchdog_snapshot_plus_app_health() {
 }
 
 #[test]
+fn list_models_predicts_where_each_pulled_model_lands() {
+    let rig = rig();
+    rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    let rows = rig.call("list_models", json!({}));
+    let rows = rows.as_array().expect("a list");
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} listed: {rows:?}"))
+    };
+    for r in rows {
+        assert_eq!(r["chat"], true, "only chat models: {r}");
+        let kind = r["fit"]["prediction"]["kind"].as_str().unwrap_or_default();
+        assert!(
+            ["fits_gpu", "needs_unload", "spills", "loaded", "unknown"].contains(&kind),
+            "{r}"
+        );
+        assert!(
+            !r["fit"]["summary"].as_str().unwrap_or_default().is_empty(),
+            "a summary for the picker: {r}"
+        );
+    }
+    // The configured model is loaded by now: the prediction says where it is.
+    let ours = by_name(MODEL);
+    assert_eq!(ours["fit"]["prediction"]["kind"], "loaded", "{ours}");
+    assert!(ours["quantization"].as_str().is_some_and(|q| !q.is_empty()));
+    let qwen3 = by_name("qwen3:8b");
+    assert_eq!(qwen3["think"], "toggle");
+    assert_eq!(by_name("gemma3:4b")["vision"], true);
+    // 5 GiB beside a loaded 3B model on an idle 12 GiB GPU: nothing has to move.
+    assert_eq!(qwen3["fit"]["prediction"]["kind"], "fits_gpu", "{qwen3}");
+}
+
+#[test]
 fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
     let rig = rig();
     let warm = rig.call("warm", json!({}));
@@ -654,6 +688,7 @@ fn only_the_chat_window_may_call_the_commands() {
         ("warm", json!({})),
         ("open_external", json!({"url": "https://example.com"})),
         ("gpu_history", json!({})),
+        ("list_models", json!({})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(

@@ -927,3 +927,73 @@ fn thinking_streams_live_collapses_survives_reload_and_is_not_resent() {
         );
     }
 }
+
+#[test]
+fn model_list_shows_each_model_with_its_fit_prediction() {
+    let Some((_lock, bins)) = start("model_list_shows_each_model_with_its_fit_prediction") else {
+        return;
+    };
+    let app = launch(&bins, 200.0, &Launch::default());
+    let toggle = app.wd.find("#models-toggle").expect("Models");
+    app.wd.click(&toggle).expect("open Models");
+    let rows = wait_for(
+        "the model list",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let r = app.js(
+                "return [...document.querySelectorAll('#models-list li.model-row')].map(li => ({\
+                   name: li.dataset.model, current: li.getAttribute('aria-current') === 'true',\
+                   facts: li.querySelector('.model-facts').textContent,\
+                   fit: li.querySelector('.model-fit').textContent,\
+                   tone: li.querySelector('.model-fit').dataset.tone}));",
+            )?;
+            Ok(r.as_array().is_some_and(|a| a.len() >= 3).then_some(r))
+        },
+    )
+    .expect("rows");
+    let rows = rows.as_array().expect("rows");
+    let row = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} listed: {rows:?}"))
+    };
+    let ours = row(MODEL);
+    assert_eq!(
+        ours["current"], true,
+        "the configured model is marked: {ours}"
+    );
+    let qwen3 = row("qwen3:8b");
+    assert!(
+        qwen3["facts"].as_str().unwrap_or("").contains("thinking"),
+        "{qwen3}"
+    );
+    assert!(
+        row("gemma3:4b")["facts"]
+            .as_str()
+            .unwrap_or("")
+            .contains("vision")
+    );
+    for r in rows {
+        assert!(
+            !r["fit"].as_str().unwrap_or("").is_empty() && r["tone"] != Value::Null,
+            "every model has a prediction: {r}"
+        );
+    }
+    shot(&app, "models");
+    // Esc closes the list, not the window.
+    app.wd
+        .send_keys(&app.wd.find("#models-toggle").expect("toggle"), "\u{e00c}")
+        .expect("Esc");
+    let hidden = wait_for(
+        "the list to close",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || {
+            let h = app.js("return document.getElementById('models-panel').hidden;")?;
+            Ok((h == true).then_some(h))
+        },
+    )
+    .expect("closed");
+    assert_eq!(hidden, true);
+}
