@@ -308,9 +308,13 @@ fi
 LSP=
 run_ls() {
   local name=$1 blob=$2 ngl=$3 ctx=$4
+  # NGL "env0": no -ngl in the argv (as Ollama's automatic mode), zero layers through the
+  # environment, so only the runner's memory can tell where the model runs.
+  local nglarg=(-ngl "$ngl") env=()
+  [ "$ngl" = env0 ] && { nglarg=(); env=(LLAMA_ARG_N_GPU_LAYERS=0); }
   # -lv 4: the model loader's buffer-size and "offloaded N/M layers" lines, which Ollama parses.
-  "$LS" --model "$blob" -c "$ctx" -np 1 -ngl "$ngl" -b 512 -ub 512 -fa off --host 127.0.0.1 --port 18080 -lv 4 \
-    >"$L/ls-$name.txt" 2>&1 &
+  env "${env[@]}" "$LS" --model "$blob" -c "$ctx" -np 1 "${nglarg[@]}" -b 512 -ub 512 -fa off \
+    --host 127.0.0.1 --port 18080 -lv 4 >"$L/ls-$name.txt" 2>&1 &
   LSP=$!
   for _ in $(seq 600); do
     hp http://127.0.0.1:18080/health >/dev/null && break
@@ -340,6 +344,8 @@ if [[ $PARTS == *" baseline "* ]] && [ -x "$LS" ] && enough 90 baseline; then
     run_ls tiny-ngl0-c$ctx "$TINY_BLOB" 0 "$ctx"; stop_ls
     run_ls 2g-ngl0-c$ctx "$BIG_BLOB" 0 "$ctx"; stop_ls
   done
+  # Does the compute buffer keep growing with -c (about n_ubatch x n_head x 4 B per token)?
+  enough 25 "baseline c=16384" && { run_ls 2g-ngl0-c16384 "$BIG_BLOB" 0 16384; stop_ls; }
   enough 25 "baseline tiny all" && { run_ls tiny-ngl99-c4096 "$TINY_BLOB" 99 4096; stop_ls; }
 fi
 
@@ -350,9 +356,31 @@ if [[ $PARTS == *" real "* ]] && [ -x "$LS" ] && enough 60 real; then
     enough 30 "real ngl=$ngl" || break
     run_ls real-2g-ngl$ngl "$BIG_BLOB" "$ngl" 4096
     observe real-2g-ngl$ngl 5
+    if [ "$ngl" != 99 ]; then
+      # doctor while the runner generates: its CPU use, sampled over an interval, must show.
+      hp http://127.0.0.1:18080/completion '{"prompt":"Once upon a time","n_predict":200}' 60 >/dev/null &
+      gen=$!
+      sleep 1.5
+      yol doctor --json >"$L/real-2g-ngl$ngl-busy-doctor.json" 2>/dev/null
+      say "-- real-2g-ngl$ngl while generating:"
+      python3 "$here/summarize.py" doctor "$L/real-2g-ngl$ngl-busy-doctor.json" | tee -a "$S"
+      wait "$gen"
+    fi
+    stop_ls
+  done
+  # No -ngl in the argv: memory alone decides. At -c 4096 and -c 16384 the runner holds no
+  # layer, only the CUDA context and compute buffers that grow with -c.
+  for ctx in 4096 16384; do
+    enough 30 "real env0 c=$ctx" || break
+    run_ls real-2g-envngl0-c$ctx "$BIG_BLOB" env0 "$ctx"
+    observe real-2g-envngl0-c$ctx 5
     stop_ls
   done
   stop_sim
 fi
 [ -x "$LS" ] || say "!! no llama-server binary: see build.txt"
+if [ -x "$carry/bin/nvml_probe_bench" ] && enough 15 nvml-bench; then
+  say "== NVML probe vs nvidia-smi (crates/core/examples/nvml_probe_bench.rs)"
+  "$carry/bin/nvml_probe_bench" 20000 30 2>&1 | grep -v '^ ' | tee -a "$S"
+fi
 say "== done, $(left) s before the self-imposed deadline"
