@@ -196,7 +196,7 @@ unrelated() {  # unrelated HOLD_MIB: a python3 process holding memory, no --mode
 
 # ---------------------------------------------------------------- stand-in cases
 # CASES picks stand-in cases (default all): s1 s2 s3 s4 s5 s6.
-CASES=" ${CASES:-s1 s2 s3 s4 s5 s6} "
+CASES=" ${CASES:-s1 s1x s2 s3 s4 s5 s6} "
 want() { [[ $CASES == *" $1 "* ]]; }
 WATCH=
 start_watch() {  # one watch --json for a whole sequence, case $c
@@ -225,24 +225,32 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   SIZE_VRAM_MIB=$((${v:-0} / 1048576))
   say "/api/ps proof-2g: size $(ps_field 127.0.0.1:11434 size) size_vram $(ps_field 127.0.0.1:11434 size_vram) context $(ps_field 127.0.0.1:11434 context_length) ($SIZE_VRAM_MIB MiB)"
 
-  want s1 && { standin all "$SIZE_VRAM_MIB" 0; sleep 1; observe s1-holds-all; cleanup_pids; }
+  # A real runner holds its buffers (what /api/ps counts) plus a runtime overhead that no buffer
+  # line names: measured 586 MiB with layers on the GPU, 520 MiB with none (CUDA context,
+  # cuBLAS). A stand-in "holding X" holds X + RT_MIB, as a real runner would.
+  RT=${RT_MIB:-586}
+  want s1 && { standin all $((SIZE_VRAM_MIB + RT)) 0; sleep 1; observe s1-holds-all; cleanup_pids; }
+  # Boundary: exactly size_vram in all, context included (the "before" run's s1).
+  want s1x && { standin exact "$SIZE_VRAM_MIB" 0; sleep 1; observe s1x-holds-size-vram-exactly; cleanup_pids; }
   want s2 && { standin none 0 6; sleep 2; observe s2-holds-none-burns-cpu; cleanup_pids; }
-  want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
+  want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100 + RT)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
   want s4 && { unrelated 40960; sleep 1; observe s4-no-runner-unrelated-40g; cleanup_pids; }
 
   # s5: one watch across: runner A → A killed, a gap with no runner → B (same blob, new pid)
   # → B killed → an unrelated python3 holding 40 GiB appears.
   if want s5 && enough 60 s5; then
     c=s5-replaced-then-unrelated
-    standin A "$SIZE_VRAM_MIB" 0
+    standin A $((SIZE_VRAM_MIB + RT)) 0
     A=${PIDS[0]}
     start_watch
-    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB}+$RT MiB" 1-A
     kill "$A"; wait "$A" 2>/dev/null; PIDS=()
     sleep 5; mark "A killed, no runner" 2-gone
-    standin B "$SIZE_VRAM_MIB" 0
+    standin B $((SIZE_VRAM_MIB + RT)) 0
     B=${PIDS[0]}
-    sleep 5; mark "B pid $B holds ${SIZE_VRAM_MIB} MiB (same blob)" 3-B
+    # The watch looks for a runner again at most every 30 s while a loaded model has none
+    # (watchdog Rescan::UNMATCHED_RETRY): B lives long enough to be found.
+    sleep "${S5_B_SECS:-35}"; mark "B pid $B holds ${SIZE_VRAM_MIB}+$RT MiB (same blob)" 3-B
     kill "$B"; wait "$B" 2>/dev/null; PIDS=()
     sleep 4; mark "B killed, no runner" 4-gone
     unrelated 40960
@@ -254,15 +262,15 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   # an unrelated 40 GiB process appears while B runs → B killed while the unrelated one stays.
   if want s6 && enough 60 s6; then
     c=s6-instant-replace-unrelated-stays
-    standin A "$SIZE_VRAM_MIB" 0
+    standin A $((SIZE_VRAM_MIB + RT)) 0
     A=${PIDS[0]}
     start_watch
-    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
-    standin B "$SIZE_VRAM_MIB" 0
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB}+$RT MiB" 1-A
+    standin B $((SIZE_VRAM_MIB + RT)) 0
     B=${PIDS[1]}
     kill "$A"; wait "$A" 2>/dev/null; PIDS=("$B")
     echo "$(date -u +%T.%3N) B pid $B ready, A killed" >>"$L/$c-marks.txt"
-    sleep 5; mark "B holds ${SIZE_VRAM_MIB} MiB, A gone" 2-B
+    sleep 5; mark "B holds ${SIZE_VRAM_MIB}+$RT MiB, A gone" 2-B
     unrelated 40960
     sleep 5; mark "unrelated python3 holds 40 GiB, B still runs" 3-B-unrelated
     kill "$B"; wait "$B" 2>/dev/null; PIDS=("${PIDS[@]:1}")
