@@ -137,3 +137,23 @@ fn an_unverified_gpu_claim_gets_no_cpu_cause_findings() {
     let codes: Vec<String> = d[0].findings.iter().map(|f| f.code.to_string()).collect();
     assert!(codes.iter().any(|c| c == "F16_WEIGHTS_ON_CPU"), "{codes:?}");
 }
+
+/// A replaced runner that is still exiting (lower pid, its GPU memory already freed) next to
+/// its successor: the diagnosis judges the successor, so no one-tick "GPU backend lost"
+/// (seen on an H200 proof run, s6).
+#[test]
+fn an_exiting_runner_of_the_same_blob_is_not_the_model_s_runner() {
+    use yollayah_core::placement::Placement;
+
+    let mut b =
+        CaptureBundle::from_json(&std::fs::read_to_string(fixture("full_gpu.json")).unwrap())
+            .unwrap();
+    let mut exiting = b.runners[0].clone();
+    exiting.pid = 4100;
+    b.runners.insert(0, exiting);
+    let d = diagnose(&b.observation());
+    assert_eq!(d[0].placement.placement, Placement::Gpu);
+    assert_eq!(d[0].placement.runner_pid, Some(4242));
+    let codes: Vec<String> = d[0].findings.iter().map(|f| f.code.to_string()).collect();
+    assert!(!codes.iter().any(|c| c == "GPU_BACKEND_LOST"), "{codes:?}");
+}

@@ -629,7 +629,7 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         let show = show_for(obs, name).or_else(|| ps.and_then(|p| show_for(obs, &p.model)));
         let blob = show.and_then(|s| blob_path_from_modelfile(&s.modelfile));
-        let runner = blob.and_then(|b| obs.runners.iter().find(|r| r.model_path == b));
+        let runner = blob.and_then(|b| placement::model_runner(obs.gpu, obs.runners, b));
         let expired = match (ps.and_then(|p| p.expires_at), obs.captured_at) {
             (Some(exp), Some(now)) => exp <= now,
             _ => false,
