@@ -34,11 +34,12 @@ pub const IDLE_GPU_PERCENT: u32 = 5;
 /// fallback (the manifest's other layers add a few KiB to the file size).
 pub const FALLBACK_SLACK: u64 = 8 * MIB;
 
-/// GPU memory a CUDA runner holds with no model layers at all: the CUDA context plus compute
-/// buffers. NVML counts it against the runner, `/api/ps` does not, so it is subtracted before
-/// the model's share is computed. Measured on an H200 (CUDA 13, llama-server with `-ngl 0`):
-/// 520–592 MiB; 600 MiB is the documented placeholder until per-driver figures are in
-/// (`docs/diagnosis.md`).
+/// GPU memory a CUDA runner holds beyond its logged buffers (the CUDA context, cuBLAS
+/// workspaces). NVML counts it against the runner, `/api/ps` does not (it sums the logged
+/// model, KV and compute buffers), so it is subtracted before the model's share is computed.
+/// Measured on an H200 (driver 580, CUDA 13): 520 MiB with no layer on the GPU at any `-c`,
+/// 585–587 MiB with layers on it. The compute buffer grows with `-c` but `/api/ps` counts it,
+/// so this does not (`docs/diagnosis.md`, `docs/measurements/gpu-proof.md`).
 pub const RUNTIME_BASELINE: u64 = 600 * MIB;
 
 /// The runtime baseline for the GPUs in `gpu`. One figure for now (every NVML GPU is NVIDIA);
