@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Measures the tray app (release build, demo mode) on a throwaway virtual desktop: launch →
 # tray registered, launch → first verdict in the menu, idle PSS and CPU with the chat window
-# closed, "Open chat" click → window mapped, PSS with the chat open, and PSS after closing it.
-# A measurement, not a test: it prints figures and fails only if the app does not come up.
+# closed, "Open chat" click → window mapped and → first paint (the page reports it; the tray
+# logs it), PSS with the chat open, WebKit processes and PSS 2 s after closing it. PSS is
+# summed over the tray and every process under it (the chat window's process and its web
+# processes). A measurement, not a test: it prints figures and fails only if the app does not
+# come up.
 #   scripts/measure-tray.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${YOLLAYAH_E2E:-}" ]; then
-  # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead.
-  [ -n "${YOLLAYAH_TRAY_BIN:-}" ] || cargo build -p yollayah-tray --release --locked
+  # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead; the tray starts the
+  # yollayah-chat beside it.
+  [ -n "${YOLLAYAH_TRAY_BIN:-}" ] || cargo build -p yollayah-tray -p yollayah-chat --release --locked
   exec ./scripts/e2e/run.sh "$0" "$@"
 fi
 
@@ -19,7 +23,7 @@ mkdir -p "$tmp/run"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 t0=$(now_ms)
-XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" \
+XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run" RUST_LOG=info \
   "$bin" --demo >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -103,11 +107,18 @@ wait_for "the chat window" chat_mapped
 t_mapped=$(now_ms)
 sleep 5
 pss_open=$(pss)
+# The web processes of the open chat, by pid: after the close none may live on anywhere (not
+# even re-parented away from the tray).
+web_pids=$(for p in $(tree "$pid"); do case $(cat "/proc/$p/comm" 2>/dev/null) in WebKit*) echo "$p";; esac; done)
 win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
+painted() { grep -q 'chat window painted' "$tmp/err"; }
+wait_for "the chat's first paint" painted
+painted_ms=$(grep -o 'chat window painted [0-9]* ms' "$tmp/err" | head -1 | grep -o '[0-9]*' | head -1)
 xdotool windowfocus --sync "$win" key --clearmodifiers Escape
-webkit_gone() { ! tree "$pid" | xargs -I{} cat /proc/{}/comm 2>/dev/null | grep -q WebKit; }
-wait_for "the web processes to end" webkit_gone
+gone() { [ -z "$(xdotool search --onlyvisible --name '^Yollayah$' 2>/dev/null)" ]; }
+wait_for "the chat window to close" gone
 sleep 2
+webkit_left=$(for p in $(tree "$pid") $web_pids; do c=$(cat "/proc/$p/comm" 2>/dev/null || true); case $c in WebKit*) echo "$c($p)";; esac; done | sort -u | tr '\n' ' ')
 pss_after=$(pss)
 click "Quit"
 wait "$pid" 2>/dev/null || true
@@ -119,6 +130,8 @@ launch → first verdict in menu $((t_verdict - t0)) ms   ("$verdict")
 idle, chat closed: PSS          $pss_closed
 idle, chat closed: CPU          ${cpu_idle}% of a core (10 s)
 Open chat click → window mapped $((t_mapped - t_click)) ms
+Open chat click → first paint   ${painted_ms:-?} ms   (tray's clock: click handled → page's second frame)
 chat open: PSS                  $pss_open
-after closing the chat: PSS     $pss_after
+2 s after closing: WebKit left  ${webkit_left:-none}
+2 s after closing: PSS          $pss_after
 OUT

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh desktop-build
 ./scripts/deps.sh desktop-run
 
-echo "== building yollayah-tray (release; the first build takes several minutes)"
-cargo build -p yollayah-tray --release --locked
+echo "== building yollayah-tray and its chat window (release; the first build takes several minutes)"
+cargo build -p yollayah-tray -p yollayah-chat --release --locked
 
 demo=0
 for a in "$@"; do [ "$a" = "--demo" ] && demo=1; done

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh test
 # deps.sh installed Prometheus and Alertmanager: the agent's tests must not skip them here.
 export YOLLAYAH_REQUIRE_PROMETHEUS=1
+# …and Xvfb, dbus-daemon and dunst: `watch --notify`'s test must not skip them either.
+export YOLLAYAH_REQUIRE_DESKTOP=1
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
@@ -18,7 +20,7 @@ cargo test --workspace --doc --locked
 echo "== e2e: the tray app on a virtual desktop (Xvfb + session bus + tray host + dunst)"
 # Integration tests build the binary they start (CARGO_BIN_EXE_*); building it first keeps a
 # compile error apart from an e2e failure.
-cargo build -p yollayah-tray --locked
+cargo build -p yollayah-tray -p yollayah-chat --locked
 ./scripts/e2e/run.sh cargo test -p yollayah-tray --test e2e_tray --locked -- --nocapture
 echo "== e2e: the chat window in the real webview against ollama-sim"
 ./scripts/e2e/webview.sh

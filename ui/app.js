@@ -240,6 +240,9 @@ async function boot() {
   if (history.status === "fulfilled") strip.setHistory(history.value);
   if (snapshot.status === "fulfilled") onSnapshot(snapshot.value);
   els.input.focus();
+  // The second frame callback runs once the first full frame has been painted: the tray logs
+  // "Open chat" → painted from this.
+  requestAnimationFrame(() => requestAnimationFrame(() => invoke(Cmd.painted).catch(() => {})));
 }
 
 boot().catch((err) => showError(`Could not start: ${errorText(err)}`));

@@ -1,5 +1,5 @@
 // The only door to the Tauri side: command and event names of the IPC contract
-// (src-tauri/src/ipc.rs, src-tauri/src/commands.rs) live here, and
+// (src-tauri/src/ipc.rs, src-tauri/src/wire.rs) live here, and
 // nowhere else in the UI.
 
 export const Cmd = Object.freeze({
@@ -12,6 +12,7 @@ export const Cmd = Object.freeze({
   warm: "warm",
   openExternal: "open_external",
   gpuHistory: "gpu_history",
+  painted: "painted",
 });
 
 export const Ev = Object.freeze({

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests of the chat window in the REAL webview: installs tauri-driver (cargo) and
-# WebKitWebDriver (apt) when missing, builds yollayah-tray and ollama-sim, then runs the
+# WebKitWebDriver (apt) when missing, builds yollayah-chat and ollama-sim, then runs the
 # tests/webview package on a virtual desktop (scripts/e2e/run.sh sets YOLLAYAH_E2E=1).
 #   scripts/e2e/webview.sh            run the tests (screenshots/figures go to target/webview-e2e)
 #   scripts/e2e/webview.sh --docs     also refresh docs/screenshots/webview-*.png and
@@ -22,8 +22,8 @@ if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-d
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
-echo "== build yollayah-tray, ollama-sim and the webview tests"
-cargo build -p yollayah-tray -p ollama-sim --locked
+echo "== build yollayah-chat, ollama-sim and the webview tests"
+cargo build -p yollayah-chat -p ollama-sim --locked
 cargo test -p yollayah-webview-e2e --locked --no-run
 
 # Other sessions on this machine may hold :99: take the first free display unless told.

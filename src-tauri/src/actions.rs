@@ -4,18 +4,17 @@
 //! command channel is the one channel a click crosses).
 
 use std::str::FromStr;
-
-use tauri::{AppHandle, Runtime};
+use std::sync::Arc;
 
 use crate::error::Error;
-use crate::ext::YollayahExt;
 use crate::notify::NoticeAction;
+use crate::shell::Shell;
 use crate::view::TrayView;
 
 /// A request from the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppCommand {
-    /// Create the chat window, or focus it if it is open.
+    /// Start the chat window's process, or bring its window forward if it runs.
     OpenChat,
     /// Load the model into VRAM now.
     WarmModel,
@@ -123,53 +122,44 @@ impl FromStr for MenuId {
 }
 
 /// Carries out `cmd`. Failures are logged and recorded in the status (`last_error`), never
-/// raised: a click must not be able to bring the app down.
-pub fn dispatch<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
+/// raised: a click must not be able to bring the app down. Callable from any thread.
+pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
-        AppCommand::OpenChat => crate::chat_window::open(app),
+        AppCommand::OpenChat => shell.chat.open(shell),
         AppCommand::WarmModel
         | AppCommand::UnloadModel
         | AppCommand::ReloadModel
         | AppCommand::SetMuted(_) => {
-            on_watchdog(app, cmd);
+            on_watchdog(shell, cmd);
             Ok(())
         }
-        AppCommand::SetAutostart(enabled) => match app.app_state() {
-            Some(state) => {
-                let files = state.files();
-                let outcome = crate::autostart::set(&files.autostart_entry, enabled);
-                // Show what is on disk, not what was asked for, so a failed write is visible.
-                let actual = crate::autostart::is_enabled(&files.autostart_entry);
-                crate::state::set_view(app, |view| view.autostart = actual);
-                outcome
-            }
-            None => Ok(()),
-        },
-        AppCommand::OpenConfig => match app.app_state() {
-            Some(state) => crate::user_files::open_config(&state.files().config_file),
-            None => Ok(()),
-        },
+        AppCommand::SetAutostart(enabled) => {
+            let files = shell.files();
+            let outcome = crate::autostart::set(&files.autostart_entry, enabled);
+            // Show what is on disk, not what was asked for, so a failed write is visible.
+            let actual = crate::autostart::is_enabled(&files.autostart_entry);
+            shell.set_view(|view| view.autostart = actual);
+            outcome
+        }
+        AppCommand::OpenConfig => crate::user_files::open_config(&shell.files().config_file),
         AppCommand::Quit => {
-            app.exit(0);
+            shell.quit();
             Ok(())
         }
     };
     if let Err(err) = outcome {
-        report(app, cmd, &err);
+        report(shell, cmd, &err);
     }
 }
 
 /// Warm, Reload, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a
 /// whole model load; the click returns at once).
-fn on_watchdog<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
-    let Some(core) = app.core() else {
-        tracing::warn!(?cmd, "command before the core started; dropped");
-        return;
-    };
-    let watchdog = core.watchdog.clone();
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
+fn on_watchdog(shell: &Arc<Shell>, cmd: AppCommand) {
+    let watchdog = shell.core.watchdog.clone();
+    let runtime = shell.runtime().clone();
+    let shell = shell.clone();
+    runtime.spawn(async move {
         let outcome = match cmd {
             AppCommand::WarmModel => watchdog.warm().await.map(drop),
             AppCommand::ReloadModel => watchdog.reload().await.map(drop),
@@ -181,16 +171,14 @@ fn on_watchdog<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand) {
             _ => Ok(()),
         };
         if let Err(err) = outcome {
-            report(&app, cmd, &err.into());
+            report(&shell, cmd, &err.into());
         }
     });
 }
 
-fn report<R: Runtime>(app: &AppHandle<R>, cmd: AppCommand, err: &Error) {
+fn report(shell: &Shell, cmd: AppCommand, err: &Error) {
     tracing::warn!(?cmd, %err, "command failed");
-    if let Some(state) = app.app_state() {
-        state.record_error(err);
-    }
+    shell.record_error(err);
 }
 
 #[cfg(test)]

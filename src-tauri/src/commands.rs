@@ -1,20 +1,22 @@
-//! The chat window's IPC commands; their payloads are in [`crate::ipc`]. Each is listed in
-//! build.rs and granted to the `chat` window only, in capabilities/chat.json. Errors reach the
-//! window as `{ kind, message }` (see [`crate::Error`]).
+//! The chat window's commands, carried out in the tray process: each [`Command`] that arrives
+//! over the socket ([`crate::wire`]) is answered here, with the payloads of [`crate::ipc`].
+//! Errors reach the window as `{ kind, message }` (see [`crate::Error`]).
 
-use std::process::{Command, Stdio};
+use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
 
-use tauri::{AppHandle, Runtime, State};
+use serde::Serialize;
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use yollayah_core::history::{ConversationId, MessageStatus};
-use yollayah_core::watchdog::WarmOutcome;
 
 use crate::error::{Error, Result};
-use crate::ipc::{ConversationRow, MessageRow, Started, StatusReply};
+use crate::ipc::{ConversationRow, MessageRow, StatusReply, events};
 use crate::reply;
-use crate::samples::GpuSample;
+use crate::service::ClientId;
+use crate::shell::Shell;
 use crate::startup::{Core, lock};
-use crate::state::AppState;
+use crate::wire::Command;
 
 /// Longest message or Markdown text accepted from the window (a whole book is ~1 MB).
 const MAX_TEXT: usize = 1 << 20;
@@ -31,53 +33,58 @@ fn check_text(text: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The latest snapshot (and the app's own health).
-#[tauri::command]
-pub fn status(app: State<'_, AppState>, core: State<'_, Core>) -> StatusReply {
-    StatusReply {
-        snapshot: core.watchdog.latest(),
-        app: app.status(),
-        problems: core.problems.clone(),
+fn json(value: impl Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::Internal(format!("encoding a reply: {e}")))
+}
+
+/// Carries out `command` for the chat window `client`.
+pub(crate) async fn handle(
+    shell: &Arc<Shell>,
+    client: ClientId,
+    command: Command,
+) -> Result<Value> {
+    let core = &shell.core;
+    // A reply's events go to the window that asked for it.
+    let emit = {
+        let shell = shell.clone();
+        move |payload| shell.clients.send_event(client, events::CHAT, &payload)
+    };
+    match command {
+        Command::Status => json(StatusReply {
+            snapshot: core.watchdog.latest(),
+            app: shell.status(),
+            problems: core.problems.clone(),
+        }),
+        Command::SendMessage { conversation, text } => {
+            if text.trim().is_empty() {
+                return Err(Error::BadInput("the message is empty".into()));
+            }
+            check_text(&text, "message")?;
+            json(reply::send(core, conversation.map(ConversationId), text, emit).await?)
+        }
+        Command::CancelReply { reply } => {
+            reply::cancel(core, reply);
+            Ok(Value::Null)
+        }
+        Command::RetryReply { reply } => json(reply::retry(core, reply, emit).await?),
+        Command::ListConversations { limit } => json(list_conversations(core, limit).await?),
+        Command::LoadConversation { id } => json(load_conversation(core, id).await?),
+        Command::Warm => json(core.watchdog.warm().await?),
+        Command::Unload => json(core.watchdog.unload().await?),
+        Command::OpenExternal { url } => {
+            open_external(core, &url)?;
+            Ok(Value::Null)
+        }
+        Command::GpuHistory => json(lock(&core.samples).to_vec()),
+        Command::Painted => {
+            shell.chat.painted();
+            Ok(Value::Null)
+        }
     }
-}
-
-/// Sends a message; returns once the reply has started.
-#[tauri::command]
-pub async fn send_message<R: Runtime>(
-    app: AppHandle<R>,
-    core: State<'_, Core>,
-    conversation: Option<i64>,
-    text: String,
-) -> Result<Started> {
-    if text.trim().is_empty() {
-        return Err(Error::BadInput("the message is empty".into()));
-    }
-    check_text(&text, "message")?;
-    reply::send(&app, &core, conversation.map(ConversationId), text).await
-}
-
-/// Stops a streaming reply (it ends with a `cancelled` chat event).
-#[tauri::command]
-pub fn cancel_reply(core: State<'_, Core>, reply: i64) {
-    reply::cancel(&core, reply);
-}
-
-/// Re-sends the user message that preceded an incomplete reply.
-#[tauri::command]
-pub async fn retry_reply<R: Runtime>(
-    app: AppHandle<R>,
-    core: State<'_, Core>,
-    reply: i64,
-) -> Result<Started> {
-    reply::retry(&app, &core, reply).await
 }
 
 /// The most recently updated conversations.
-#[tauri::command]
-pub async fn list_conversations(
-    core: State<'_, Core>,
-    limit: usize,
-) -> Result<Vec<ConversationRow>> {
+async fn list_conversations(core: &Core, limit: usize) -> Result<Vec<ConversationRow>> {
     let limit = limit.clamp(1, MAX_LIST);
     let rows = core
         .with_history(move |h| h.list_conversations(limit))
@@ -97,8 +104,7 @@ pub async fn list_conversations(
 }
 
 /// A conversation's messages, assistant ones with their sanitised HTML.
-#[tauri::command]
-pub async fn load_conversation(core: State<'_, Core>, id: i64) -> Result<Vec<MessageRow>> {
+async fn load_conversation(core: &Core, id: i64) -> Result<Vec<MessageRow>> {
     let messages = core
         .with_history(move |h| h.messages(ConversationId(id)))
         .await?;
@@ -125,23 +131,11 @@ pub async fn load_conversation(core: State<'_, Core>, id: i64) -> Result<Vec<Mes
         .collect())
 }
 
-/// Loads the model now and waits for it.
-#[tauri::command]
-pub async fn warm(core: State<'_, Core>) -> Result<WarmOutcome> {
-    Ok(core.watchdog.warm().await?)
-}
-
-/// Unloads the model now.
-#[tauri::command]
-pub async fn unload(core: State<'_, Core>) -> Result<()> {
-    Ok(core.watchdog.unload().await?)
-}
-
 /// Checks that `url` is something the system browser (or mail client) may open, and returns
 /// it normalised. Everything else (`javascript:`, `file:`, `data:`, relative URLs) is refused:
 /// model output chooses these URLs.
 pub fn external_url(url: &str) -> Result<String> {
-    let parsed = tauri::Url::parse(url.trim())
+    let parsed = url::Url::parse(url.trim())
         .map_err(|e| Error::BadInput(format!("not a URL ({e}): {url:?}")))?;
     match parsed.scheme() {
         "http" | "https" if parsed.host_str().is_some() => Ok(parsed.to_string()),
@@ -153,10 +147,9 @@ pub fn external_url(url: &str) -> Result<String> {
 }
 
 /// Opens an http(s) (or mailto) link with the desktop's handler, never in the webview.
-#[tauri::command]
-pub fn open_external(core: State<'_, Core>, url: String) -> Result<()> {
-    let url = external_url(&url)?;
-    let mut child = Command::new(&core.opener)
+fn open_external(core: &Core, url: &str) -> Result<()> {
+    let url = external_url(url)?;
+    let mut child = Process::new(&core.opener)
         .arg(&url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -168,10 +161,4 @@ pub fn open_external(core: State<'_, Core>, url: String) -> Result<()> {
         let _ = child.wait();
     });
     Ok(())
-}
-
-/// The last ~5 minutes of GPU readings, oldest first.
-#[tauri::command]
-pub fn gpu_history(core: State<'_, Core>) -> Vec<GpuSample> {
-    lock(&core.samples).to_vec()
 }

@@ -9,9 +9,9 @@ use yollayah_core::error::Category;
 /// Every failure of the desktop shell.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Tauri refused an operation (window, tray or menu creation, …).
-    #[error("tauri: {0}")]
-    Tauri(#[from] tauri::Error),
+    /// GTK, the tray icon or its menu refused an operation.
+    #[error("tray: {0}")]
+    Tray(String),
     /// A file or socket operation failed.
     #[error("{context}: {source}")]
     Io {

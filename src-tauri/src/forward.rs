@@ -1,19 +1,19 @@
 //! Core → shell, in one loop: every watchdog snapshot becomes the tray's view, a GPU sample and
-//! (when the chat window is open) a `yollayah://snapshot` event; every alert the core wants
+//! (when a chat window is connected) a `yollayah://snapshot` event; every alert the core wants
 //! shown becomes a desktop notice. Snapshot-driven: nothing here polls. (The other direction,
 //! the user's clicks, needs no loop: [`crate::actions::dispatch`] calls the watchdog's handle.)
 
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use std::sync::Arc;
+
 use tokio::sync::broadcast::error::RecvError;
 use yollayah_core::alerts::FixAction;
 use yollayah_core::events::{Alert, Event, Snapshot, Verdict};
 
-use crate::chat_window::CHAT_LABEL;
-use crate::ext::YollayahExt;
 use crate::ipc::events;
 use crate::notify::{Notice, NoticeAction};
 use crate::samples::GpuSample;
-use crate::startup::{Core, lock};
+use crate::shell::Shell;
+use crate::startup::lock;
 use crate::view::{TrayState, TrayView};
 
 /// The tray icon state for a verdict.
@@ -65,44 +65,35 @@ pub fn notice_for(alert: &Alert, resolved: bool) -> Notice {
     }
 }
 
-fn on_snapshot<R: Runtime>(app: &AppHandle<R>, core: &Core, snap: &Snapshot) {
+fn on_snapshot(shell: &Shell, snap: &Snapshot) {
+    let core = &shell.core;
     if let Some(sample) = GpuSample::from_snapshot(snap) {
         lock(&core.samples).push(sample);
     }
-    crate::state::set_view(app, |view| apply_snapshot(view, snap, &core.problems));
+    shell.set_view(|view| apply_snapshot(view, snap, &core.problems));
     // Serialising a snapshot for a window that does not exist would be wasted work.
-    if app.get_webview_window(CHAT_LABEL).is_some() {
-        if let Err(err) = app.emit_to(CHAT_LABEL, events::SNAPSHOT, snap) {
-            tracing::debug!(%err, "snapshot not delivered to the chat window");
-        }
+    if shell.clients.any() {
+        shell.clients.broadcast(events::SNAPSHOT, snap);
     }
 }
 
-fn on_alert<R: Runtime>(app: &AppHandle<R>, alert: &Alert, resolved: bool) {
+fn on_alert(shell: &Shell, alert: &Alert, resolved: bool) {
     // `notify` is the core's decision (mute, flap cooldown); the shell only shows.
     if alert.notify {
-        if let Some(state) = app.app_state() {
-            state.notify(notice_for(alert, resolved));
-        }
+        shell.notify(notice_for(alert, resolved));
     }
 }
 
-/// Starts the loop on Tauri's runtime. It ends when the core's token is cancelled.
-pub fn spawn<R: Runtime>(app: &AppHandle<R>) {
-    let Some(core) = app.core() else {
-        return;
-    };
-    let mut snapshots = core.watchdog.snapshots();
-    let mut events = core.watchdog.subscribe();
-    let cancel = core.cancel.clone();
-    let handle = app.clone();
-    tauri::async_runtime::spawn(async move {
-        let Some(core) = handle.core() else {
-            return;
-        };
+/// Starts the loop (a tokio task). It ends when the core's token is cancelled.
+pub fn spawn(shell: &Arc<Shell>) {
+    let mut snapshots = shell.core.watchdog.snapshots();
+    let mut events = shell.core.watchdog.subscribe();
+    let cancel = shell.core.cancel.clone();
+    let shell = shell.clone();
+    shell.runtime().clone().spawn(async move {
         // The initial snapshot (before the first tick) is a state too: show it.
         let first = snapshots.borrow_and_update().clone();
-        on_snapshot(&handle, &core, &first);
+        on_snapshot(&shell, &first);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -111,11 +102,11 @@ pub fn spawn<R: Runtime>(app: &AppHandle<R>) {
                         break;
                     }
                     let snap = snapshots.borrow_and_update().clone();
-                    on_snapshot(&handle, &core, &snap);
+                    on_snapshot(&shell, &snap);
                 }
                 event = events.recv() => match event {
-                    Ok(Event::AlertRaised(alert)) => on_alert(&handle, &alert, false),
-                    Ok(Event::AlertResolved(alert)) => on_alert(&handle, &alert, true),
+                    Ok(Event::AlertRaised(alert)) => on_alert(&shell, &alert, false),
+                    Ok(Event::AlertResolved(alert)) => on_alert(&shell, &alert, true),
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => tracing::warn!(n, "missed watchdog events"),
                     Err(RecvError::Closed) => break,

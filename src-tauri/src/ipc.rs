@@ -1,6 +1,7 @@
 //! The IPC contract between the chat window and the app: the event names and every payload the
 //! window receives. These types *are* the contract (as a Tauri plugin's `models.rs` is); the
-//! command list is [`crate::commands`], and `ui/ipc.js` mirrors the names. Errors reach the
+//! command list is [`crate::wire::Command`] (carried out in [`crate::commands`]), the chat
+//! process exposes each as a Tauri command of the same name, and `ui/ipc.js` mirrors the names. Errors reach the
 //! window as `{ kind, message }` (see [`crate::Error`]).
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use serde::Serialize;
 use yollayah_core::chat::ReplyStats;
 use yollayah_core::events::Snapshot;
 
-use crate::state::Status;
+use crate::shell::Status;
 
 /// Names of the events the app emits to the chat window.
 pub mod events {

@@ -1,24 +1,28 @@
-//! The binary's start-up: arguments, logging, the single instance, demo mode, the tray, and
-//! the event loop around [`crate::run_app`].
+//! The binary's start-up: arguments, logging, GL off, the single instance, demo mode, the core
+//! on its tokio runtime, the tray and GTK's main loop.
 
-use tauri::{Builder, RunEvent};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 use crate::actions::{AppCommand, dispatch};
+use crate::chat_process::{ChatProcess, chat_program};
 use crate::error::{Error, Result};
-use crate::ext::YollayahExt;
 use crate::startup::{CoreOptions, GpuSource};
-use crate::{notify, single_instance, tray};
+use crate::{notify, single_instance, tray, wire};
 
 /// Command-line options of the binary.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     /// `--demo`: an in-process simulator instead of Ollama (builds with the `demo` feature).
     demo: bool,
-    /// `--open-chat`: start with the chat window open (the WebDriver tests need a window).
+    /// `--open-chat`: start with the chat window open.
     open_chat: bool,
 }
 
 const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat]";
+
+/// Set in the environment of the re-executed tray (see [`without_gl`]).
+const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     let mut out = Args::default();
@@ -36,8 +40,33 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     Ok(out)
 }
 
+/// GTK probes GL visuals at start-up, and Mesa then maps libLLVM (about 26 MB PSS) into a
+/// process that never draws with GL. `GDK_GL=disable` stops the probe, but it must be in the
+/// environment before GTK starts and setting our own environment needs `unsafe`: so the tray
+/// re-executes itself once with it set (same pid, same arguments). A user's own `GDK_GL` wins.
+fn without_gl() {
+    if std::env::var_os("GDK_GL").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut cmd = Command::new(exe);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    let err = cmd
+        .args(args)
+        .env("GDK_GL", "disable")
+        .env(NO_GL_MARK, "1")
+        .exec();
+    eprintln!("yollayah-tray: could not restart without GL ({err}); going on with it");
+}
+
 /// The desktop app's entry point (the binary calls only this).
 pub fn run() {
+    without_gl();
     // Logs go to stderr: stdout is for what scripts read (demo mode's simulator URL).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -53,12 +82,15 @@ pub fn run() {
     }
 }
 
-fn options(args: &Args) -> Result<CoreOptions> {
-    if args.demo {
-        return demo_options();
+/// The core's options: demo mode's simulator, or the test hooks `YOLLAYAH_OLLAMA_URL` (an
+/// ollama-sim a test started) and `YOLLAYAH_GPU_SOURCE=sim` (its GPU view). Demo mode must run
+/// inside a tokio runtime (the simulator is a task); it prints the simulator's URL as the first
+/// line on stdout, so scripts and tests can stage states on it.
+pub async fn core_options(demo: bool) -> Result<CoreOptions> {
+    if demo {
+        return demo_options().await;
     }
     let mut options = CoreOptions::default();
-    // Test hooks (tests/webview): an ollama-sim the test started, and its GPU view.
     if let Ok(url) = std::env::var("YOLLAYAH_OLLAMA_URL") {
         options.ollama_url = Some(url);
     }
@@ -69,11 +101,9 @@ fn options(args: &Args) -> Result<CoreOptions> {
 }
 
 #[cfg(feature = "demo")]
-fn demo_options() -> Result<CoreOptions> {
-    let options = tauri::async_runtime::block_on(crate::demo::start())?;
+async fn demo_options() -> Result<CoreOptions> {
+    let options = crate::demo::start().await?;
     if let Some(sim) = &options.sim {
-        // The first line on stdout, so scripts and tests can find the simulator to stage
-        // states on it.
         println!("yollayah-tray: demo simulator at {}", sim.url());
         tracing::info!(url = %sim.url(), "demo mode: in-process ollama-sim");
     }
@@ -81,7 +111,7 @@ fn demo_options() -> Result<CoreOptions> {
 }
 
 #[cfg(not(feature = "demo"))]
-fn demo_options() -> Result<CoreOptions> {
+async fn demo_options() -> Result<CoreOptions> {
     Err(Error::BadInput(
         "this build has no demo mode (build with `--features demo`)".into(),
     ))
@@ -89,38 +119,57 @@ fn demo_options() -> Result<CoreOptions> {
 
 fn try_run() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
-    let socket = single_instance::socket_path();
-    let Some(listener) = single_instance::claim(&socket)? else {
+    let instance = single_instance::socket_path();
+    let Some(listener) = single_instance::claim(&instance)? else {
         tracing::info!("already running: asked the running instance to open the chat");
         return Ok(());
     };
-    let app = crate::run_app(Builder::default(), options(&args)?, notify::DbusBackend)?;
-    let handle = app.handle().clone();
-    single_instance::serve(listener, move || dispatch(&handle, AppCommand::OpenChat))?;
-    tray::install(app.handle())?;
-    tray::check_host(app.handle());
-    if args.open_chat {
-        dispatch(app.handle(), AppCommand::OpenChat);
-    }
-    let demo = args.demo;
-    app.run(move |app_handle, event| match event {
-        // Closing the chat window must not end a tray app; only Quit (an explicit exit code) does.
-        RunEvent::ExitRequested {
-            code: None, api, ..
-        } => api.prevent_exit(),
-        RunEvent::Exit => {
-            if let Some(core) = app_handle.core() {
-                core.shutdown();
-            }
-            let _ = std::fs::remove_file(&socket);
-            if demo {
-                #[cfg(feature = "demo")]
-                crate::demo::clean_up();
-            }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("yollayah-core")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))?;
+    let socket = wire::socket_path();
+    let shell = runtime.block_on(async {
+        let options = core_options(args.demo).await?;
+        let chat = ChatProcess::new(chat_program(), socket.clone());
+        crate::start(options, notify::DbusBackend, &socket, chat)
+    })?;
+    let on_open = shell.clone();
+    single_instance::serve(listener, move || dispatch(&on_open, AppCommand::OpenChat))?;
+    gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
+    tray::install(&shell)?;
+    tray::check_host(&shell);
+    // SIGTERM (logout, systemd, kill) ends the app as Quit does.
+    let on_term = shell.clone();
+    runtime.spawn(async move {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            on_term.quit();
         }
-        _ => {}
     });
+    if args.open_chat {
+        dispatch(&shell, AppCommand::OpenChat);
+    }
+    tracing::info!("tray running");
+    gtk::main();
+    shell.quit();
+    let _ = std::fs::remove_file(&instance);
+    let _ = std::fs::remove_file(&socket);
+    if args.demo {
+        #[cfg(feature = "demo")]
+        crate::demo::clean_up();
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+/// Whether this process was re-executed with GL off; its chat window must not inherit that.
+pub(crate) fn gl_disabled_by_us() -> bool {
+    std::env::var_os(NO_GL_MARK).is_some()
 }
 
 #[cfg(test)]

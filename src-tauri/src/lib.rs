@@ -1,90 +1,73 @@
-//! yollayah-tray: the desktop shell of Yollayah. A tray icon and menu that render a
-//! [`TrayView`], desktop alerts, and a chat window created on demand. It decides nothing: the
-//! core's watchdog does, [`forward`] turns its snapshots and alerts into the view and notices,
-//! and [`actions`] carries the user's clicks out. The window's IPC contract is [`ipc`], its
-//! commands [`commands`].
+//! yollayah-tray: the always-on part of Yollayah. One process holds the core (watchdog, alerts,
+//! history, chats), the tray icon and menu (`tray-icon` on GTK, no webview) and desktop
+//! notifications. The chat window is another process (`yollayah-chat`, a Tauri app) started on
+//! demand: it talks to this one over a private socket ([`wire`], served by [`service`]) with
+//! the commands and payloads of [`ipc`], and exits when its window closes, so no WebKit runs
+//! while the chat is closed.
 //!
-//! This file only builds the app ([`run_app`]); the binary's start-up is `launch.rs`.
+//! [`forward`] turns the core's snapshots and alerts into the tray's view, notices and window
+//! events; [`actions`] carries the user's clicks out. This file only builds ([`start`]); the
+//! binary's start-up is `launch.rs`.
 
 mod actions;
 mod autostart;
-mod chat_window;
+mod chat_process;
 mod commands;
 #[cfg(feature = "demo")]
 mod demo;
 mod error;
-mod ext;
 mod forward;
 pub mod ipc;
 mod launch;
 mod notify;
 mod reply;
 mod samples;
+mod service;
+mod shell;
 mod single_instance;
 mod startup;
-mod state;
 mod tray;
 mod user_files;
 mod view;
+pub mod wire;
 
-use tauri::{App, Builder, Manager, Runtime};
+use std::path::Path;
+use std::sync::Arc;
 
 pub use actions::{AppCommand, MenuId, dispatch};
+pub use chat_process::{CHAT_BIN, ChatProcess, chat_program};
 pub use error::{Error, Result};
-pub use launch::run;
+pub use launch::{core_options, run};
 pub use notify::{Backend, DbusBackend, Notice, NoticeAction, Shown};
+pub use shell::{Shell, Status};
 pub use startup::{CoreOptions, GpuSource};
-pub use state::Status;
 pub use user_files::UserFiles;
 pub use view::{TrayState, TrayView};
 
-/// Builds the app: managed state, the core (watchdog on Tauri's runtime, forwarding of its
-/// snapshots and alerts), IPC commands, capabilities. No tray, no single-instance socket, no
-/// bus checks: those are [`run`]'s, so tests can boot this with `tauri::test::mock_builder()`
-/// and no display. `notifications` is the notification daemon (the real one is
-/// [`DbusBackend`]).
+/// Starts the core, the forwarder and the chat windows' socket at `socket`: everything of the
+/// tray process but the tray itself (the binary adds it; tests and `yollayah-chat --standalone`
+/// run without). `notifications` is the notification daemon (the real one is
+/// [`DbusBackend`]); `chat` starts the chat window on "Open chat".
 ///
-/// Call it outside any tokio runtime (it blocks on Tauri's to start the core).
-pub fn run_app<R: Runtime>(
-    builder: Builder<R>,
+/// Must run inside a multi-threaded tokio runtime, which then runs the core.
+pub fn start(
     mut options: CoreOptions,
     notifications: impl Backend,
-) -> Result<App<R>> {
-    let app = builder
-        .invoke_handler(tauri::generate_handler![
-            commands::status,
-            commands::send_message,
-            commands::cancel_reply,
-            commands::retry_reply,
-            commands::list_conversations,
-            commands::load_conversation,
-            commands::warm,
-            commands::unload,
-            commands::open_external,
-            commands::gpu_history,
-        ])
-        .build(tauri::generate_context!())?;
-    // Managed here rather than in a setup hook: the mock runtime runs setup only once the event
-    // loop starts, and tests never start it.
-    let handle = app.handle().clone();
-    let notifier = notify::Notifier::spawn(notifications, move |action| {
-        dispatch(&handle, action.into());
-    })?;
+    socket: &Path,
+    chat: ChatProcess,
+) -> Result<Arc<Shell>> {
     let files = match options.files.take() {
         Some(files) => files,
         None => UserFiles::from_env()?,
     };
-    let view = TrayView {
-        autostart: autostart::is_enabled(&files.autostart_entry),
-        ..TrayView::default()
-    };
-    app.manage(state::AppState::new(view, notifier, files));
-    // The watchdog is a tokio task: start it inside Tauri's runtime.
-    let core = tauri::async_runtime::block_on(async move { startup::Core::start(options) })?;
+    let core = startup::Core::start(options)?;
     for problem in &core.problems {
         tracing::warn!("{problem}");
     }
-    app.manage(core);
-    forward::spawn(app.handle());
-    Ok(app)
+    let listener = service::bind(socket)?;
+    let uid = service::owner_uid(socket)?;
+    let shell = Shell::new(core, notifications, files, chat)?;
+    service::serve(&shell, listener, uid);
+    forward::spawn(&shell);
+    Ok(shell)
 }

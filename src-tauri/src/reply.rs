@@ -1,17 +1,16 @@
 //! Replies as the chat window sees them: a task per reply runs the core's `ChatEngine::send`,
-//! and each [`ChatEvent`] becomes a `yollayah://chat` payload ([`ChatPayload`]). Deltas carry the Markdown blocks
+//! and each [`ChatEvent`] becomes a `yollayah://chat` payload ([`ChatPayload`]), sent to the
+//! chat window that asked. Deltas carry the Markdown blocks
 //! that just became complete, already rendered and sanitised, plus the raw open tail, so the
 //! window never parses Markdown or inserts unsanitised HTML.
 
-use tauri::{AppHandle, Emitter, Runtime};
 use tokio::sync::oneshot;
 use yollayah_core::chat::ChatEvent;
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
-use crate::chat_window::CHAT_LABEL;
 use crate::error::{Error, Result};
-use crate::ipc::{ChatPayload, HtmlBlock, Started, events};
+use crate::ipc::{ChatPayload, HtmlBlock, Started};
 use crate::startup::{Core, lock};
 
 /// Turns one reply's [`ChatEvent`]s into payloads.
@@ -77,19 +76,18 @@ impl Relay {
 }
 
 /// Sends `text` in `conversation` (a new one when `None`) and returns once the reply has
-/// started; the reply streams on as `yollayah://chat` events to the chat window.
-pub async fn send<R: Runtime>(
-    app: &AppHandle<R>,
+/// started; the reply streams on through `emit`.
+pub async fn send(
     core: &Core,
     conversation: Option<ConversationId>,
     text: String,
+    emit: impl Fn(ChatPayload) + Send + Sync + 'static,
 ) -> Result<Started> {
     let engine = core.chat.clone();
     let replies = core.replies.clone();
     let token = core.cancel.child_token();
-    let app = app.clone();
     let (started_tx, started_rx) = oneshot::channel();
-    let task = tauri::async_runtime::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut started_tx = Some(started_tx);
         let mut relay = Relay::default();
         let mut current = None;
@@ -118,9 +116,7 @@ pub async fn send<R: Runtime>(
                         lock(&replies).remove(reply);
                     }
                 }
-                if let Err(err) = app.emit_to(CHAT_LABEL, events::CHAT, relay.map(event)) {
-                    tracing::debug!(%err, "chat event not delivered");
-                }
+                emit(relay.map(event));
             })
             .await;
         // An error after Started (history unwritable at the end) must not leave a token behind.
@@ -149,7 +145,11 @@ pub fn cancel(core: &Core, reply: i64) {
 }
 
 /// Re-sends the user message that preceded the incomplete reply `reply`, in its conversation.
-pub async fn retry<R: Runtime>(app: &AppHandle<R>, core: &Core, reply: i64) -> Result<Started> {
+pub async fn retry(
+    core: &Core,
+    reply: i64,
+    emit: impl Fn(ChatPayload) + Send + Sync + 'static,
+) -> Result<Started> {
     if lock(&core.replies).contains_key(&reply) {
         return Err(Error::BadInput(format!(
             "reply {reply} is still streaming; stop it before retrying"
@@ -181,7 +181,7 @@ pub async fn retry<R: Runtime>(app: &AppHandle<R>, core: &Core, reply: i64) -> R
             "no user message precedes reply {reply}"
         )));
     };
-    send(app, core, Some(conv), user.content.clone()).await
+    send(core, Some(conv), user.content.clone(), emit).await
 }
 
 #[cfg(test)]

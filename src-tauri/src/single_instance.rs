@@ -11,11 +11,14 @@ use crate::error::{Error, Result};
 
 const OPEN: &str = "open";
 
-/// `$XDG_RUNTIME_DIR/yollayah-tray.sock` (per-user, cleared at logout), else the temp dir.
+/// `$XDG_RUNTIME_DIR` (per-user, mode 0700, cleared at logout), else the temp dir.
+pub fn runtime_dir() -> PathBuf {
+    dirs::runtime_dir().unwrap_or_else(std::env::temp_dir)
+}
+
+/// `$XDG_RUNTIME_DIR/yollayah-tray.sock`.
 pub fn socket_path() -> PathBuf {
-    dirs::runtime_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("yollayah-tray.sock")
+    runtime_dir().join("yollayah-tray.sock")
 }
 
 /// Becomes the primary instance (`Some(listener)`), or, when one is already running, asks it

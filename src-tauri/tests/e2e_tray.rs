@@ -3,13 +3,15 @@
 //! StatusNotifierWatcher; its dbusmenu shows the model at "100% GPU" after the start-up warm;
 //! "Unload model" and "Warm model", clicked over dbusmenu exactly as a tray host would, unload
 //! and load the model in the simulator; a staged CPU fallback produces exactly one desktop
-//! notification naming the cause (read back from dunst) and its fix the resolution; "Open chat"
-//! starts the webview and Esc in the window ends it; "Quit" exits. Needs the session from
+//! notification naming the cause (read back from dunst) and its fix the resolution; no WebKit
+//! process runs before the chat first opens; "Open chat" starts the chat window's process (and
+//! its web processes), Esc in the window ends it, and 2 s later no WebKit process is left;
+//! a second "Open chat" starts a new one; "Quit" exits. Needs the session from
 //! `scripts/e2e/run.sh` (Xvfb, a session bus, the watcher, dunst); skipped unless
 //! `YOLLAYAH_E2E=1`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -272,6 +274,13 @@ async fn tray_menu_drives_the_real_app() {
         );
         return;
     }
+    let chat_bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_yollayah-tray")).with_file_name("yollayah-chat");
+    assert!(
+        chat_bin.is_file(),
+        "{} is missing: the tray starts it on Open chat (cargo build -p yollayah-chat)",
+        chat_bin.display()
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(&run_dir).expect("run dir");
@@ -416,6 +425,7 @@ async fn tray_menu_drives_the_real_app() {
     );
     // The picture only: let the page paint and get its first snapshot.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let chat_web = descendants_named(pid, "WebKit");
     screenshot("tray-chat-gpu.png");
 
     // 6. A CPU fallback: exactly one notification, naming the cause.
@@ -455,7 +465,7 @@ async fn tray_menu_drives_the_real_app() {
     assert!(summary.contains(MODEL), "{summary}");
     let text = format!("{summary} {body}").to_lowercase();
     assert!(
-        text.contains("cpu") && text.contains("gpu backend"),
+        text.contains("cpu") && text.contains("lost the gpu"),
         "the alert must name the cause: {summary} / {body}"
     );
 
@@ -492,6 +502,44 @@ async fn tray_menu_drives_the_real_app() {
         xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty(),
         "the chat window is still mapped"
     );
+    // 2 s after the close, no WebKit process of any kind is left (the network process too):
+    // the chat window's process is gone, and the tray never ran WebKit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = descendants_named(pid, "WebKit");
+    assert!(
+        left.is_empty(),
+        "WebKit processes survive the chat: {left:?}"
+    );
+    // Nor did any escape by being re-parented away from the tray.
+    let escaped: Vec<u32> = chat_web
+        .iter()
+        .copied()
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(
+        escaped.is_empty(),
+        "the chat's web processes live on: {escaped:?}"
+    );
+
+    // 8b. "Open chat" again starts a new chat process, which also ends with its window.
+    click(&menu, "Open chat").await;
+    poll("a web process for the second chat", || async {
+        (!descendants_named(pid, "WebKitWebProces").is_empty()).then_some(())
+    })
+    .await;
+    let window = poll("the second chat window to be mapped", || async {
+        let id = xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]);
+        (!id.is_empty()).then(|| id.lines().next().unwrap_or_default().to_owned())
+    })
+    .await;
+    // Esc is the page's own key handler: let the page load first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    xdotool(&["windowfocus", "--sync", &window]);
+    xdotool(&["key", "--clearmodifiers", "Escape"]);
+    poll("the second chat's web processes to end", || async {
+        descendants_named(pid, "WebKit").is_empty().then_some(())
+    })
+    .await;
 
     // 9. "Quit" ends the app cleanly.
     click(&menu, "Quit").await;

@@ -49,7 +49,7 @@ pub fn run(globals: &Globals, command: Command) -> Result<u8> {
                 profile = ModelProfile::new(model.clone(), profile.keep_alive, profile.load);
             }
             let resolved = Resolved {
-                ollama_url: resolve_url(globals.url.as_deref(), &config)?,
+                ollama_url: resolve_url(globals.ollama_url(&config)?.as_deref(), &config)?,
                 persona_file: persona
                     .path()
                     .map(|p| p.display().to_string())

@@ -17,8 +17,17 @@ use crate::error::{CliError, Result};
 pub struct Globals {
     /// Ollama server URL; default: config `[ollama] url`, else OLLAMA_HOST with the official
     /// client's rules.
-    #[arg(long, global = true, env = "YOLLAYAH_OLLAMA_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "YOLLAYAH_OLLAMA_URL",
+        conflicts_with = "host"
+    )]
     pub url: Option<String>,
+    /// A `[[hosts]]` entry of the config (`local` is the `[ollama]` server): its Ollama, and
+    /// its agent when it has one (status, doctor, warm and unload then ask the agent).
+    #[arg(long, global = true, value_name = "NAME", env = "YOLLAYAH_HOST")]
+    pub host: Option<String>,
     /// Config file; default: $XDG_CONFIG_HOME/yollayah/config.toml.
     #[arg(long, global = true, value_name = "PATH", env = "YOLLAYAH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -42,6 +51,15 @@ impl Globals {
         self.config.clone().or_else(Config::default_path)
     }
 
+    /// The Ollama URL this invocation names: `--url`, else the `--host` entry's `url`; `None`
+    /// leaves it to `[ollama] url` and `OLLAMA_HOST`.
+    pub fn ollama_url(&self, config: &Config) -> Result<Option<String>> {
+        if self.url.is_some() {
+            return Ok(self.url.clone());
+        }
+        Ok(crate::host::named(self, config)?.map(|h| h.url.clone()))
+    }
+
     /// Loads the config; a bad file is [`CliError::BadInput`] naming the key and line.
     pub fn load_config(&self) -> Result<Config> {
         match self.config_path() {
@@ -55,7 +73,7 @@ impl Context {
     /// Loads the config and builds the client.
     pub fn load(globals: &Globals) -> Result<Context> {
         let config = globals.load_config()?;
-        let client = client_for(globals.url.as_deref(), &config)?;
+        let client = client_for(globals.ollama_url(&config)?.as_deref(), &config)?;
         Ok(Context {
             config,
             model_override: globals.model.clone(),

@@ -101,12 +101,25 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
         eprintln!("yollayah: doctor --load needs --model MODEL");
         return Ok(exit::USAGE);
     }
+    if args.from.is_none() {
+        let config = globals.load_config()?;
+        if let Some(route) = crate::host::route(globals, &config).await? {
+            if args.load || args.capture.is_some() {
+                eprintln!(
+                    "yollayah: doctor --host on another machine takes neither --load nor --capture: \
+                     use `yollayah warm --host`, or run doctor on that machine"
+                );
+                return Ok(exit::USAGE);
+            }
+            return crate::host::doctor(route, model, args.json).await;
+        }
+    }
     let (bundle, error) = match &args.from {
         // Offline: no config, no network; the bundle is all there is.
         Some(path) => (CaptureBundle::read(path).map_err(CliError::BadInput)?, None),
         None => {
             let config = globals.load_config()?;
-            let client = client_for(globals.url.as_deref(), &config)?;
+            let client = client_for(globals.ollama_url(&config)?.as_deref(), &config)?;
             let machine = args.gpu.machine(client.base_url())?;
             if args.load {
                 if let Some(model) = model {

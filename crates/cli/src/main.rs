@@ -9,6 +9,8 @@ mod context;
 mod doctor;
 mod error;
 mod exit;
+mod host;
+mod notify;
 mod output;
 mod pull;
 mod status;

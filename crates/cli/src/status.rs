@@ -67,7 +67,10 @@ impl ModelLine {
 /// Runs `status`; returns the exit code (0 reachable, 3 unreachable).
 pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     let config = globals.load_config()?;
-    let client = client_for(globals.url.as_deref(), &config)?;
+    if let Some(route) = crate::host::route(globals, &config).await? {
+        return crate::host::status(route, args.json).await;
+    }
+    let client = client_for(globals.ollama_url(&config)?.as_deref(), &config)?;
     let report = gather(&client).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

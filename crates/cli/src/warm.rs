@@ -8,6 +8,7 @@ use crate::context::{Context, Globals};
 use crate::doctor::{self, GpuSource, Presentation};
 use crate::error::Result;
 use crate::exit;
+use crate::host::{self, Route};
 
 /// Arguments of `warm`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,11 @@ pub async fn warm(globals: &Globals, args: WarmArgs) -> Result<u8> {
     let ctx = Context::load(globals)?;
     let persona = ctx.persona()?;
     let profile = ctx.profile(&persona);
+    let route = host::route(globals, &ctx.config).await?;
+    if let Some(Route::Agent { host, agent }) = &route {
+        // The agent loads its own model with its own profile, so nothing reloads there later.
+        return host::warm_via_agent(host, agent, globals.model.as_deref(), args.json).await;
+    }
     let machine = args.gpu.machine(ctx.client.base_url())?;
     let started = Instant::now();
     // The same call the watchdog makes: a mismatch in any load-time option or keep_alive would
@@ -49,6 +55,9 @@ pub async fn warm(globals: &Globals, args: WarmArgs) -> Result<u8> {
             serde_json::to_string(profile.load_options())?
         );
     }
+    if let Some(Route::Unverified { host, client }) = &route {
+        return host::after_remote_warm(host, client, &profile.model, args.json).await;
+    }
     let (mut bundle, error) = doctor::capture(&ctx.client, machine, Some(&profile.model)).await;
     // The diagnosis must judge what we actually sent (num_gpu, num_ctx), not only the Modelfile.
     bundle.request_options = Some(profile.load_options().clone());
@@ -69,6 +78,9 @@ pub async fn unload(globals: &Globals, _args: UnloadArgs) -> Result<u8> {
     let ctx = Context::load(globals)?;
     let persona = ctx.persona()?;
     let profile = ctx.profile(&persona);
+    if let Some(Route::Agent { host, agent }) = host::route(globals, &ctx.config).await? {
+        return host::unload_via_agent(host, &agent, globals.model.as_deref()).await;
+    }
     ctx.client.unload(&profile.model).await?;
     println!("Asked Ollama to unload {}.", profile.model);
     Ok(exit::OK)

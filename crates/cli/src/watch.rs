@@ -6,6 +6,7 @@ use std::io::Write;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use yollayah_core::config::Config;
 use yollayah_core::events::{Event, Snapshot, Verdict, WarmEvent};
 use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::placement::Placement;
@@ -16,6 +17,7 @@ use crate::context::{Context, Globals};
 use crate::doctor::GpuSource;
 use crate::error::Result;
 use crate::exit;
+use crate::notify::{Dbus, Notice, Notifier};
 use crate::output::local_hms;
 
 /// Arguments of `watch`.
@@ -27,6 +29,10 @@ pub struct Args {
     /// Only observe: do not load the model at start or re-warm it after eviction.
     #[arg(long)]
     no_warm: bool,
+    /// Show a desktop notification for each incident and its resolution (the same
+    /// one-alert-per-incident policy as the tray).
+    #[arg(long)]
+    notify: bool,
     #[command(flatten)]
     gpu: GpuSource,
 }
@@ -42,6 +48,11 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
         settings.rewarm = false;
         settings.warm_on_start = false;
     }
+    let notifier = if args.notify {
+        notifier(&ctx.config)
+    } else {
+        None
+    };
     let cancel = CancellationToken::new();
     // Subscribe before the task's first tick so the first snapshot is not missed.
     let handle = watchdog::spawn(
@@ -77,6 +88,13 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         };
+        if let Some(n) = &notifier {
+            match &event {
+                Event::AlertRaised(a) if a.notify => n.send(Notice::raised(a)),
+                Event::AlertResolved(a) if a.notify => n.send(Notice::resolved(a)),
+                _ => {}
+            }
+        }
         if let Event::Snapshot(s) = &event {
             let key = (s.verdict, s.headline.clone());
             if last_shown.as_ref() == Some(&key) {
@@ -99,6 +117,25 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     }
     cancel.cancel();
     Ok(exit::OK)
+}
+
+/// The desktop notifier for `--notify`; `None` (after saying why) when it cannot work.
+fn notifier(config: &Config) -> Option<Notifier> {
+    if !config.alerts.enabled {
+        eprintln!(
+            "yollayah: --notify shows nothing while the config says `[alerts] enabled = false`"
+        );
+        return None;
+    }
+    match Notifier::spawn(Dbus, |warning| eprintln!("yollayah: {warning}")) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            eprintln!(
+                "yollayah: desktop notifications are not available ({e}); watching without them"
+            );
+            None
+        }
+    }
 }
 
 /// Resolves on Ctrl-C, or SIGTERM where there is one.

@@ -9,10 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
@@ -21,76 +18,14 @@ use tokio::io::AsyncBufReadExt;
 use yollayah_testkit::netns::NetNs;
 
 const MODEL: &str = "llama3.2:3b";
-/// Set (to a listen address) only in the copy of this binary that serves inside a namespace.
-const SIM_LISTEN_ENV: &str = "YOLLAYAH_TEST_SIM_LISTEN";
 const SIM_ENTRY: &str = "netns_sim_entry";
 
 /// Not a test: the entry point of the simulator that [`NsSim`] starts inside a namespace by
-/// re-running this binary there. It serves until its stdin closes.
+/// re-running this binary there.
 #[test]
 #[ignore = "entry point of the simulator inside a network namespace"]
 fn netns_sim_entry() {
-    let Ok(listen) = std::env::var(SIM_LISTEN_ENV) else {
-        return;
-    };
-    let addr: SocketAddr = listen.parse().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let sim = ollama_sim::start_on(demo(), addr).await.unwrap();
-        println!("LISTENING {}", sim.url());
-        std::io::stdout().flush().unwrap();
-        // The parent closes stdin (or dies) when it is done with us.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-        })
-        .await;
-        sim.shutdown().await;
-    });
-}
-
-/// The simulator serving inside a namespace; killed on drop, before the namespace goes.
-struct NsSim {
-    child: Child,
-    url: String,
-}
-
-impl NsSim {
-    fn start(ns: &NetNs) -> NsSim {
-        let listen = format!("{}:11434", ns.inside_addr());
-        let mut child = ns
-            .self_command(SIM_ENTRY)
-            .unwrap()
-            .env(SIM_LISTEN_ENV, &listen)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The harness prints "test NAME ... " on the same line first.
-                if let Some((_, url)) = line.split_once("LISTENING ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the simulator inside the namespace did not start");
-        NsSim { child, url }
-    }
-}
-
-impl Drop for NsSim {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    serve_sim_in_netns();
 }
 
 /// An idle 80 GiB GPU on this machine: nothing of any model is on it.
@@ -130,7 +65,7 @@ async fn a_server_in_another_network_namespace_is_remote_and_never_cross_checked
             return;
         }
     };
-    let sim = NsSim::start(&ns);
+    let sim = NsSim::start(&ns, SIM_ENTRY);
     bounded(async {
         let home = Home::new();
         let gpu = idle_gpu_file(&home);

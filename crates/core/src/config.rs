@@ -32,6 +32,63 @@ pub struct Config {
     pub persona: PersonaConfig,
     /// `[history]`: where conversations are stored.
     pub history: HistoryConfig,
+    /// `[[hosts]]`: other machines' Ollama servers (and their agents), chosen with `--host`.
+    /// The `[ollama]` server is the implicit default host, named [`LOCAL_HOST`].
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "hosts")]
+    pub hosts: Vec<HostConfig>,
+}
+
+/// The name of the implicit default host: the `[ollama]` server.
+pub const LOCAL_HOST: &str = "local";
+
+/// One `[[hosts]]` entry. `name` and `url` are required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawHost")]
+pub struct HostConfig {
+    /// What `--host` and the tray call it.
+    pub name: String,
+    /// The host's Ollama server, in `OLLAMA_HOST` syntax.
+    pub url: String,
+    /// The `yollayah agent` on that host (`http(s)://host:port`), if one runs there. Without
+    /// one, placement on a remote host cannot be verified (only `/api/ps` is visible).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_url: Option<String>,
+    /// File holding the agent's read token (or its write token, to warm and unload through
+    /// it); it must not be readable by group or others (mode 0600 or 0400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[[hosts]]` as written, checked field by field so each error points at its key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    #[serde(deserialize_with = "host_name")]
+    name: String,
+    #[serde(deserialize_with = "ollama_url")]
+    url: String,
+    #[serde(default, deserialize_with = "agent_url")]
+    agent_url: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+}
+
+impl TryFrom<RawHost> for HostConfig {
+    type Error = String;
+    fn try_from(raw: RawHost) -> std::result::Result<Self, String> {
+        if raw.token_file.is_some() && raw.agent_url.is_none() {
+            return Err(format!(
+                "host {:?} has `token_file` but no `agent_url`; the token is for the agent",
+                raw.name
+            ));
+        }
+        Ok(HostConfig {
+            name: raw.name,
+            url: raw.url,
+            agent_url: raw.agent_url,
+            token_file: raw.token_file,
+        })
+    }
 }
 
 /// `[ollama]`.
@@ -322,6 +379,19 @@ impl Config {
         })
     }
 
+    /// The `[[hosts]]` entry named `name`; [`Error::UnknownHost`] lists the known names.
+    pub fn host(&self, name: &str) -> Result<&HostConfig> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| Error::UnknownHost {
+                name: name.to_owned(),
+                known: std::iter::once(LOCAL_HOST.to_owned())
+                    .chain(self.hosts.iter().map(|h| h.name.clone()))
+                    .collect(),
+            })
+    }
+
     /// The persona file to use: `[persona] file`, else `yollayah/persona.md` in the config dir
     /// if it exists, else `None` (the bundled persona).
     pub fn persona_path(&self) -> Option<PathBuf> {
@@ -389,11 +459,52 @@ fn describe_key(text: &str, offset: usize) -> String {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .and_then(|l| l.split('#').next())
         .map(|l| format!("{} ", l.trim()))
         .unwrap_or_default();
     format!("`{section}{key} = {value}`: ")
+}
+
+fn host_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(serde::de::Error::custom(
+            "must be a non-empty name without spaces (it is what `--host` takes)",
+        ));
+    }
+    if v == LOCAL_HOST {
+        return Err(serde::de::Error::custom(format!(
+            "{LOCAL_HOST:?} is the `[ollama]` server's name; pick another"
+        )));
+    }
+    Ok(v)
+}
+
+fn ollama_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    host::parse_host(&v).map_err(|e| serde::de::Error::custom(e.to_string()))?;
+    Ok(v)
+}
+
+fn agent_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    let v = String::deserialize(d)?;
+    crate::agent_client::check_agent_url(&v).map_err(serde::de::Error::custom)?;
+    Ok(Some(v))
+}
+
+/// Names must be unique: `--host NAME` must mean one machine.
+fn hosts<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<HostConfig>, D::Error> {
+    let v = Vec::<HostConfig>::deserialize(d)?;
+    for (i, h) in v.iter().enumerate() {
+        if v[..i].iter().any(|o| o.name == h.name) {
+            return Err(serde::de::Error::custom(format!(
+                "two `[[hosts]]` are named {:?}; names must be unique",
+                h.name
+            )));
+        }
+    }
+    Ok(v)
 }
 
 fn positive_u64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {

@@ -109,6 +109,38 @@ pub enum Error {
     #[error("history database {path} is locked by another process (gave up after {waited:?})")]
     HistoryLocked { path: String, waited: Duration },
 
+    /// `--host NAME` names no `[[hosts]]` entry.
+    #[error("no host named {name:?} in the config (known: {})", .known.join(", "))]
+    UnknownHost { name: String, known: Vec<String> },
+
+    /// An agent's token file is missing, unreadable, empty or readable by group or others.
+    #[error("agent token_file {path}: {reason}")]
+    AgentTokenFile { path: String, reason: String },
+
+    /// The agent could not be reached (refused, DNS, timeout, cut stream).
+    #[error("the agent at {url} is not reachable: {reason}")]
+    AgentUnreachable { url: String, reason: String },
+
+    /// The agent refused the credentials: 401 (no or wrong token) or 403 (a read token on a
+    /// write route). `hint` says what to change.
+    #[error("agent at {url} {what} ({status}): {fix}")]
+    AgentAuth {
+        url: String,
+        status: u16,
+        /// "refused the token", "requires a token", …
+        what: String,
+        /// Which file or key to change.
+        fix: String,
+    },
+
+    /// The agent answered with another error status, or with something that is not its API.
+    #[error("the agent at {url} answered {what}: {message}")]
+    AgentApi {
+        url: String,
+        what: String,
+        message: String,
+    },
+
     /// An attached image was refused (`name` is the file name or "pasted image").
     #[error("{name}: {reason}")]
     Image {
@@ -173,10 +205,12 @@ impl Error {
             | Error::Timeout { .. }
             | Error::StreamStalled { .. }
             | Error::StreamTruncated { .. }
-            | Error::Http(_) => Category::OllamaDown,
-            Error::Api { .. } | Error::StreamError { .. } | Error::WarmFailed { .. } => {
-                Category::Ollama
-            }
+            | Error::Http(_)
+            | Error::AgentUnreachable { .. } => Category::OllamaDown,
+            Error::Api { .. }
+            | Error::StreamError { .. }
+            | Error::WarmFailed { .. }
+            | Error::AgentApi { .. } => Category::Ollama,
             Error::HistoryCorrupt { .. } | Error::HistoryLocked { .. } | Error::History { .. } => {
                 Category::History
             }
@@ -185,6 +219,9 @@ impl Error {
             | Error::Persona { .. }
             | Error::InvalidSnapshot { .. }
             | Error::UnsupportedCapture { .. }
+            | Error::UnknownHost { .. }
+            | Error::AgentTokenFile { .. }
+            | Error::AgentAuth { .. }
             | Error::Image { .. }
             | Error::NoVision { .. } => Category::BadInput,
             Error::Cancelled => Category::Cancelled,

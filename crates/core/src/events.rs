@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use crate::alerts::Alert;
@@ -78,7 +78,7 @@ pub enum WarmEvent {
 }
 
 /// Ollama's reachability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum OllamaState {
     /// Not asked yet.
@@ -92,7 +92,7 @@ pub enum OllamaState {
 }
 
 /// The one-word state of the configured model, as the tray icon shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verdict {
     Gpu,

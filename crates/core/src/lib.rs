@@ -3,6 +3,7 @@
 //! The tray app (`src-tauri`) and the CLI (`crates/cli`) only present what this crate
 //! observes and decides; nothing in here may depend on a display, GTK or a webview.
 
+pub mod agent_client;
 pub mod alerts;
 pub mod capture;
 pub mod chat;

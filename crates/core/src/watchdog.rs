@@ -106,6 +106,10 @@ enum Command {
     OwnLoad(u64),
 }
 
+/// How long [`WatchdogHandle::reload`] waits for Ollama to drop the model after the unload
+/// before it loads anyway (Ollama itself waits up to 5 s for VRAM to recover, fact sheet §5).
+pub const RELOAD_UNLOAD_WAIT: Duration = Duration::from_secs(10);
+
 /// The handle to a running watchdog. Cheap to clone; the task stops when [`shutdown`] is
 /// called or the cancellation token given to [`spawn`] is cancelled.
 ///
@@ -199,7 +203,17 @@ impl WatchdogHandle {
     /// Unloads the model, then loads it again, and waits for the load. This is the fix for a
     /// model that Ollama placed partly or wholly on the CPU while memory was short: Ollama keeps
     /// a loaded runner where it is, so a plain [`warm`](Self::warm) changes nothing.
+    ///
+    /// Ollama answers the unload at once and unloads afterwards (fact sheet §5); a load sent
+    /// before the runner is gone would land on the old runner. So this waits, tick by tick, until
+    /// `/api/ps` no longer lists the model (at most [`RELOAD_UNLOAD_WAIT`]) before loading.
     pub async fn reload(&self) -> Result<WarmOutcome> {
+        self.unload().await?;
+        let deadline = Instant::now() + RELOAD_UNLOAD_WAIT;
+        while self.latest().target().is_some_and(|d| d.loaded) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.kick_and_wait(Duration::from_millis(500)).await;
+        }
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Reload(tx))
@@ -433,22 +447,14 @@ async fn run(
                     state.tick().await;
                 }
                 Command::Reload(reply) => {
-                    match state.client.unload(&state.profile.model).await {
-                        Ok(()) => {
-                            state.publish(Event::Warm(WarmEvent::Unloaded {
-                                model: state.profile.model.clone(),
-                            }));
-                            state.keep_warm.user_requested();
-                            state.paused_by_unload = false;
-                            state.reloading = true;
-                            state.warm_waiters.push(reply);
-                            if state.warming.is_none() {
-                                state.start_warm(WarmReason::Requested, false);
-                            }
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
+                    // The unload is done (see `WatchdogHandle::reload`): a fresh load, which
+                    // takes the server's default context unless the user pinned one.
+                    state.keep_warm.user_requested();
+                    state.paused_by_unload = false;
+                    state.reloading = true;
+                    state.warm_waiters.push(reply);
+                    if state.warming.is_none() {
+                        state.start_warm(WarmReason::Requested, false);
                     }
                 }
                 Command::UserAsked => {

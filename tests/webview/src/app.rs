@@ -25,8 +25,9 @@ pub struct Launch {
 /// Paths of the programs under test.
 #[derive(Debug, Clone)]
 pub struct Bins {
-    /// `yollayah-tray`.
-    pub tray: PathBuf,
+    /// `yollayah-chat` (run `--standalone`: the chat window with the core in its own process,
+    /// reached through the same socket as from the tray).
+    pub chat: PathBuf,
     /// `ollama-sim`.
     pub sim: PathBuf,
     /// `tauri-driver`.
@@ -36,7 +37,7 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// Finds the binaries: `YOLLAYAH_TRAY_BIN`, `OLLAMA_SIM_BIN`, `TAURI_DRIVER` when set, else
+    /// Finds the binaries: `YOLLAYAH_CHAT_BIN`, `OLLAMA_SIM_BIN`, `TAURI_DRIVER` when set, else
     /// the target dir this test binary lives in (`target/debug`), and `tauri-driver` on PATH or
     /// in `~/.cargo/bin`.
     pub fn locate() -> Result<Bins> {
@@ -62,7 +63,7 @@ impl Bins {
                     if name == "ollama-sim" {
                         "ollama-sim"
                     } else {
-                        "yollayah-tray"
+                        "yollayah-chat"
                     }
                 )))
             }
@@ -82,7 +83,7 @@ impl Bins {
                 })?,
         };
         Ok(Bins {
-            tray: pick("YOLLAYAH_TRAY_BIN", "yollayah-tray")?,
+            chat: pick("YOLLAYAH_CHAT_BIN", "yollayah-chat")?,
             sim: pick("OLLAMA_SIM_BIN", "ollama-sim")?,
             driver,
             repo,
@@ -108,7 +109,7 @@ pub struct App {
 }
 
 impl App {
-    /// Starts tauri-driver and the app (`--open-chat`) against `sim`.
+    /// Starts tauri-driver and the chat window (`yollayah-chat --standalone`) against `sim`.
     pub fn launch(bins: &Bins, sim: Sim, opts: &Launch) -> Result<App> {
         let home = tempfile::tempdir().map_err(io("tempdir"))?;
         let config = home.path().join("config");
@@ -181,7 +182,7 @@ impl App {
             "a WebDriver session",
             Duration::from_secs(20),
             Duration::from_millis(250),
-            || match WebDriver::new_session(&base, &bins.tray, &["--open-chat"]) {
+            || match WebDriver::new_session(&base, &bins.chat, &["--standalone"]) {
                 Ok(wd) => Ok(Some(wd)),
                 Err(e) => {
                     last = Some(e.to_string());

@@ -1,6 +1,8 @@
 //! Harness for end-to-end tests of the chat window in the REAL webview: the built
-//! `yollayah-tray` binary driven by `tauri-driver` (which drives `WebKitWebDriver`), pointed at an
-//! `ollama-sim` process the test starts and controls through its `/__sim/` API.
+//! `yollayah-chat` binary (`--standalone`: the chat window's process with a core of its own,
+//! reached through the tray's socket protocol) driven by `tauri-driver` (which drives
+//! `WebKitWebDriver`), pointed at an `ollama-sim` process the test starts and controls through
+//! its `/__sim/` API. The tray's side of the same socket is tested in src-tauri/tests.
 //!
 //! Everything speaks plain HTTP/1.1 on localhost through [`http`], a tiny blocking client with
 //! timeouts, so the harness needs no async runtime and can clean up in `Drop`.

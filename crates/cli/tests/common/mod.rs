@@ -2,14 +2,18 @@
 //! `ollama-sim` on an ephemeral port, with a private temp home so nothing touches the user's.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 pub use ollama_sim::bounded;
 use ollama_sim::{Scenario, SimHandle};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
+use yollayah_testkit::netns::NetNs;
 
 /// The default demo machine (12 GiB), with quick but measurable loads.
 pub fn demo() -> Scenario {
@@ -145,4 +149,76 @@ pub fn diagnosis<'a>(report: &'a Value, model: &str) -> &'a Value {
         .iter()
         .find(|d| d["model"] == model)
         .unwrap_or_else(|| panic!("no diagnosis for {model}: {report:#}"))
+}
+
+/// Set (to a listen address) only in the copy of a test binary that serves the simulator
+/// inside a namespace.
+pub const SIM_LISTEN_ENV: &str = "YOLLAYAH_TEST_SIM_LISTEN";
+
+/// The body of a test binary's namespace entry point (an `#[ignore]`d test that [`NsSim`]
+/// runs inside the namespace): serves [`demo`] at `$YOLLAYAH_TEST_SIM_LISTEN` until stdin
+/// closes; does nothing when it is unset.
+pub fn serve_sim_in_netns() {
+    let Ok(listen) = std::env::var(SIM_LISTEN_ENV) else {
+        return;
+    };
+    let addr: SocketAddr = listen.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sim = ollama_sim::start_on(demo(), addr).await.unwrap();
+        println!("LISTENING {}", sim.url());
+        std::io::stdout().flush().unwrap();
+        // The parent closes stdin (or dies) when it is done with us.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await;
+        sim.shutdown().await;
+    });
+}
+
+/// The simulator serving inside a namespace; killed on drop, before the namespace goes.
+pub struct NsSim {
+    child: Child,
+    pub url: String,
+}
+
+impl NsSim {
+    /// Starts it by re-running this test binary's `entry` test inside `ns`.
+    pub fn start(ns: &NetNs, entry: &str) -> NsSim {
+        let listen = format!("{}:11434", ns.inside_addr());
+        let mut child = ns
+            .self_command(entry)
+            .unwrap()
+            .env(SIM_LISTEN_ENV, &listen)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The harness prints "test NAME ... " on the same line first.
+                if let Some((_, url)) = line.split_once("LISTENING ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the simulator inside the namespace did not start");
+        NsSim { child, url }
+    }
+}
+
+impl Drop for NsSim {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

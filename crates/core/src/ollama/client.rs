@@ -453,7 +453,7 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
 
 /// reqwest's own message is terse ("error sending request"); the cause chain says what
 /// actually happened ("Connection refused").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

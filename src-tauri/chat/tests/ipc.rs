@@ -1,6 +1,7 @@
 //! Every IPC command of the chat window, invoked exactly as the webview would (origin
-//! `tauri://localhost`, through the capability check), against the real core talking to an
-//! in-process `ollama-sim`. No display: Tauri's mock runtime. The notification daemon, a
+//! `tauri://localhost`, through the capability check), through the real socket to the tray's
+//! core (started in-process, as the tray binary starts it) talking to an in-process
+//! `ollama-sim`. No display: Tauri's mock runtime. The notification daemon, a
 //! system edge, is a recorder whose buttons the test clicks.
 
 use std::path::Path;
@@ -13,14 +14,19 @@ use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Listener, WebviewWindow, WebviewWindowBuilder};
+use yollayah_chat::run_app;
 use yollayah_tray::ipc::events;
-use yollayah_tray::{AppCommand, Backend, CoreOptions, GpuSource, Notice, Shown, run_app};
+use yollayah_tray::wire::Client;
+use yollayah_tray::{
+    AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, Notice, Shell, Shown,
+};
 
 const MODEL: &str = "llama3.2:3b";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Rig {
     app: App<MockRuntime>,
+    shell: Arc<Shell>,
     chat: WebviewWindow<MockRuntime>,
     sim: ollama_sim::SimHandle,
     dir: tempfile::TempDir,
@@ -103,7 +109,15 @@ fn rig() -> Rig {
         clicks: Arc::new(Mutex::new(clicked)),
         next_id: 0,
     };
-    let app = run_app(mock_builder(), options, recorder).expect("app builds");
+    let socket = dir.path().join("core.sock");
+    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
+    let shell = tauri::async_runtime::block_on(async {
+        yollayah_tray::start(options, recorder, &socket, chat)
+    })
+    .expect("core starts");
+    let (client, heard) =
+        tauri::async_runtime::block_on(Client::connect(&socket)).expect("connects to the core");
+    let app = run_app(mock_builder(), client, heard).expect("app builds");
     let chat = WebviewWindowBuilder::new(&app, "chat", Default::default())
         .build()
         .expect("chat window");
@@ -117,6 +131,7 @@ fn rig() -> Rig {
     let chat_events = listen(events::CHAT);
     Rig {
         app,
+        shell,
         chat,
         sim,
         dir,
@@ -255,7 +270,21 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
         "{s}"
     );
 
-    let history = rig.call("gpu_history", json!({}));
+    // The samples follow the snapshots a moment later (the forwarder records them): wait for
+    // the loaded model's reading.
+    let deadline = Instant::now() + DEADLINE;
+    let history = loop {
+        let history = rig.call("gpu_history", json!({}));
+        let used = history
+            .as_array()
+            .and_then(|a| a.last())
+            .and_then(|s| s["vram_used"].as_u64())
+            .unwrap_or(0);
+        if used > 2_000_000_000 || Instant::now() > deadline {
+            break history;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let samples = history.as_array().expect("array");
     assert!(!samples.is_empty());
     let mut last = 0;
@@ -286,10 +315,10 @@ fn warm_and_unload_drive_the_simulator_and_fill_gpu_history() {
     );
 
     // The tray menu's Warm goes the same way (dispatch → the watchdog's handle).
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::WarmModel);
+    yollayah_tray::dispatch(&rig.shell, AppCommand::WarmModel);
     rig.status_until("a warm from the menu", |s| verdict(s) == "gpu");
     assert_eq!(rig.sim.load_count(), 2);
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::UnloadModel);
+    yollayah_tray::dispatch(&rig.shell, AppCommand::UnloadModel);
     rig.status_until("an unload from the menu", |s| verdict(s) == "not_loaded");
     assert!(rig.sim.loaded_models().is_empty());
 }
@@ -496,7 +525,7 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
 }
 
 #[test]
-fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() {
+fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_buttons_act() {
     let rig = rig();
     rig.call("warm", json!({}));
     rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
@@ -507,12 +536,13 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() 
     eprintln!("alert: {raised:?}");
     assert!(raised.summary.contains(MODEL), "{raised:?}");
     assert!(
-        raised.body.to_lowercase().contains("gpu backend"),
+        raised.body.to_lowercase().contains("lost the gpu"),
         "the alert names the cause: {raised:?}"
     );
     assert_eq!(replaces, None);
+    // A lost GPU backend is not fixed by warming or reloading the model: no such button.
     let buttons: Vec<&str> = raised.actions.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(buttons, ["warm-model", "open"]);
+    assert_eq!(buttons, ["open"]);
 
     rig.sim.clear_faults();
     let (resolved, replaces) = rig.next_notice("the resolution");
@@ -537,6 +567,35 @@ fn a_cpu_fallback_notifies_once_its_fix_replaces_it_and_the_warm_button_warms() 
     rig.clicks.send("warm-model".into()).expect("click");
     rig.status_until("a warm from the notification", |s| verdict(s) == "gpu");
     assert_eq!(rig.sim.load_count(), loads + 1);
+
+    // "Reload on the GPU" (the button's command) unloads, then loads: one more load.
+    yollayah_tray::dispatch(&rig.shell, AppCommand::ReloadModel);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rig.sim.load_count() < loads + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        rig.sim.load_count(),
+        loads + 2,
+        "the reload loaded the model again"
+    );
+    rig.status_until("back on the GPU after the reload", |s| verdict(s) == "gpu");
+
+    // "Open" (the alert's button, the menu's "Open chat") starts the chat window's process.
+    // This rig's "chat binary" is /bin/false, which dies at once: the tray says so (a notice
+    // and the status), and does not pretend the window is open.
+    yollayah_tray::dispatch(&rig.shell, AppCommand::OpenChat);
+    let (crashed, _) = rig.next_notice("the chat crash notice");
+    assert!(
+        crashed.summary.contains("chat window crashed"),
+        "{crashed:?}"
+    );
+    let s = rig.status_until("the crash in the status", |s| {
+        s["app"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("chat window crashed"))
+    });
+    eprintln!("status after the crash: {}", s["app"]["last_error"]);
 }
 
 #[test]
@@ -544,7 +603,7 @@ fn muting_is_the_cores_and_silences_alerts() {
     let rig = rig();
     rig.call("warm", json!({}));
     rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
-    yollayah_tray::dispatch(rig.app.handle(), AppCommand::SetMuted(true));
+    yollayah_tray::dispatch(&rig.shell, AppCommand::SetMuted(true));
     rig.status_until("the core muted", |s| s["muted"] == true);
     rig.sim.fault(ollama_sim::Fault::PsLiesGpu {
         model: MODEL.into(),

@@ -1,9 +1,9 @@
-//! The chat window, created on demand and destroyed on close, so an idle app runs no webview
-//! processes (the webview is most of a Tauri app's memory).
+//! The chat window. Closing it destroys it, and with the last window the process exits: the
+//! idle tray runs no webview processes (the webview is most of a Tauri app's memory).
 
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
-use crate::error::Result;
+use tauri::Result;
 
 /// The chat window's label (the capability file grants permissions to this label).
 pub const CHAT_LABEL: &str = "chat";

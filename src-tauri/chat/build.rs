@@ -13,6 +13,7 @@ fn main() {
             "unload",
             "open_external",
             "gpu_history",
+            "painted",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

@@ -1,0 +1,80 @@
+//! The chat window's IPC commands. Each forwards to the tray over the socket
+//! ([`yollayah_tray::wire`]) and hands back its answer untouched: the payloads are
+//! [`yollayah_tray::ipc`]'s, errors the contract's `{ kind, message }`. Each is listed in
+//! build.rs and granted to the `chat` window only, in capabilities/chat.json.
+
+use serde_json::Value;
+use tauri::State;
+use yollayah_tray::wire::{Client, Command, WireError};
+
+type Reply = Result<Value, WireError>;
+
+/// The latest snapshot (and the app's own health).
+#[tauri::command]
+pub async fn status(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::Status).await
+}
+
+/// Sends a message; returns once the reply has started.
+#[tauri::command]
+pub async fn send_message(
+    tray: State<'_, Client>,
+    conversation: Option<i64>,
+    text: String,
+) -> Reply {
+    tray.call(Command::SendMessage { conversation, text }).await
+}
+
+/// Stops a streaming reply (it ends with a `cancelled` chat event).
+#[tauri::command]
+pub async fn cancel_reply(tray: State<'_, Client>, reply: i64) -> Reply {
+    tray.call(Command::CancelReply { reply }).await
+}
+
+/// Re-sends the user message that preceded an incomplete reply.
+#[tauri::command]
+pub async fn retry_reply(tray: State<'_, Client>, reply: i64) -> Reply {
+    tray.call(Command::RetryReply { reply }).await
+}
+
+/// The most recently updated conversations.
+#[tauri::command]
+pub async fn list_conversations(tray: State<'_, Client>, limit: usize) -> Reply {
+    tray.call(Command::ListConversations { limit }).await
+}
+
+/// A conversation's messages, assistant ones with their sanitised HTML.
+#[tauri::command]
+pub async fn load_conversation(tray: State<'_, Client>, id: i64) -> Reply {
+    tray.call(Command::LoadConversation { id }).await
+}
+
+/// Loads the model now and waits for it.
+#[tauri::command]
+pub async fn warm(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::Warm).await
+}
+
+/// Unloads the model now.
+#[tauri::command]
+pub async fn unload(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::Unload).await
+}
+
+/// Opens an http(s) (or mailto) link with the desktop's handler, never in the webview.
+#[tauri::command]
+pub async fn open_external(tray: State<'_, Client>, url: String) -> Reply {
+    tray.call(Command::OpenExternal { url }).await
+}
+
+/// The last ~5 minutes of GPU readings, oldest first.
+#[tauri::command]
+pub async fn gpu_history(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::GpuHistory).await
+}
+
+/// The page painted its first frame (the tray logs the time from "Open chat").
+#[tauri::command]
+pub async fn painted(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::Painted).await
+}

@@ -1,0 +1,128 @@
+//! The chat window's process (`yollayah-chat`), started on demand and gone when the window
+//! closes, so the always-on tray never runs WebKit. "Open chat" while it runs brings the window
+//! forward (over the socket); if it crashed, the tray says so and the next "Open chat" starts a
+//! new one.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::notify::Notice;
+use crate::shell::Shell;
+use crate::startup::lock;
+
+/// The chat binary's name; it is installed beside the tray's.
+pub const CHAT_BIN: &str = "yollayah-chat";
+
+/// Where the chat binary is: `$YOLLAYAH_CHAT_BIN`, else beside our own executable.
+pub fn chat_program() -> PathBuf {
+    if let Some(path) = std::env::var_os("YOLLAYAH_CHAT_BIN") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(CHAT_BIN)))
+        .unwrap_or_else(|| PathBuf::from(CHAT_BIN))
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    pid: Option<u32>,
+    opened_at: Option<Instant>,
+}
+
+/// Starts and watches the chat process.
+#[derive(Debug)]
+pub struct ChatProcess {
+    program: PathBuf,
+    socket: PathBuf,
+    running: Arc<Mutex<Running>>,
+}
+
+impl ChatProcess {
+    /// A chat process run from `program`, told to connect to `socket`.
+    pub fn new(program: PathBuf, socket: PathBuf) -> Self {
+        ChatProcess {
+            program,
+            socket,
+            running: Arc::default(),
+        }
+    }
+
+    /// Whether the chat process is alive.
+    pub fn is_running(&self) -> bool {
+        lock(&self.running).pid.is_some()
+    }
+
+    /// Opens the chat: brings the window forward when its process runs, else starts one.
+    pub fn open(&self, shell: &Arc<Shell>) -> Result<()> {
+        let mut running = lock(&self.running);
+        running.opened_at = Some(Instant::now());
+        if running.pid.is_some() {
+            shell.clients.focus();
+            return Ok(());
+        }
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--socket").arg(&self.socket).stdin(Stdio::null());
+        if crate::launch::gl_disabled_by_us() {
+            // GL is off for the tray's own sake; the webview keeps its usual rendering.
+            cmd.env_remove("GDK_GL");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io(format!("starting {}", self.program.display()), e))?;
+        running.pid = Some(child.id());
+        drop(running);
+        let weak = Arc::downgrade(shell);
+        let state = self.running.clone();
+        std::thread::Builder::new()
+            .name("chat-process".into())
+            .spawn(move || reap(&mut child, &state, &weak))
+            .map_err(|e| Error::io("starting the chat reaper", e))?;
+        Ok(())
+    }
+
+    /// The window reported its first paint: logs how long "Open chat" took.
+    pub fn painted(&self) {
+        if let Some(at) = lock(&self.running).opened_at.take() {
+            let ms = at.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!("chat window painted {ms:.0} ms after Open chat");
+        }
+    }
+
+    /// Ends the chat process (at Quit).
+    pub fn stop(&self) {
+        if let Some(pid) = lock(&self.running).pid {
+            // SIGTERM through kill(1): no unsafe code here, and the window closes cleanly.
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Waits for the chat process; a crash is reported, a close is not.
+fn reap(child: &mut Child, state: &Mutex<Running>, shell: &Weak<Shell>) {
+    let outcome = child.wait();
+    lock(state).pid = None;
+    let Some(shell) = shell.upgrade() else {
+        return;
+    };
+    let problem = match outcome {
+        Ok(status) if status.success() => return,
+        Ok(status) => format!("The chat window crashed ({status}); Open chat starts a new one."),
+        Err(err) => format!("Lost track of the chat window: {err}"),
+    };
+    tracing::warn!("{problem}");
+    shell.record_error(&Error::Internal(problem.clone()));
+    shell.notify(Notice {
+        id: yollayah_core::alerts::IncidentId(u64::MAX),
+        summary: "Yollayah: the chat window crashed".into(),
+        body: problem,
+        actions: Vec::new(),
+        replaces: None,
+    });
+}
