@@ -91,8 +91,8 @@ pub fn worst(first: TrayState, rest: impl IntoIterator<Item = TrayState>) -> Tra
 pub struct Followed {
     /// The `[[hosts]]` entry.
     pub config: HostConfig,
-    /// Its agent; `Err` when the entry's agent cannot be used (token file unreadable or too
-    /// open, bad URL), said in the host's line.
+    /// Its agent; `Err` when the host cannot be followed at all (token file unreadable or too
+    /// open, a bad URL), said in the host's line.
     pub agent: Result<Option<AgentClient>, String>,
     /// The host's Ollama, read for hosts without an agent.
     pub ollama: Option<OllamaClient>,
@@ -105,13 +105,16 @@ pub fn from_config(config: &Config) -> Vec<Followed> {
         .hosts
         .iter()
         .map(|host| {
-            let agent = AgentClient::for_host(host, &config.ollama).map_err(|e| e.to_string());
-            let ollama = match &agent {
-                Ok(None) => ClientConfig::from_config(config, Some(&host.url))
-                    .and_then(OllamaClient::new)
-                    .ok(),
-                _ => None,
-            };
+            let mut agent = AgentClient::for_host(host, &config.ollama).map_err(|e| e.to_string());
+            let mut ollama = None;
+            if let Ok(None) = agent {
+                match ClientConfig::from_config(config, Some(&host.url)).and_then(OllamaClient::new)
+                {
+                    Ok(client) => ollama = Some(client),
+                    // A bad `url` would otherwise leave the line waiting forever.
+                    Err(e) => agent = Err(e.to_string()),
+                }
+            }
             Followed {
                 config: host.clone(),
                 agent,
@@ -135,7 +138,13 @@ pub fn initial_lines(hosts: &[Followed]) -> Vec<HostLine> {
                     "waiting for the first reading…",
                     None,
                 ),
-                Err(e) => HostLine::new(name, true, TrayState::Unknown, e, Some(e.clone())),
+                Err(e) => HostLine::new(
+                    name,
+                    h.config.agent_url.is_some(),
+                    TrayState::Unknown,
+                    e,
+                    Some(e.clone()),
+                ),
             }
         })
         .collect()
@@ -292,17 +301,34 @@ pub fn spawn(shell: &Arc<Shell>) {
     }
 }
 
+/// The notice for a refused or failed warm on a host (one per host: a new one replaces it).
+fn warm_failed(name: &str, index: usize, message: String) -> Notice {
+    let id = remote_id(index, IncidentId((1 << 48) - 1));
+    Notice {
+        id,
+        summary: format!("{name}: warm failed"),
+        body: message,
+        actions: Vec::new(),
+        replaces: None,
+    }
+}
+
 /// "Warm" for host `index`: a POST to its agent with the configured (write) token. A refusal
 /// shows the agent client's message in a notification and the host's line.
 pub fn warm(shell: &Arc<Shell>, index: usize) {
     let Some(host) = shell.core.hosts.get(index) else {
         return;
     };
-    let Ok(Some(agent)) = &host.agent else {
-        return;
-    };
-    let agent = agent.clone();
     let name = host.config.name.clone();
+    let agent = match &host.agent {
+        Ok(Some(agent)) => agent.clone(),
+        Ok(None) => return,
+        // The agent was never usable (its line says why); say it again where the click was.
+        Err(message) => {
+            shell.notify(warm_failed(&name, index, message.clone()));
+            return;
+        }
+    };
     let shell = shell.clone();
     shell.runtime().clone().spawn(async move {
         match agent.warm(None).await {
@@ -323,13 +349,7 @@ pub fn warm(shell: &Arc<Shell>, index: usize) {
                         Some(message.clone()),
                     ),
                 );
-                shell.notify(Notice {
-                    id: remote_id(index, IncidentId((1 << 48) - 1)),
-                    summary: format!("{name}: warm failed"),
-                    body: message,
-                    actions: Vec::new(),
-                    replaces: None,
-                });
+                shell.notify(warm_failed(&name, index, message));
                 shell.record_error(&err.into());
             }
         }
