@@ -288,3 +288,40 @@ async fn without_hosts_nothing_changes() {
     assert_eq!(view.icon_state(), view.state);
     shell.quit();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_reads_down_and_the_icon_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = ollama_sim::start(ollama_sim::Scenario::default())
+        .await
+        .expect("sim");
+    // A port that was just free: nothing answers there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone = format!("http://{}", free.local_addr().expect("addr"));
+    drop(free);
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[[hosts]]\nname = \"closet\"\nurl = \"{gone}\"\n"),
+    )
+    .expect("config");
+    let options = CoreOptions {
+        ollama_url: Some(local.url()),
+        gpu: GpuSource::Simulator,
+        config_path: Some(config),
+        history_path: Some(None),
+        tick: Some(Duration::from_millis(200)),
+        warm_on_start: Some(false),
+        files: Some(UserFiles::under(dir.path())),
+        ..CoreOptions::default()
+    };
+    let socket = dir.path().join("core.sock");
+    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
+    let shell =
+        yollayah_tray::start(options, Recorder::default(), &socket, chat).expect("core starts");
+    let l = until_line(&shell, "closet", |l| l.state == TrayState::Down).await;
+    assert_eq!(l.line, "closet: Ollama not reachable");
+    assert!(!l.agent);
+    assert_eq!(shell.view().icon_state(), TrayState::Down);
+    shell.quit();
+}
