@@ -196,7 +196,7 @@ unrelated() {  # unrelated HOLD_MIB: a python3 process holding memory, no --mode
 
 # ---------------------------------------------------------------- stand-in cases
 # CASES picks stand-in cases (default all): s1 s2 s3 s4 s5 s6.
-CASES=" ${CASES:-s1 s2 s3 s4 s5 s6} "
+CASES=" ${CASES:-s1 s1x s2 s3 s4 s5 s6} "
 want() { [[ $CASES == *" $1 "* ]]; }
 WATCH=
 start_watch() {  # one watch --json for a whole sequence, case $c
@@ -225,24 +225,32 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   SIZE_VRAM_MIB=$((${v:-0} / 1048576))
   say "/api/ps proof-2g: size $(ps_field 127.0.0.1:11434 size) size_vram $(ps_field 127.0.0.1:11434 size_vram) context $(ps_field 127.0.0.1:11434 context_length) ($SIZE_VRAM_MIB MiB)"
 
-  want s1 && { standin all "$SIZE_VRAM_MIB" 0; sleep 1; observe s1-holds-all; cleanup_pids; }
+  # A real runner holds its buffers (what /api/ps counts) plus a runtime overhead that no buffer
+  # line names: measured 586 MiB with layers on the GPU, 520 MiB with none (CUDA context,
+  # cuBLAS). A stand-in "holding X" holds X + RT_MIB, as a real runner would.
+  RT=${RT_MIB:-586}
+  want s1 && { standin all $((SIZE_VRAM_MIB + RT)) 0; sleep 1; observe s1-holds-all; cleanup_pids; }
+  # Boundary: exactly size_vram in all, context included (the "before" run's s1).
+  want s1x && { standin exact "$SIZE_VRAM_MIB" 0; sleep 1; observe s1x-holds-size-vram-exactly; cleanup_pids; }
   want s2 && { standin none 0 6; sleep 2; observe s2-holds-none-burns-cpu; cleanup_pids; }
-  want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
+  want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100 + RT)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
   want s4 && { unrelated 40960; sleep 1; observe s4-no-runner-unrelated-40g; cleanup_pids; }
 
   # s5: one watch across: runner A → A killed, a gap with no runner → B (same blob, new pid)
   # → B killed → an unrelated python3 holding 40 GiB appears.
   if want s5 && enough 60 s5; then
     c=s5-replaced-then-unrelated
-    standin A "$SIZE_VRAM_MIB" 0
+    standin A $((SIZE_VRAM_MIB + RT)) 0
     A=${PIDS[0]}
     start_watch
-    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB}+$RT MiB" 1-A
     kill "$A"; wait "$A" 2>/dev/null; PIDS=()
     sleep 5; mark "A killed, no runner" 2-gone
-    standin B "$SIZE_VRAM_MIB" 0
+    standin B $((SIZE_VRAM_MIB + RT)) 0
     B=${PIDS[0]}
-    sleep 5; mark "B pid $B holds ${SIZE_VRAM_MIB} MiB (same blob)" 3-B
+    # The watch looks for a runner again at most every 30 s while a loaded model has none
+    # (watchdog Rescan::UNMATCHED_RETRY): B lives long enough to be found.
+    sleep "${S5_B_SECS:-35}"; mark "B pid $B holds ${SIZE_VRAM_MIB}+$RT MiB (same blob)" 3-B
     kill "$B"; wait "$B" 2>/dev/null; PIDS=()
     sleep 4; mark "B killed, no runner" 4-gone
     unrelated 40960
@@ -254,15 +262,15 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   # an unrelated 40 GiB process appears while B runs → B killed while the unrelated one stays.
   if want s6 && enough 60 s6; then
     c=s6-instant-replace-unrelated-stays
-    standin A "$SIZE_VRAM_MIB" 0
+    standin A $((SIZE_VRAM_MIB + RT)) 0
     A=${PIDS[0]}
     start_watch
-    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB} MiB" 1-A
-    standin B "$SIZE_VRAM_MIB" 0
+    sleep 5; mark "A pid $A holds ${SIZE_VRAM_MIB}+$RT MiB" 1-A
+    standin B $((SIZE_VRAM_MIB + RT)) 0
     B=${PIDS[1]}
     kill "$A"; wait "$A" 2>/dev/null; PIDS=("$B")
     echo "$(date -u +%T.%3N) B pid $B ready, A killed" >>"$L/$c-marks.txt"
-    sleep 5; mark "B holds ${SIZE_VRAM_MIB} MiB, A gone" 2-B
+    sleep 5; mark "B holds ${SIZE_VRAM_MIB}+$RT MiB, A gone" 2-B
     unrelated 40960
     sleep 5; mark "unrelated python3 holds 40 GiB, B still runs" 3-B-unrelated
     kill "$B"; wait "$B" 2>/dev/null; PIDS=("${PIDS[@]:1}")
@@ -308,9 +316,13 @@ fi
 LSP=
 run_ls() {
   local name=$1 blob=$2 ngl=$3 ctx=$4
+  # NGL "env0": no -ngl in the argv (as Ollama's automatic mode), zero layers through the
+  # environment, so only the runner's memory can tell where the model runs.
+  local nglarg=(-ngl "$ngl") env=()
+  [ "$ngl" = env0 ] && { nglarg=(); env=(LLAMA_ARG_N_GPU_LAYERS=0); }
   # -lv 4: the model loader's buffer-size and "offloaded N/M layers" lines, which Ollama parses.
-  "$LS" --model "$blob" -c "$ctx" -np 1 -ngl "$ngl" -b 512 -ub 512 -fa off --host 127.0.0.1 --port 18080 -lv 4 \
-    >"$L/ls-$name.txt" 2>&1 &
+  env "${env[@]}" "$LS" --model "$blob" -c "$ctx" -np 1 "${nglarg[@]}" -b 512 -ub 512 -fa off \
+    --host 127.0.0.1 --port 18080 -lv 4 >"$L/ls-$name.txt" 2>&1 &
   LSP=$!
   for _ in $(seq 600); do
     hp http://127.0.0.1:18080/health >/dev/null && break
@@ -340,6 +352,8 @@ if [[ $PARTS == *" baseline "* ]] && [ -x "$LS" ] && enough 90 baseline; then
     run_ls tiny-ngl0-c$ctx "$TINY_BLOB" 0 "$ctx"; stop_ls
     run_ls 2g-ngl0-c$ctx "$BIG_BLOB" 0 "$ctx"; stop_ls
   done
+  # Does the compute buffer keep growing with -c (about n_ubatch x n_head x 4 B per token)?
+  enough 25 "baseline c=16384" && { run_ls 2g-ngl0-c16384 "$BIG_BLOB" 0 16384; stop_ls; }
   enough 25 "baseline tiny all" && { run_ls tiny-ngl99-c4096 "$TINY_BLOB" 99 4096; stop_ls; }
 fi
 
@@ -350,9 +364,31 @@ if [[ $PARTS == *" real "* ]] && [ -x "$LS" ] && enough 60 real; then
     enough 30 "real ngl=$ngl" || break
     run_ls real-2g-ngl$ngl "$BIG_BLOB" "$ngl" 4096
     observe real-2g-ngl$ngl 5
+    if [ "$ngl" != 99 ]; then
+      # doctor while the runner generates: its CPU use, sampled over an interval, must show.
+      hp http://127.0.0.1:18080/completion '{"prompt":"Once upon a time","n_predict":200}' 60 >/dev/null &
+      gen=$!
+      sleep 1.5
+      yol doctor --json >"$L/real-2g-ngl$ngl-busy-doctor.json" 2>/dev/null
+      say "-- real-2g-ngl$ngl while generating:"
+      python3 "$here/summarize.py" doctor "$L/real-2g-ngl$ngl-busy-doctor.json" | tee -a "$S"
+      wait "$gen"
+    fi
+    stop_ls
+  done
+  # No -ngl in the argv: memory alone decides. At -c 4096 and -c 16384 the runner holds no
+  # layer, only the CUDA context and compute buffers that grow with -c.
+  for ctx in 4096 16384; do
+    enough 30 "real env0 c=$ctx" || break
+    run_ls real-2g-envngl0-c$ctx "$BIG_BLOB" env0 "$ctx"
+    observe real-2g-envngl0-c$ctx 5
     stop_ls
   done
   stop_sim
 fi
 [ -x "$LS" ] || say "!! no llama-server binary: see build.txt"
+if [ -x "$carry/bin/nvml_probe_bench" ] && enough 15 nvml-bench; then
+  say "== NVML probe vs nvidia-smi (crates/core/examples/nvml_probe_bench.rs)"
+  "$carry/bin/nvml_probe_bench" 20000 30 2>&1 | grep -v '^ ' | tee -a "$S"
+fi
 say "== done, $(left) s before the self-imposed deadline"

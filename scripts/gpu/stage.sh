@@ -19,7 +19,10 @@ c=$dest/.gpu-carry
 rm -rf "$c" && mkdir -p "$c/bin" "$c/scripts"
 cp "$top"/scripts/gpu/*.sh "$top"/scripts/gpu/*.py "$c/scripts/"
 cp "$top/target/release/yollayah" "$top/target/release/ollama-sim" "$c/bin/"
-strip "$c/bin/yollayah" "$c/bin/ollama-sim" 2>/dev/null || true
+# Optional: cargo build --release -p yollayah-core --example nvml_probe_bench
+ex=$top/target/release/examples/nvml_probe_bench
+[ -x "$ex" ] && cp "$ex" "$c/bin/"
+strip "$c"/bin/* 2>/dev/null || true
 cp "$src" "$c/"
 # The GPU machine may lack iproute2 (the remote case needs a network namespace): carry this
 # machine's `ip` and the libraries it links beyond libc.

@@ -30,6 +30,7 @@ def doctor(path):
               f"nvml_agrees={p.get('nvml_agrees')} contradiction={p.get('contradiction')} "
               f"findings=[{codes}]")
     runners = r.get("runners", [])
+    print(f"    runner entries: {len(runners)}")
     for rn in runners[:3]:
         print(f"    runner pid={rn.get('pid')} exe={rn.get('exe')} cpu={rn.get('cpu_percent')} "
               f"model={rn.get('model_path')}")

@@ -18,6 +18,8 @@ pub enum AppCommand {
     OpenChat,
     /// Load the model into VRAM now.
     WarmModel,
+    /// Warm the model of the `[[hosts]]` entry at this index, through its agent.
+    WarmHost(usize),
     /// Unload the model now.
     UnloadModel,
     /// Unload, then load the model, so Ollama places it again (handled by the core adapter).
@@ -110,6 +112,23 @@ impl From<NoticeAction> for AppCommand {
     }
 }
 
+/// The menu id prefix of a host's "Warm" item; the host's index follows. Host items are made
+/// from the config at start, so they are not [`MenuId`]s.
+pub const WARM_HOST_PREFIX: &str = "warm-host:";
+
+/// The menu id of host `index`'s "Warm" item.
+pub fn warm_host_id(index: usize) -> String {
+    format!("{WARM_HOST_PREFIX}{index}")
+}
+
+/// The command of a host menu item's id, if `id` is one.
+pub fn host_command(id: &str) -> Option<AppCommand> {
+    id.strip_prefix(WARM_HOST_PREFIX)?
+        .parse()
+        .ok()
+        .map(AppCommand::WarmHost)
+}
+
 impl FromStr for MenuId {
     type Err = Error;
 
@@ -127,6 +146,10 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
         AppCommand::OpenChat => shell.chat.open(shell),
+        AppCommand::WarmHost(index) => {
+            crate::hosts::warm(shell, index);
+            Ok(())
+        }
         AppCommand::WarmModel
         | AppCommand::UnloadModel
         | AppCommand::ReloadModel
@@ -218,6 +241,18 @@ mod tests {
         );
         assert_eq!(MenuId::Status.command(&view), None);
         assert_eq!(MenuId::Diagnosis.command(&view), None);
+    }
+
+    #[test]
+    fn host_warm_items_round_trip() {
+        assert_eq!(
+            host_command(&warm_host_id(3)),
+            Some(AppCommand::WarmHost(3))
+        );
+        assert_eq!(host_command("warm-host:x"), None);
+        assert_eq!(host_command("warm-model"), None);
+        // A host item's id is never mistaken for a fixed item's, nor the other way round.
+        assert!(warm_host_id(0).parse::<MenuId>().is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod commands;
 mod demo;
 mod error;
 mod forward;
+mod hosts;
 pub mod ipc;
 mod launch;
 mod models;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 pub use actions::{AppCommand, MenuId, dispatch};
 pub use chat_process::{CHAT_BIN, ChatProcess, chat_program};
 pub use error::{Error, Result};
+pub use hosts::{HostLine, LINE_MAX};
 pub use launch::{core_options, run};
 pub use notify::{Backend, DbusBackend, Notice, NoticeAction, Shown};
 pub use shell::{Shell, Status};
@@ -68,7 +70,9 @@ pub fn start(
     let listener = service::bind(socket)?;
     let uid = service::owner_uid(socket)?;
     let shell = Shell::new(core, notifications, files, chat)?;
+    shell.set_view(|view| view.hosts = hosts::initial_lines(&shell.core.hosts));
     service::serve(&shell, listener, uid);
     forward::spawn(&shell);
+    hosts::spawn(&shell);
     Ok(shell)
 }

@@ -98,6 +98,10 @@ pub struct Core {
     pub opener: PathBuf,
     /// Stops the watchdog and the forwarder.
     pub cancel: CancellationToken,
+    /// The config's `[[hosts]]`, followed besides `[ollama]` (empty: nothing changes).
+    pub hosts: Vec<crate::hosts::Followed>,
+    /// How often a host without an agent is read (the watchdog's tick).
+    pub host_tick: Duration,
     /// The in-process simulator of demo mode: held only so it lives as long as the core.
     #[cfg(feature = "demo")]
     _sim: Option<ollama_sim::SimHandle>,
@@ -181,6 +185,8 @@ impl Core {
         if let Some(warm) = options.warm_on_start {
             settings.warm_on_start = warm;
         }
+        let hosts = crate::hosts::from_config(&config);
+        let host_tick = settings.tick;
         let cancel = CancellationToken::new();
         let watchdog = watchdog::spawn(
             client.clone(),
@@ -208,6 +214,8 @@ impl Core {
             problems,
             opener: options.opener,
             cancel,
+            hosts,
+            host_tick,
             #[cfg(feature = "demo")]
             _sim: options.sim,
         })

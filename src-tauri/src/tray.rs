@@ -18,7 +18,7 @@ use gtk::glib;
 use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
-use crate::actions::{AppCommand, MenuId, dispatch};
+use crate::actions::{AppCommand, MenuId, dispatch, host_command, warm_host_id};
 use crate::error::{Error, Result};
 use crate::shell::Shell;
 use crate::view::{TrayState, TrayView};
@@ -57,6 +57,8 @@ struct Tray {
     icon: TrayIcon,
     status: MenuItem,
     diagnosis: MenuItem,
+    /// One disabled line per `[[hosts]]` entry, in the view's order.
+    hosts: Vec<MenuItem>,
     mute: CheckMenuItem,
     autostart: CheckMenuItem,
     shown: TrayView,
@@ -93,12 +95,33 @@ impl Tray {
         );
         let open_config = item(MenuId::OpenConfig, "Open config", true);
         let quit = item(MenuId::Quit, "Quit", true);
-        let menu = Menu::with_items(&[
-            &status,
-            &diagnosis,
-            &PredefinedMenuItem::separator(),
-            &open_chat,
-            &warm,
+        let menu = Menu::with_items(&[&status, &diagnosis]).map_err(tray_err)?;
+        // The hosts come from the config at start, so their items are made once, here.
+        let hosts: Vec<MenuItem> = view
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| MenuItem::with_id(format!("host:{i}"), menu_text(&h.line), false, None))
+            .collect();
+        for line in &hosts {
+            menu.append(line).map_err(tray_err)?;
+        }
+        let warm_hosts: Vec<MenuItem> = view
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.agent)
+            .map(|(i, h)| {
+                let text = format!("Warm model on {}", h.name);
+                MenuItem::with_id(warm_host_id(i), menu_text(&text), true, None)
+            })
+            .collect();
+        menu.append_items(&[&PredefinedMenuItem::separator(), &open_chat, &warm])
+            .map_err(tray_err)?;
+        for w in &warm_hosts {
+            menu.append(w).map_err(tray_err)?;
+        }
+        menu.append_items(&[
             &unload,
             &mute,
             &autostart,
@@ -109,7 +132,7 @@ impl Tray {
         .map_err(tray_err)?;
         let icon = TrayIconBuilder::new()
             .with_id(TRAY_ID)
-            .with_icon(icon(view.state)?)
+            .with_icon(icon(view.icon_state())?)
             .with_tooltip(&view.status_line)
             .with_menu(Box::new(menu))
             .build()
@@ -118,6 +141,7 @@ impl Tray {
             icon,
             status,
             diagnosis,
+            hosts,
             mute,
             autostart,
             shown: view.clone(),
@@ -125,10 +149,16 @@ impl Tray {
     }
 
     fn apply(&mut self, view: &TrayView) -> Result<()> {
-        if view.state != self.shown.state {
+        if view.icon_state() != self.shown.icon_state() {
             self.icon
-                .set_icon(Some(icon(view.state)?))
+                .set_icon(Some(icon(view.icon_state())?))
                 .map_err(tray_err)?;
+        }
+        for (i, item) in self.hosts.iter().enumerate() {
+            let line = view.hosts.get(i).map(|h| h.line.as_str());
+            if line.is_some() && line != self.shown.hosts.get(i).map(|h| h.line.as_str()) {
+                item.set_text(menu_text(line.unwrap_or_default()));
+            }
         }
         if view.status_line != self.shown.status_line {
             self.status.set_text(menu_text(&view.status_line));
@@ -159,6 +189,12 @@ pub fn menu_text(text: &str) -> String {
 }
 
 fn on_menu_event(shell: &Weak<Shell>, event: &MenuEvent) {
+    if let Some(cmd) = host_command(event.id().as_ref()) {
+        if let Some(shell) = shell.upgrade() {
+            dispatch(&shell, cmd);
+        }
+        return;
+    }
     let id = match MenuId::from_str(event.id().as_ref()) {
         Ok(id) => id,
         Err(err) => {

@@ -70,6 +70,8 @@ pub struct TrayView {
     pub muted: bool,
     /// An XDG autostart entry exists for this app.
     pub autostart: bool,
+    /// One line per `[[hosts]]` entry, in config order (empty without hosts).
+    pub hosts: Vec<crate::hosts::HostLine>,
 }
 
 impl Default for TrayView {
@@ -80,11 +82,18 @@ impl Default for TrayView {
             diagnosis_line: None,
             muted: false,
             autostart: false,
+            hosts: Vec::new(),
         }
     }
 }
 
 impl TrayView {
+    /// What the icon shows: the worst state across the local server and every host (the
+    /// order is [`crate::hosts::worst`]'s). Without hosts, the local state.
+    pub fn icon_state(&self) -> TrayState {
+        crate::hosts::worst(self.state, self.hosts.iter().map(|h| h.state))
+    }
+
     /// The menu text for the diagnosis item (the item always exists, so it says when all is well).
     pub fn diagnosis_text(&self) -> &str {
         self.diagnosis_line

@@ -34,11 +34,12 @@ pub const IDLE_GPU_PERCENT: u32 = 5;
 /// fallback (the manifest's other layers add a few KiB to the file size).
 pub const FALLBACK_SLACK: u64 = 8 * MIB;
 
-/// GPU memory a CUDA runner holds with no model layers at all: the CUDA context plus compute
-/// buffers. NVML counts it against the runner, `/api/ps` does not, so it is subtracted before
-/// the model's share is computed. Measured on an H200 (CUDA 13, llama-server with `-ngl 0`):
-/// 520–592 MiB; 600 MiB is the documented placeholder until per-driver figures are in
-/// (`docs/diagnosis.md`).
+/// GPU memory a CUDA runner holds beyond its logged buffers (the CUDA context, cuBLAS
+/// workspaces). NVML counts it against the runner, `/api/ps` does not (it sums the logged
+/// model, KV and compute buffers), so it is subtracted before the model's share is computed.
+/// Measured on an H200 (driver 580, CUDA 13): 520 MiB with no layer on the GPU at any `-c`,
+/// 585–587 MiB with layers on it. The compute buffer grows with `-c` but `/api/ps` counts it,
+/// so this does not (`docs/diagnosis.md`, `docs/measurements/gpu-proof.md`).
 pub const RUNTIME_BASELINE: u64 = 600 * MIB;
 
 /// The runtime baseline for the GPUs in `gpu`. One figure for now (every NVML GPU is NVIDIA);
@@ -227,6 +228,27 @@ pub fn unattributed_gpu_bytes(gpu: &GpuSnapshot, runners: &[Runner]) -> u64 {
 /// has a readable name, or the GPUs do not even hold `expect` bytes beyond what other
 /// processes hold. Inside a container NVML reports host pids and a missing runner proves
 /// nothing.
+/// The runner of the model whose blob is `blob`. Two runners can share a blob for a moment (a
+/// replaced runner that is still exiting has already freed its GPU memory, seen on an H200),
+/// so the one NVML shows holding the most memory wins; on a tie the first listed (scans sort by
+/// pid).
+pub fn model_runner<'r>(
+    gpu: &GpuSnapshot,
+    runners: &'r [Runner],
+    blob: &str,
+) -> Option<&'r Runner> {
+    let held = |r: &Runner| -> u64 { gpu.gpus.iter().filter_map(|g| g.used_by(r.pid)).sum() };
+    let mut best: Option<(&Runner, u64)> = None;
+    for r in runners.iter().filter(|r| r.model_path == blob) {
+        let b = held(r);
+        match best {
+            Some((_, top)) if b <= top => {}
+            _ => best = Some((r, b)),
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
 pub fn runner_gpu_bytes(gpu: &GpuSnapshot, pid: u32, expect: u64) -> Option<u64> {
     runner_gpu_bytes_among(gpu, pid, expect, &[])
 }
@@ -527,6 +549,48 @@ mod tests {
             block_count: Some(LAYERS),
             scope,
         })
+    }
+
+    #[test]
+    fn of_two_runners_of_one_blob_the_one_holding_memory_is_the_model_s() {
+        // A replaced runner still exiting (pid 100, memory already freed) next to its
+        // successor (pid 200): the successor is the model's runner, not the "lost backend".
+        let mut old = runner(None);
+        old.pid = 100;
+        let mut new = runner(None);
+        new.pid = 200;
+        let mut other = runner(None);
+        other.pid = 300;
+        other.model_path = "/m/blobs/sha256-bb".into();
+        let runners = vec![old.clone(), new.clone(), other];
+        let g = gpu(&[
+            (200, "llama-server", 3784 * MIB),
+            (300, "llama-server", 9000 * MIB),
+        ]);
+        let chosen = model_runner(&g, &runners, BLOB).map(|r| r.pid);
+        assert_eq!(chosen, Some(200));
+        let p = ps(CLAIM, CLAIM);
+        let rep = assess(&PlacementInput {
+            ps: &p,
+            runner: model_runner(&g, &runners, BLOB),
+            runners: &runners,
+            gpu: &g,
+            model_file_size: None,
+            block_count: Some(LAYERS),
+            scope: &Scope::Local,
+        });
+        assert_eq!(rep.placement, Placement::Gpu, "{rep:?}");
+
+        // One runner holding nothing is still the model's runner (a lost GPU backend).
+        let idle = gpu(&[(300, "llama-server", 9000 * MIB)]);
+        let only = [old.clone()];
+        assert_eq!(model_runner(&idle, &only, BLOB).map(|r| r.pid), Some(100));
+        // Neither holds memory: the first listed.
+        assert_eq!(
+            model_runner(&idle, &[old, new], BLOB).map(|r| r.pid),
+            Some(100)
+        );
+        assert!(model_runner(&idle, &runners[2..], BLOB).is_none());
     }
 
     #[test]

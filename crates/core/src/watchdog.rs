@@ -369,6 +369,9 @@ struct Rescan {
     fingerprint: Vec<(String, u64, u64, Option<u64>)>,
     /// A loaded model had no visible runner at the last tick (e.g. Ollama in a container).
     unmatched: bool,
+    /// When a loaded model last went from matched (or new) to unmatched: a runner that vanished
+    /// is usually replaced within seconds, so the table is scanned every tick for [`Self::HUNT`].
+    unmatched_since: Option<Instant>,
 }
 
 impl Rescan {
@@ -376,6 +379,10 @@ impl Rescan {
     const MAX_AGE: Duration = Duration::from_secs(300);
     /// Retry interval while a loaded model has no visible runner.
     const UNMATCHED_RETRY: Duration = Duration::from_secs(30);
+    /// How long after a runner went missing every tick scans: long enough for Ollama to start
+    /// the replacement (a load takes seconds), short enough that a server whose runners are
+    /// never visible (a container) costs a full scan per tick only briefly.
+    const HUNT: Duration = Duration::from_secs(20);
 
     fn fingerprint(ps: &[PsModel]) -> Vec<(String, u64, u64, Option<u64>)> {
         ps.iter()
@@ -388,6 +395,9 @@ impl Rescan {
         let age = now.saturating_duration_since(last);
         age >= Self::MAX_AGE
             || (self.unmatched && age >= Self::UNMATCHED_RETRY)
+            || self
+                .unmatched_since
+                .is_some_and(|t| now.saturating_duration_since(t) < Self::HUNT)
             || self.fingerprint.len() != ps.len()
             || self.fingerprint.iter().zip(ps).any(|(f, m)| {
                 f.0 != m.name || f.1 != m.size || f.2 != m.size_vram || f.3 != m.context_length
@@ -689,13 +699,19 @@ impl State {
         if view.full_scan {
             self.rescan.done(now, &ps);
         }
-        self.rescan.unmatched = ps.iter().any(|m| {
+        let unmatched = ps.iter().any(|m| {
             let blob = self
                 .show
                 .get(&m.name)
                 .and_then(|s| blob_path_from_modelfile(&s.modelfile));
             blob.is_none_or(|b| !view.runners.iter().any(|r| r.model_path == b))
         });
+        self.rescan.unmatched_since = match (unmatched, self.rescan.unmatched_since) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(now),
+        };
+        self.rescan.unmatched = unmatched;
 
         let show = &self.show;
         self.loads.observe(wall, &ps, |m| {
@@ -1009,5 +1025,32 @@ impl State {
         b.requested_models = vec![self.profile.model.clone()];
         b.request_options = Some(self.profile.load_options().clone());
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_runner_is_hunted_every_tick_for_a_while_then_every_30_s() {
+        let t0 = Instant::now();
+        let ps: Vec<PsModel> = Vec::new();
+        let mut r = Rescan::default();
+        r.done(t0, &ps);
+        assert!(!r.needed(t0 + Duration::from_secs(2), &ps));
+        // The runner vanished at t0 (as the tick records it): every tick scans during the hunt…
+        r.unmatched = true;
+        r.unmatched_since = Some(t0);
+        for s in [2, 4, 10, 18] {
+            let now = t0 + Duration::from_secs(s);
+            assert!(r.needed(now, &ps), "tick at {s} s");
+            r.done(now, &ps);
+        }
+        // …then only every UNMATCHED_RETRY.
+        let after = t0 + Rescan::HUNT + Duration::from_secs(1);
+        r.done(after, &ps);
+        assert!(!r.needed(after + Duration::from_secs(2), &ps));
+        assert!(r.needed(after + Rescan::UNMATCHED_RETRY, &ps));
     }
 }

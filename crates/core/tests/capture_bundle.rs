@@ -97,3 +97,63 @@ fn bundles_before_the_scope_load_as_local_and_new_ones_carry_it() {
     );
     assert_eq!(d[0].placement.nvml_agrees, None);
 }
+
+/// A GPU claim that cannot be checked is not evidence of the CPU: a remote F16 model that
+/// `/api/ps` puts 100 % on the GPU gets PLACEMENT_UNVERIFIED and no CPU-cause finding such
+/// as F16_WEIGHTS_ON_CPU ("part of them sit in CPU memory"), seen on an H200 proof run.
+#[test]
+fn an_unverified_gpu_claim_gets_no_cpu_cause_findings() {
+    use yollayah_core::placement::Placement;
+    use yollayah_core::scope::Scope;
+
+    let text = std::fs::read_to_string(fixture("full_gpu.json"))
+        .unwrap()
+        .replace(
+            "\"quantization_level\": \"Q4_K_M\"",
+            "\"quantization_level\": \"F16\"",
+        );
+    let mut b = CaptureBundle::from_json(&text).unwrap();
+    b.scope = Scope::Remote;
+    let d = diagnose(&b.observation());
+    assert!(matches!(
+        d[0].placement.placement,
+        Placement::Unverified { .. }
+    ));
+    let codes: Vec<String> = d[0].findings.iter().map(|f| f.code.to_string()).collect();
+    assert!(
+        codes.iter().any(|c| c == "PLACEMENT_UNVERIFIED"),
+        "{codes:?}"
+    );
+    assert!(
+        !codes.iter().any(|c| c == "F16_WEIGHTS_ON_CPU"),
+        "{codes:?}"
+    );
+
+    // The same F16 model partly on the CPU by ps's own figures is a CPU case, remote or not.
+    let mut partial = b.clone();
+    let ps = &mut partial.ps.models[0];
+    ps.size_vram = ps.size / 2;
+    let d = diagnose(&partial.observation());
+    let codes: Vec<String> = d[0].findings.iter().map(|f| f.code.to_string()).collect();
+    assert!(codes.iter().any(|c| c == "F16_WEIGHTS_ON_CPU"), "{codes:?}");
+}
+
+/// A replaced runner that is still exiting (lower pid, its GPU memory already freed) next to
+/// its successor: the diagnosis judges the successor, so no one-tick "GPU backend lost"
+/// (seen on an H200 proof run, s6).
+#[test]
+fn an_exiting_runner_of_the_same_blob_is_not_the_model_s_runner() {
+    use yollayah_core::placement::Placement;
+
+    let mut b =
+        CaptureBundle::from_json(&std::fs::read_to_string(fixture("full_gpu.json")).unwrap())
+            .unwrap();
+    let mut exiting = b.runners[0].clone();
+    exiting.pid = 4100;
+    b.runners.insert(0, exiting);
+    let d = diagnose(&b.observation());
+    assert_eq!(d[0].placement.placement, Placement::Gpu);
+    assert_eq!(d[0].placement.runner_pid, Some(4242));
+    let codes: Vec<String> = d[0].findings.iter().map(|f| f.code.to_string()).collect();
+    assert!(!codes.iter().any(|c| c == "GPU_BACKEND_LOST"), "{codes:?}");
+}

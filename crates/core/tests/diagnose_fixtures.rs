@@ -682,3 +682,23 @@ fn ranking_puts_the_specific_cause_first() {
         vec![Code::NumGpuZero, Code::DerivedParamsDiffer]
     );
 }
+
+#[test]
+fn a_client_ngl_split_that_ps_reports_as_full_gpu_names_the_setting_not_a_reload() {
+    // Measured on the GPU machine: llama-server -ngl 12 while /api/ps said 100 % GPU. The
+    // contradiction is the symptom; the client's -ngl is the cause, and a reload cannot help.
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/client_ngl20.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let size = v["ps"]["models"][0]["size"].clone();
+    v["ps"]["models"][0]["size_vram"] = size;
+    let b = CaptureBundle::from_json(&v.to_string()).unwrap();
+    let d = diagnose(&b.observation())
+        .into_iter()
+        .find(|d| d.model == "llama3.1:8b")
+        .unwrap();
+    assert!(d.placement.contradiction, "{d:#?}");
+    assert_eq!(top(&d), Code::NumGpuSet, "{:?}", codes(&d));
+    let c = d.finding(Code::PsContradictsNvml).unwrap();
+    assert!(c.score < d.top().unwrap().score);
+}

@@ -186,7 +186,8 @@ pub(crate) struct Ctx<'a> {
     pub expired: bool,
     /// Loaded, fully on the GPU, and nothing contradicts it.
     pub full_gpu: bool,
-    /// Loaded and not fully on the GPU, or not loaded and would not fit as configured.
+    /// Loaded and not fully on the GPU (an unverified GPU claim is neither), or not loaded and
+    /// would not fit as configured.
     pub not_on_gpu: bool,
     pub f: Facts<'a>,
     pub budget: Option<Budget>,
@@ -628,7 +629,7 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         let show = show_for(obs, name).or_else(|| ps.and_then(|p| show_for(obs, &p.model)));
         let blob = show.and_then(|s| blob_path_from_modelfile(&s.modelfile));
-        let runner = blob.and_then(|b| obs.runners.iter().find(|r| r.model_path == b));
+        let runner = blob.and_then(|b| placement::model_runner(obs.gpu, obs.runners, b));
         let expired = match (ps.and_then(|p| p.expires_at), obs.captured_at) {
             (Some(exp), Some(now)) => exp <= now,
             _ => false,
@@ -725,7 +726,10 @@ impl<'a> Ctx<'a> {
 
         let full_gpu = loaded && report.placement.is_full_gpu() && !report.contradiction;
         let predict_miss = ps.is_none() && fit.is_some_and(|m| !m.fits(f.ctx));
-        let not_on_gpu = (loaded && !full_gpu) || predict_miss;
+        // An unverified GPU claim (remote server, or no runner to check) is not evidence of the
+        // CPU: the causes of CPU placement have nothing to explain there.
+        let unverified = matches!(report.placement, Placement::Unverified { .. });
+        let not_on_gpu = (loaded && !full_gpu && !unverified) || predict_miss;
         let nvml_failure = match &obs.gpu.nvml {
             NvmlStatus::Unavailable { reason } => Some(NvmlFailure::from_reason(reason)),
             NvmlStatus::Ok => None,

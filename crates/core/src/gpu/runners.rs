@@ -171,16 +171,18 @@ impl RunnerScanner {
         self.full_scans += 1;
         // Pass 1 reads only names for every process; pass 2 (in `collect`) reads argv, CPU and
         // memory for the few whose name can be a runner.
+        // Without tasks: on Linux sysinfo otherwise lists every thread as a process of its own,
+        // with the process's name and argv, and one llama-server became 35 "runners".
         sys.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
-            ProcessRefreshKind::nothing(),
+            ProcessRefreshKind::nothing().without_tasks(),
         );
         self.candidates.clear();
         self.candidates.extend(
             sys.processes()
                 .iter()
-                .filter(|(_, p)| maybe_runner_name(p.name()))
+                .filter(|(_, p)| p.thread_kind().is_none() && maybe_runner_name(p.name()))
                 .map(|(pid, _)| *pid),
         );
         let runners = self.collect();
@@ -228,6 +230,7 @@ impl RunnerScanner {
             ProcessesToUpdate::Some(&self.candidates),
             true,
             ProcessRefreshKind::nothing()
+                .without_tasks()
                 .with_cpu()
                 .with_memory()
                 .with_cmd(UpdateKind::OnlyIfNotSet),
@@ -235,6 +238,10 @@ impl RunnerScanner {
         let mut out = Vec::new();
         for pid in &self.candidates {
             let Some(p) = sys.process(*pid) else { continue };
+            // A thread's CPU time is already in its process's figure (/proc/PID/stat).
+            if p.thread_kind().is_some() {
+                continue;
+            }
             let name = p.name().to_string_lossy();
             let cmdline: Vec<String> = p
                 .cmd()

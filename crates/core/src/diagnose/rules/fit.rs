@@ -370,7 +370,7 @@ pub(crate) fn second_model_loaded(cx: &Ctx<'_>) -> Option<Finding> {
         if blob.is_some() && blob == cx.blob {
             continue;
         }
-        let r = blob.and_then(|b| obs.runners.iter().find(|r| r.model_path == b));
+        let r = blob.and_then(|b| placement::model_runner(obs.gpu, obs.runners, b));
         let bytes = r
             .and_then(|r| placement::runner_gpu_bytes(obs.gpu, r.pid, p.size_vram))
             .unwrap_or(p.size_vram);

@@ -205,7 +205,14 @@ pub(crate) fn ps_contradicts_nvml(cx: &Ctx<'_>) -> Option<Finding> {
     if !cx.loaded || !cx.report.contradiction {
         return None;
     }
-    let explained = cx.backend_lost_ps_gpu || cx.arch_issue.is_some();
+    // A client's `-ngl N` in the runner's argv (servers ≥ 0.30 pass it only when asked) is the
+    // cause; the contradiction is its symptom and must not outrank it (CLIENT_NUM_GPU_ZERO,
+    // NUM_GPU_SET), or the alert offers a reload that cannot help.
+    let client_layers = cx
+        .report
+        .runner_gpu_layers
+        .is_some_and(|n| n >= 0 && cx.report.block_count.map_or(n == 0, |b| (n as u64) < b));
+    let explained = cx.backend_lost_ps_gpu || cx.arch_issue.is_some() || client_layers;
     let mut x = Finding::new(
         Code::PsContradictsNvml,
         Severity::Warning,

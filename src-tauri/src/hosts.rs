@@ -1,0 +1,403 @@
+//! The `[[hosts]]` of the config, followed from the tray: one short menu line per host, the
+//! icon's share of each host's state, and alerts that name the host.
+//!
+//! A host with an agent (`agent_url`) is followed through the agent's event stream
+//! ([`AgentClient::follow`]): its NVML-checked verdict is the agent's, scope `agent`. A host
+//! without one is read through `/api/ps` on the watchdog's tick, and its placement is shown as
+//! "unverified (no agent)": this process has no GPU facts for a server it does not run a
+//! watchdog for (the one local watchdog follows `[ollama]` only), so it never claims one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use yollayah_core::Error as CoreError;
+use yollayah_core::agent_client::{AgentClient, AgentEvent, RemoteAlert};
+use yollayah_core::alerts::IncidentId;
+use yollayah_core::config::{Config, HostConfig};
+use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
+use yollayah_core::placement::Placement;
+
+use crate::forward::tray_state;
+use crate::notify::Notice;
+use crate::shell::Shell;
+use crate::view::TrayState;
+
+/// The longest menu line for one host, in characters.
+pub const LINE_MAX: usize = 60;
+
+/// How one host reads in the menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostLine {
+    /// The `[[hosts]]` name.
+    pub name: String,
+    /// The host's share of the icon.
+    pub state: TrayState,
+    /// `name: state`, at most [`LINE_MAX`] characters.
+    pub line: String,
+    /// The whole story when the line had to be short (an agent's error, the way to verify).
+    pub detail: Option<String>,
+    /// Whether the host has an agent (and so a "Warm" item that goes through it).
+    pub agent: bool,
+}
+
+impl HostLine {
+    fn new(name: &str, agent: bool, state: TrayState, text: &str, detail: Option<String>) -> Self {
+        HostLine {
+            name: name.to_owned(),
+            state,
+            line: short_line(name, text),
+            detail,
+            agent,
+        }
+    }
+}
+
+/// `name: text`, cut to [`LINE_MAX`] characters (with `…`) so a long headline or error cannot
+/// widen the menu.
+pub fn short_line(name: &str, text: &str) -> String {
+    let full = format!("{name}: {text}");
+    if full.chars().count() <= LINE_MAX {
+        return full;
+    }
+    let mut cut: String = full.chars().take(LINE_MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// How bad a state is for the icon: the icon shows the worst state across the local server and
+/// every host. Down, then CPU, then partial: those need the user. Then unknown (which covers
+/// unverified and refused tokens: the tray cannot vouch for that host), then warming (about to
+/// be fine), then GPU.
+fn severity(state: TrayState) -> u8 {
+    match state {
+        TrayState::Down => 5,
+        TrayState::Cpu => 4,
+        TrayState::Partial => 3,
+        TrayState::Unknown => 2,
+        TrayState::Warming => 1,
+        TrayState::Gpu => 0,
+    }
+}
+
+/// The worst of `states` by the rule of [`severity`]; `first` when there is nothing else.
+pub fn worst(first: TrayState, rest: impl IntoIterator<Item = TrayState>) -> TrayState {
+    rest.into_iter()
+        .fold(first, |a, b| if severity(b) > severity(a) { b } else { a })
+}
+
+/// One followed host: its config and how it is read.
+#[derive(Debug)]
+pub struct Followed {
+    /// The `[[hosts]]` entry.
+    pub config: HostConfig,
+    /// Its agent; `Err` when the host cannot be followed at all (token file unreadable or too
+    /// open, a bad URL), said in the host's line.
+    pub agent: Result<Option<AgentClient>, String>,
+    /// The host's Ollama, read for hosts without an agent.
+    pub ollama: Option<OllamaClient>,
+}
+
+/// The hosts of `config`, ready to follow. Reads the token files now, so a bad one shows at
+/// start.
+pub fn from_config(config: &Config) -> Vec<Followed> {
+    config
+        .hosts
+        .iter()
+        .map(|host| {
+            let mut agent = AgentClient::for_host(host, &config.ollama).map_err(|e| e.to_string());
+            let mut ollama = None;
+            if let Ok(None) = agent {
+                match ClientConfig::from_config(config, Some(&host.url)).and_then(OllamaClient::new)
+                {
+                    Ok(client) => ollama = Some(client),
+                    // A bad `url` would otherwise leave the line waiting forever.
+                    Err(e) => agent = Err(e.to_string()),
+                }
+            }
+            Followed {
+                config: host.clone(),
+                agent,
+                ollama,
+            }
+        })
+        .collect()
+}
+
+/// The lines before any reading.
+pub fn initial_lines(hosts: &[Followed]) -> Vec<HostLine> {
+    hosts
+        .iter()
+        .map(|h| {
+            let name = &h.config.name;
+            match &h.agent {
+                Ok(agent) => HostLine::new(
+                    name,
+                    agent.is_some(),
+                    TrayState::Unknown,
+                    "waiting for the first reading…",
+                    None,
+                ),
+                Err(e) => HostLine::new(
+                    name,
+                    h.config.agent_url.is_some(),
+                    TrayState::Unknown,
+                    e,
+                    Some(e.clone()),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The short text for an agent's error: the status and what went wrong for a refused or
+/// missing token (the detail keeps the file to fix), the error itself otherwise.
+fn error_text(err: &CoreError) -> String {
+    match err {
+        CoreError::AgentAuth { status, what, .. } => format!("agent {what} ({status})"),
+        other => other.to_string(),
+    }
+}
+
+fn set_line(shell: &Shell, index: usize, line: HostLine) {
+    shell.set_view(|view| {
+        if let Some(slot) = view.hosts.get_mut(index) {
+            *slot = line;
+        }
+    });
+}
+
+/// A remote incident's notice id: remote incident numbers are the agent's own and would
+/// collide with the local watchdog's, so each host gets its own range (top bit set, host index
+/// above bit 48).
+fn remote_id(index: usize, incident: IncidentId) -> IncidentId {
+    let host = u64::try_from(index).unwrap_or(0) & 0x7fff;
+    IncidentId((1 << 63) | (host << 48) | (incident.0 & ((1 << 48) - 1)))
+}
+
+/// The notice for a host's alert: its title names the host. No fix buttons: they act on the
+/// local watchdog, not on that host.
+pub fn remote_notice(name: &str, index: usize, alert: &RemoteAlert, resolved: bool) -> Notice {
+    let id = remote_id(index, alert.incident);
+    Notice {
+        id,
+        summary: format!("{name}: {}", alert.title),
+        body: alert.body.clone(),
+        actions: Vec::new(),
+        replaces: resolved.then_some(id),
+    }
+}
+
+async fn follow_agent(shell: Arc<Shell>, index: usize, name: String, agent: AgentClient) {
+    let mut events = agent.follow(shell.core.cancel.child_token());
+    while let Some(event) = events.recv().await {
+        match event {
+            AgentEvent::Snapshot(snap) => set_line(
+                &shell,
+                index,
+                HostLine::new(
+                    &name,
+                    true,
+                    tray_state(snap.verdict),
+                    &snap.headline,
+                    snap.advice.clone(),
+                ),
+            ),
+            AgentEvent::AlertRaised(alert) if alert.notify => {
+                shell.notify(remote_notice(&name, index, &alert, false));
+            }
+            AgentEvent::AlertResolved(alert) if alert.notify => {
+                shell.notify(remote_notice(&name, index, &alert, true));
+            }
+            AgentEvent::Disconnected { reason, .. } => set_line(
+                &shell,
+                index,
+                HostLine::new(
+                    &name,
+                    true,
+                    TrayState::Unknown,
+                    "agent not reachable",
+                    Some(reason),
+                ),
+            ),
+            AgentEvent::Failed(err) => {
+                tracing::warn!(host = %name, %err, "stopped following the agent");
+                set_line(
+                    &shell,
+                    index,
+                    HostLine::new(
+                        &name,
+                        true,
+                        TrayState::Unknown,
+                        &error_text(&err),
+                        Some(err.to_string()),
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What `/api/ps` says, read from here: reachable or not, and what is loaded; never a verified
+/// placement.
+async fn read_bare(name: &str, client: &OllamaClient) -> HostLine {
+    let hint = format!(
+        "Run `yollayah agent` next to that Ollama and set agent_url (and token_file) for host \
+         {name:?} in [[hosts]] to see where the model really runs."
+    );
+    match client.ps().await {
+        Err(e) => HostLine::new(
+            name,
+            false,
+            TrayState::Down,
+            "Ollama not reachable",
+            Some(e.to_string()),
+        ),
+        Ok(ps) => {
+            let text = match ps.models.first() {
+                None => "unverified (no agent) · nothing loaded".to_owned(),
+                Some(m) => format!(
+                    "unverified (no agent) · ps: {}",
+                    Placement::from_ps(m.size, m.size_vram).ps_label()
+                ),
+            };
+            HostLine::new(name, false, TrayState::Unknown, &text, Some(hint))
+        }
+    }
+}
+
+async fn poll_bare(shell: Arc<Shell>, index: usize, name: String, client: OllamaClient) {
+    let cancel = shell.core.cancel.clone();
+    let mut ticks = tokio::time::interval(shell.core.host_tick.max(Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = ticks.tick() => {
+                let line = read_bare(&name, &client).await;
+                set_line(&shell, index, line);
+            }
+        }
+    }
+}
+
+/// Starts following every host (a task each). Nothing happens without `[[hosts]]`.
+pub fn spawn(shell: &Arc<Shell>) {
+    for (index, host) in shell.core.hosts.iter().enumerate() {
+        let name = host.config.name.clone();
+        match (&host.agent, &host.ollama) {
+            (Ok(Some(agent)), _) => {
+                let task = follow_agent(shell.clone(), index, name, agent.clone());
+                shell.runtime().spawn(task);
+            }
+            (Ok(None), Some(client)) => {
+                let task = poll_bare(shell.clone(), index, name, client.clone());
+                shell.runtime().spawn(task);
+            }
+            // The line already says why this host cannot be read.
+            _ => {}
+        }
+    }
+}
+
+/// The notice for a refused or failed warm on a host (one per host: a new one replaces it).
+fn warm_failed(name: &str, index: usize, message: String) -> Notice {
+    let id = remote_id(index, IncidentId((1 << 48) - 1));
+    Notice {
+        id,
+        summary: format!("{name}: warm failed"),
+        body: message,
+        actions: Vec::new(),
+        replaces: None,
+    }
+}
+
+/// "Warm" for host `index`: a POST to its agent with the configured (write) token. A refusal
+/// shows the agent client's message in a notification and the host's line.
+pub fn warm(shell: &Arc<Shell>, index: usize) {
+    let Some(host) = shell.core.hosts.get(index) else {
+        return;
+    };
+    let name = host.config.name.clone();
+    let agent = match &host.agent {
+        Ok(Some(agent)) => agent.clone(),
+        Ok(None) => return,
+        // The agent was never usable (its line says why); say it again where the click was.
+        Err(message) => {
+            shell.notify(warm_failed(&name, index, message.clone()));
+            return;
+        }
+    };
+    let shell = shell.clone();
+    shell.runtime().clone().spawn(async move {
+        match agent.warm(None).await {
+            Ok(reply) => {
+                tracing::info!(host = %name, model = %reply.model, "warmed through the agent")
+            }
+            Err(err) => {
+                tracing::warn!(host = %name, %err, "warm through the agent failed");
+                let message = err.to_string();
+                set_line(
+                    &shell,
+                    index,
+                    HostLine::new(
+                        &name,
+                        true,
+                        TrayState::Unknown,
+                        &format!("warm failed: {}", error_text(&err)),
+                        Some(message.clone()),
+                    ),
+                );
+                shell.notify(warm_failed(&name, index, message));
+                shell.record_error(&err.into());
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_short_and_name_the_host() {
+        assert_eq!(
+            short_line("gpu", "llama3.2:3b · 100% GPU"),
+            "gpu: llama3.2:3b · 100% GPU"
+        );
+        let long = short_line("gpu-box", &"x".repeat(200));
+        assert_eq!(long.chars().count(), LINE_MAX);
+        assert!(
+            long.starts_with("gpu-box: x") && long.ends_with('…'),
+            "{long}"
+        );
+    }
+
+    #[test]
+    fn the_icon_shows_the_worst_state() {
+        use TrayState::*;
+        assert_eq!(worst(Gpu, []), Gpu);
+        assert_eq!(worst(Gpu, [Cpu, Partial]), Cpu);
+        assert_eq!(worst(Cpu, [Down]), Down);
+        assert_eq!(worst(Gpu, [Unknown, Warming]), Unknown);
+        assert_eq!(worst(Partial, [Unknown, Gpu]), Partial);
+        assert_eq!(worst(Warming, [Gpu]), Warming);
+    }
+
+    #[test]
+    fn auth_errors_read_short_and_remote_ids_never_meet_local_ones() {
+        let err = CoreError::AgentAuth {
+            url: "http://10.0.0.2:9811".into(),
+            status: 401,
+            what: "refused the token".into(),
+            fix: "check /home/u/.config/yollayah/gpu.token".into(),
+        };
+        assert_eq!(error_text(&err), "agent refused the token (401)");
+        let a = remote_id(0, IncidentId(7));
+        let b = remote_id(1, IncidentId(7));
+        assert_ne!(a, b);
+        assert_ne!(a, IncidentId(7));
+        assert!(a.0 >= 1 << 63);
+    }
+}
