@@ -49,12 +49,26 @@ async fn tray(dir: &Path) -> (Arc<Shell>, ollama_sim::SimHandle) {
 
 /// Reads until the server closes the connection; panics if it answers or stays open.
 async fn closed_without_answer(stream: &mut UnixStream) {
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+    // Read to the end: the connection must close. Events broadcast to every connection may
+    // arrive before the bad frame is read (the watchdog ticks meanwhile); a reply must not.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
         .await
         .expect("the tray kept a bad connection open")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "the tray answered a bad client: {:?}", &buf[..n]);
+        .ok();
+    let mut rest = got.as_slice();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(body) = rest.get(4..4 + len) else {
+            break;
+        };
+        let msg: serde_json::Value = serde_json::from_slice(body).expect("a whole frame");
+        assert_ne!(
+            msg["type"], "reply",
+            "the tray answered a bad client: {msg}"
+        );
+        rest = &rest[4 + len..];
+    }
 }
 
 fn frame(json: &str) -> Vec<u8> {
