@@ -240,6 +240,15 @@ fn plan(
 
 /// Runs a generation request end to end.
 pub(crate) async fn run(shared: Arc<Shared>, req: GenRequest) -> Response {
+    // Pending until a busy runner can be evicted (bounded, so a stuck test still ends).
+    let wait_until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < wait_until
+        && shared
+            .lock()
+            .must_wait_for_idle(&shared.scenario, &req.model)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let scheduled = {
         let mut st = shared.lock();
         let sc = &shared.scenario;

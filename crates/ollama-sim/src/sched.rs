@@ -217,6 +217,20 @@ impl State {
         }
     }
 
+    /// Whether a request for `model` must wait before it is scheduled: it needs a new runner,
+    /// the loaded-model cap is reached, and every runner that could make room is busy. Ollama's
+    /// scheduler keeps such a request pending until a runner goes idle and can be evicted,
+    /// rather than loading past `OLLAMA_MAX_LOADED_MODELS`.
+    pub fn must_wait_for_idle(&self, sc: &Scenario, model: &Model) -> bool {
+        let key = &model.blob_path;
+        !self.runners.iter().any(|r| &r.model.blob_path == key)
+            && self.runners.len() >= sc.max_loaded()
+            && !self
+                .runners
+                .iter()
+                .any(|r| r.refcount == 0 && &r.model.blob_path != key)
+    }
+
     /// Finds or starts the runner for a request (Ollama's `getRunner` → `load`).
     #[allow(clippy::too_many_arguments)]
     pub fn schedule(
