@@ -360,7 +360,8 @@ fi
 if [[ $PARTS == *" real "* ]] && [ -x "$LS" ] && enough 60 real; then
   say "== real llama-server under yollayah: /api/ps (simulator) says proof-2g 100% GPU at c=4096"
   start_sim 127.0.0.1:11434
-  for ngl in 99 0 12; do
+  # REAL_NGLS / REAL_ENV0_CTXS pick a subset (a rerun of one case).
+  for ngl in ${REAL_NGLS:-99 0 12}; do
     enough 30 "real ngl=$ngl" || break
     run_ls real-2g-ngl$ngl "$BIG_BLOB" "$ngl" 4096
     observe real-2g-ngl$ngl 5
@@ -378,7 +379,7 @@ if [[ $PARTS == *" real "* ]] && [ -x "$LS" ] && enough 60 real; then
   done
   # No -ngl in the argv: memory alone decides. At -c 4096 and -c 16384 the runner holds no
   # layer, only the CUDA context and compute buffers that grow with -c.
-  for ctx in 4096 16384; do
+  for ctx in ${REAL_ENV0_CTXS-4096 16384}; do
     enough 30 "real env0 c=$ctx" || break
     run_ls real-2g-envngl0-c$ctx "$BIG_BLOB" env0 "$ctx"
     observe real-2g-envngl0-c$ctx 5
