@@ -148,3 +148,39 @@ fn cpu_use_is_measured_over_an_interval() {
     assert!(r.cpu_percent > 20.0, "cpu {}", r.cpu_percent);
     drop(busy);
 }
+
+#[test]
+fn a_killed_runner_not_yet_reaped_is_not_a_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("llama-server");
+    std::os::unix::fs::symlink("/bin/sh", &exe).unwrap();
+    let blob = format!("/tmp/z/blobs/sha256-{}", "cd".repeat(32));
+    let mut child = Command::new(&exe)
+        .args(["-c", "sleep 30; true", "--model", &blob, "--port", "3"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut scanner = RunnerScanner::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scanner.scan().iter().any(|r| r.pid == pid) {
+        assert!(Instant::now() < deadline, "the live runner was never found");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed but not waited for: a zombie, as a runner is until Ollama reaps it.
+    child.kill().unwrap();
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "the child never became a zombie");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !scanner.scan().iter().any(|r| r.pid == pid),
+        "a zombie was listed as a runner"
+    );
+    assert!(
+        !scanner.refresh_known().iter().any(|r| r.pid == pid),
+        "a zombie was kept as a known runner"
+    );
+    child.wait().unwrap();
+}

@@ -9,7 +9,7 @@
 use std::ffi::OsStr;
 
 use serde::{Deserialize, Serialize};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
 /// One model runner, in the shape of the shared JSON contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +240,12 @@ impl RunnerScanner {
             let Some(p) = sys.process(*pid) else { continue };
             // A thread's CPU time is already in its process's figure (/proc/PID/stat).
             if p.thread_kind().is_some() {
+                continue;
+            }
+            // A runner that was killed stays in the table until Ollama reaps it, with its GPU
+            // memory already freed: counted as the model's runner, it read as a lost GPU backend
+            // for a tick (seen on the H200, docs/measurements/gpu-proof.md, s5).
+            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
                 continue;
             }
             let name = p.name().to_string_lossy();
