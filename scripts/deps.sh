@@ -20,6 +20,9 @@ e2e=(xvfb webkit2gtk-driver dunst haskell-status-notifier-item-utils imagemagick
   dbus-daemon libnotify-bin librsvg2-bin xdotool)
 # `yollayah agent` is tested against the real Prometheus (promtool included) and Alertmanager.
 prometheus=(prometheus prometheus-alertmanager)
+# Network-namespace tests of remote hosts (`ip`), and the socket test's client run as another
+# uid (`setpriv`, /usr/bin/python3).
+tests=(iproute2 util-linux python3-minimal)
 
 need=()
 case "$purpose" in
@@ -28,7 +31,7 @@ case "$purpose" in
   desktop-run) pkgs=("${desktop_run[@]}") ;;
   e2e) pkgs=("${desktop_run[@]}" "${e2e[@]}") ;;
   prometheus) pkgs=("${prometheus[@]}") ;;
-  test) pkgs=("${desktop_build[@]}" "${desktop_run[@]}" "${e2e[@]}" "${prometheus[@]}") ;;
+  test) pkgs=("${desktop_build[@]}" "${desktop_run[@]}" "${e2e[@]}" "${prometheus[@]}" "${tests[@]}") ;;
   *) echo "deps.sh: unknown purpose '$purpose' (test|run|desktop-build|desktop-run|e2e|prometheus)" >&2; exit 2 ;;
 esac
 for p in "${pkgs[@]}"; do
