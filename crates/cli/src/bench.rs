@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use yollayah_core::chat::ChatEngine;
+use yollayah_core::chat::{ChatEngine, Outgoing};
 use yollayah_core::history::History;
 use yollayah_core::ollama::client::OllamaClient;
 use yollayah_core::ollama::types::PsModel;
@@ -112,7 +112,12 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     for n in 1..=args.requests {
         let t0 = Instant::now();
         let outcome = engine
-            .send(None, args.prompt.clone(), CancellationToken::new(), |_| {})
+            .send_message(
+                None,
+                Outgoing::text(args.prompt.clone()),
+                CancellationToken::new(),
+                |_| {},
+            )
             .await?;
         let total = t0.elapsed();
         let after = ours(&client, &profile.model).await?;

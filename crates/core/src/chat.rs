@@ -30,40 +30,10 @@ const CLASSIFY_BEFORE_FIRST_TOKEN: Duration = Duration::from_millis(250);
 
 pub use crate::history::SharedHistory;
 
-/// One event of a reply, in order: `Started`, any number of `Delta`, then exactly one of
-/// `Done`, `Failed` or `Cancelled`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ChatEvent {
-    Started {
-        conversation: i64,
-        user_message: i64,
-        reply: i64,
-    },
-    Delta {
-        reply: i64,
-        text: String,
-    },
-    Done {
-        reply: i64,
-        stats: ReplyStats,
-    },
-    /// The reply stopped on an error; `partial` is what was kept (marked incomplete).
-    Failed {
-        reply: i64,
-        error: String,
-        partial: String,
-    },
-    Cancelled {
-        reply: i64,
-        partial: String,
-    },
-}
-
 /// One event of a reply as [`ChatEngine::send_message`] emits it, in order: `Started`, any
 /// number of `Thinking` (the trace, streamed before the answer), `ThinkingDone` once when the
 /// first answer token follows a trace, any number of `Delta`, then exactly one of `Done`,
-/// `Failed` or `Cancelled`. [`ChatEvent`] is the same without the thinking events.
+/// `Failed` or `Cancelled`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReplyEvent {
@@ -99,36 +69,6 @@ pub enum ReplyEvent {
         reply: i64,
         partial: String,
     },
-}
-
-impl ReplyEvent {
-    /// The [`ChatEvent`] for consumers that do not show thinking; `None` for thinking events.
-    pub fn into_chat_event(self) -> Option<ChatEvent> {
-        Some(match self {
-            ReplyEvent::Started {
-                conversation,
-                user_message,
-                reply,
-            } => ChatEvent::Started {
-                conversation,
-                user_message,
-                reply,
-            },
-            ReplyEvent::Thinking { .. } | ReplyEvent::ThinkingDone { .. } => return None,
-            ReplyEvent::Delta { reply, text } => ChatEvent::Delta { reply, text },
-            ReplyEvent::Done { reply, stats } => ChatEvent::Done { reply, stats },
-            ReplyEvent::Failed {
-                reply,
-                error,
-                partial,
-            } => ChatEvent::Failed {
-                reply,
-                error,
-                partial,
-            },
-            ReplyEvent::Cancelled { reply, partial } => ChatEvent::Cancelled { reply, partial },
-        })
-    }
 }
 
 /// What the user sends: text, prepared images ([`crate::images::prepare`]) and, optionally,
@@ -327,27 +267,12 @@ impl ChatEngine {
         &self.history
     }
 
-    /// Sends `text` in `conversation` (a new one when `None`) and streams the reply into
+    /// Sends `outgoing` in `conversation` (a new one when `None`) and streams the reply into
     /// `emit`. Returns when the reply is done, failed or cancelled; in every case what arrived
     /// is in history. An `Err` means history could not be written: either before the request
     /// (nothing was sent, no event was emitted) or at the end (a `Failed` event saying so was
     /// emitted; the user's message and the last checkpoint of the reply are stored).
-    pub async fn send(
-        &self,
-        conversation: Option<ConversationId>,
-        text: String,
-        cancel: CancellationToken,
-        mut emit: impl FnMut(ChatEvent) + Send,
-    ) -> Result<ReplyOutcome> {
-        self.send_message(conversation, Outgoing::text(text), cancel, |e| {
-            if let Some(e) = e.into_chat_event() {
-                emit(e);
-            }
-        })
-        .await
-    }
-
-    /// [`send`](Self::send) with images and a thinking choice, emitting thinking events.
+    ///
     /// Images for a model without `vision` (or too many) are refused with
     /// [`Error::NoVision`] / [`Error::Image`] before anything is stored or sent.
     pub async fn send_message(

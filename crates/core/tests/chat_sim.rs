@@ -13,7 +13,7 @@ use ollama_sim::{Fault, Scenario};
 use serde_json::Value;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
-use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, SharedHistory};
+use yollayah_core::chat::{ChatEngine, Outgoing, ReplyEvent, ReplyOutcome, SharedHistory};
 use yollayah_core::events::{Event, Verdict, WarmEvent};
 use yollayah_core::history::{MessageStatus, StoredMessage};
 use yollayah_core::ollama::types::{ChatRequest, KeepAlive, LOAD_TIME_OPTIONS, Message, Options};
@@ -27,12 +27,15 @@ async fn send(
     engine: &ChatEngine,
     conversation: Option<yollayah_core::history::ConversationId>,
     text: &str,
-) -> (ReplyOutcome, Vec<ChatEvent>) {
+) -> (ReplyOutcome, Vec<ReplyEvent>) {
     let mut events = Vec::new();
     let out = engine
-        .send(conversation, text.into(), CancellationToken::new(), |e| {
-            events.push(e)
-        })
+        .send_message(
+            conversation,
+            Outgoing::text(text),
+            CancellationToken::new(),
+            |e| events.push(e),
+        )
         .await
         .expect("history works");
     (out, events)
@@ -95,7 +98,7 @@ async fn warmed_model_serves_chat_without_reload() {
         let (first, events) = send(&engine, None, "Hello there").await;
         assert!(first.incomplete.is_none(), "{first:?}");
         assert!(
-            matches!(events.last(), Some(ChatEvent::Done { .. })),
+            matches!(events.last(), Some(ReplyEvent::Done { .. })),
             "{events:?}"
         );
         let stats = first.stats.expect("stats");
@@ -227,13 +230,13 @@ async fn cut_stream_keeps_the_partial_reply_marked_incomplete() {
 
         sim.fault(Fault::TruncateStream { after_chunks: 3 });
         let (out, events) = send(&engine, None, "Count for me").await;
-        let Some(ChatEvent::Failed { error, partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed { error, partial, .. }) = events.last() else {
             panic!("expected Failed: {events:?}");
         };
         let deltas: String = events
             .iter()
             .filter_map(|e| match e {
-                ChatEvent::Delta { text, .. } => Some(text.as_str()),
+                ReplyEvent::Delta { text, .. } => Some(text.as_str()),
                 _ => None,
             })
             .collect();
@@ -262,7 +265,7 @@ async fn cut_stream_keeps_the_partial_reply_marked_incomplete() {
             message: "model runner has unexpectedly stopped".into(),
         });
         let (out, events) = send(&engine, Some(out.conversation), "Again").await;
-        let Some(ChatEvent::Failed { error, partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed { error, partial, .. }) = events.last() else {
             panic!("expected Failed: {events:?}");
         };
         assert!(
@@ -311,15 +314,20 @@ async fn cancel_mid_stream_keeps_the_partial_reply() {
         let cancel = CancellationToken::new();
         let mut events = Vec::new();
         let out = engine
-            .send(None, "Talk for a long time".into(), cancel.clone(), |e| {
-                if matches!(e, ChatEvent::Delta { .. }) {
-                    cancel.cancel();
-                }
-                events.push(e);
-            })
+            .send_message(
+                None,
+                Outgoing::text("Talk for a long time"),
+                cancel.clone(),
+                |e| {
+                    if matches!(e, ReplyEvent::Delta { .. }) {
+                        cancel.cancel();
+                    }
+                    events.push(e);
+                },
+            )
             .await
             .expect("history works");
-        let Some(ChatEvent::Cancelled { partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Cancelled { partial, .. }) = events.last() else {
             panic!("expected Cancelled: {events:?}");
         };
         assert!(partial.starts_with("word"), "{partial}");
@@ -347,7 +355,7 @@ async fn user_message_is_stored_while_ollama_is_down() {
         sim.stop().await;
 
         let (out, events) = send(&engine, None, "Are you there?").await;
-        let Some(ChatEvent::Failed { error, partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed { error, partial, .. }) = events.last() else {
             panic!("expected Failed: {events:?}");
         };
         assert!(error.contains("not reachable"), "{error}");
@@ -391,8 +399,8 @@ async fn load_caused_by_a_chat_is_classified_before_the_first_token() {
         let mut before_first_token: Option<Vec<Event>> = None;
         let mut events = Vec::new();
         engine
-            .send(None, "Wake up".into(), CancellationToken::new(), |e| {
-                if matches!(e, ChatEvent::Delta { .. }) && before_first_token.is_none() {
+            .send_message(None, Outgoing::text("Wake up"), CancellationToken::new(), |e| {
+                if matches!(e, ReplyEvent::Delta { .. }) && before_first_token.is_none() {
                     // Everything the watchdog published before this token is shown.
                     let mut seen = Vec::new();
                     loop {
@@ -408,7 +416,7 @@ async fn load_caused_by_a_chat_is_classified_before_the_first_token() {
             })
             .await
             .expect("history works");
-        assert!(matches!(events.last(), Some(ChatEvent::Done { .. })), "{events:?}");
+        assert!(matches!(events.last(), Some(ReplyEvent::Done { .. })), "{events:?}");
         assert_eq!(rig.sim.load_count(), 1, "the chat loaded the model");
 
         let seen = before_first_token.expect("a first token");
@@ -475,7 +483,7 @@ async fn runtime_oom_mid_chat_fails_the_reply_and_rewarms_without_alert() {
         rig.sim.fault(Fault::RuntimeOom);
         let mark = rig.events.mark();
         let (out, events) = send(&engine, None, "Something heavy").await;
-        let Some(ChatEvent::Failed { error, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed { error, .. }) = events.last() else {
             panic!("expected Failed: {events:?}");
         };
         assert!(error.contains("out of memory"), "{error}");

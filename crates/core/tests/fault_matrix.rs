@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use yollayah_core::Error;
-use yollayah_core::chat::{ChatEngine, ChatEvent, ReplyOutcome, SharedHistory};
+use yollayah_core::chat::{ChatEngine, Outgoing, ReplyEvent, ReplyOutcome, SharedHistory};
 use yollayah_core::diagnose::Code;
 use yollayah_core::events::{Event, Verdict};
 use yollayah_core::gpu::NvmlStatus;
@@ -87,29 +87,32 @@ async fn send(
     engine: &ChatEngine,
     conversation: Option<ConversationId>,
     text: &str,
-) -> (Result<ReplyOutcome, Error>, Vec<ChatEvent>) {
+) -> (Result<ReplyOutcome, Error>, Vec<ReplyEvent>) {
     let mut events = Vec::new();
     let out = engine
-        .send(conversation, text.into(), CancellationToken::new(), |e| {
-            events.push(e)
-        })
+        .send_message(
+            conversation,
+            Outgoing::text(text),
+            CancellationToken::new(),
+            |e| events.push(e),
+        )
         .await;
     (out, events)
 }
 
 /// The Failed event that must end `events`: its error text and the partial reply it carries.
-fn failed(events: &[ChatEvent]) -> (String, String) {
+fn failed(events: &[ReplyEvent]) -> (String, String) {
     match events.last() {
-        Some(ChatEvent::Failed { error, partial, .. }) => (error.clone(), partial.clone()),
+        Some(ReplyEvent::Failed { error, partial, .. }) => (error.clone(), partial.clone()),
         other => panic!("expected the reply to end with Failed, got {other:?} in {events:?}"),
     }
 }
 
-fn deltas(events: &[ChatEvent]) -> String {
+fn deltas(events: &[ReplyEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            ChatEvent::Delta { text, .. } => Some(text.as_str()),
+            ReplyEvent::Delta { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect()
@@ -207,16 +210,21 @@ async fn ollama_restart_mid_stream_keeps_the_partial_reply() {
         let mut events = Vec::new();
         let started = Instant::now();
         let out = engine
-            .send(None, "Count".into(), CancellationToken::new(), |e| {
-                if let ChatEvent::Delta { text, .. } = &e {
-                    if text.contains("two") {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(());
+            .send_message(
+                None,
+                Outgoing::text("Count"),
+                CancellationToken::new(),
+                |e| {
+                    if let ReplyEvent::Delta { text, .. } = &e {
+                        if text.contains("two") {
+                            if let Some(tx) = tx.take() {
+                                let _ = tx.send(());
+                            }
                         }
                     }
-                }
-                events.push(e);
-            })
+                    events.push(e);
+                },
+            )
             .await
             .unwrap();
         restarter.await.unwrap();
@@ -721,7 +729,7 @@ async fn disk_full_while_writing_history_is_reported_and_corrupts_nothing() {
             "{err}"
         );
         assert!(
-            matches!(events.first(), Some(ChatEvent::Started { .. })),
+            matches!(events.first(), Some(ReplyEvent::Started { .. })),
             "{:?}",
             events.first()
         );
