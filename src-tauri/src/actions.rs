@@ -1,5 +1,5 @@
-//! What the user can ask the app to do, from the tray menu, a notification button or a second
-//! launch, and [`dispatch`], which carries each request out itself: windows, autostart and
+//! What the user can ask the app to do, from the tray menu, a notification button, the global
+//! shortcut or a second launch, and [`dispatch`], which carries each request out itself: windows, autostart and
 //! quit in the shell, Warm, Unload and Mute straight on the watchdog's handle (the watchdog's
 //! command channel is the one channel a click crosses).
 
@@ -16,6 +16,9 @@ use crate::view::TrayView;
 pub enum AppCommand {
     /// Start the chat window's process, or bring its window forward if it runs.
     OpenChat,
+    /// Open the chat if it is closed, close it if it is open (the global shortcut and
+    /// `yollayah-tray --toggle-chat`).
+    ToggleChat,
     /// Load the model into VRAM now.
     WarmModel,
     /// Warm the model of the `[[hosts]]` entry at this index, through its agent.
@@ -146,6 +149,7 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
         AppCommand::OpenChat => shell.chat.open(shell),
+        AppCommand::ToggleChat => shell.chat.toggle(shell),
         AppCommand::WarmHost(index) => {
             crate::hosts::warm(shell, index);
             Ok(())

@@ -31,6 +31,8 @@ pub fn chat_program() -> PathBuf {
 struct Running {
     pid: Option<u32>,
     opened_at: Option<Instant>,
+    /// We asked it to end (toggle, Quit): its exit by SIGTERM is a close, not a crash.
+    stopping: bool,
 }
 
 /// Starts and watches the chat process.
@@ -74,6 +76,7 @@ impl ChatProcess {
             .spawn()
             .map_err(|e| Error::io(format!("starting {}", self.program.display()), e))?;
         running.pid = Some(child.id());
+        running.stopping = false;
         drop(running);
         let weak = Arc::downgrade(shell);
         let state = self.running.clone();
@@ -92,9 +95,22 @@ impl ChatProcess {
         }
     }
 
-    /// Ends the chat process (at Quit).
+    /// Closes the chat if its process runs, else opens it (the global shortcut,
+    /// `--toggle-chat`).
+    pub fn toggle(&self, shell: &Arc<Shell>) -> Result<()> {
+        if self.is_running() {
+            self.stop();
+            Ok(())
+        } else {
+            self.open(shell)
+        }
+    }
+
+    /// Ends the chat process (the shortcut's close, Quit).
     pub fn stop(&self) {
-        if let Some(pid) = lock(&self.running).pid {
+        let mut running = lock(&self.running);
+        running.stopping = true;
+        if let Some(pid) = running.pid {
             // SIGTERM through kill(1): no unsafe code here, and the window closes cleanly.
             let _ = Command::new("kill")
                 .arg(pid.to_string())
@@ -107,7 +123,14 @@ impl ChatProcess {
 /// Waits for the chat process; a crash is reported, a close is not.
 fn reap(child: &mut Child, state: &Mutex<Running>, shell: &Weak<Shell>) {
     let outcome = child.wait();
-    lock(state).pid = None;
+    let asked = {
+        let mut running = lock(state);
+        running.pid = None;
+        std::mem::take(&mut running.stopping)
+    };
+    if asked {
+        return;
+    }
     let Some(shell) = shell.upgrade() else {
         return;
     };

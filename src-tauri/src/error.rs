@@ -30,6 +30,9 @@ pub enum Error {
     /// The notification service failed (absent, refused, wrong reply).
     #[error("notification: {0}")]
     Notify(#[from] notify_rust::error::Error),
+    /// The global shortcut could not be bound (no portal, no X11, the key is taken).
+    #[error("{0}")]
+    Shortcut(String),
     /// A tray menu id that this app never created.
     #[error("unknown tray menu id `{0}`")]
     UnknownMenuId(String),

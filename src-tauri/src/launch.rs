@@ -17,9 +17,12 @@ struct Args {
     demo: bool,
     /// `--open-chat`: start with the chat window open.
     open_chat: bool,
+    /// `--toggle-chat`: have the running tray open the chat, or close it when open; with no
+    /// tray running, start one with the chat open (what a desktop shortcut wants).
+    toggle_chat: bool,
 }
 
-const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat]";
+const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat | --toggle-chat]";
 
 /// Set in the environment of the re-executed tray (see [`without_gl`]).
 const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
@@ -30,6 +33,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
         match arg.as_str() {
             "--demo" => out.demo = true,
             "--open-chat" => out.open_chat = true,
+            "--toggle-chat" => out.toggle_chat = true,
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown argument {other:?} ({USAGE})"
@@ -120,8 +124,16 @@ async fn demo_options() -> Result<CoreOptions> {
 fn try_run() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
     let instance = single_instance::socket_path();
-    let Some(listener) = single_instance::claim(&instance)? else {
-        tracing::info!("already running: asked the running instance to open the chat");
+    let request = if args.toggle_chat {
+        single_instance::Request::Toggle
+    } else {
+        single_instance::Request::Open
+    };
+    let Some(listener) = single_instance::claim(&instance, request)? else {
+        tracing::info!(
+            ?request,
+            "already running: passed the request to the running instance"
+        );
         return Ok(());
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,11 +148,18 @@ fn try_run() -> Result<()> {
         let chat = ChatProcess::new(chat_program(), socket.clone());
         crate::start(options, notify::DbusBackend, &socket, chat)
     })?;
-    let on_open = shell.clone();
-    single_instance::serve(listener, move || dispatch(&on_open, AppCommand::OpenChat))?;
+    let on_request = shell.clone();
+    single_instance::serve(listener, move |request| {
+        let cmd = match request {
+            single_instance::Request::Open => AppCommand::OpenChat,
+            single_instance::Request::Toggle => AppCommand::ToggleChat,
+        };
+        dispatch(&on_request, cmd);
+    })?;
     gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
     tray::install(&shell)?;
     tray::check_host(&shell);
+    crate::shortcut::start(&shell, shell.core.shortcut);
     // SIGTERM (logout, systemd, kill) ends the app as Quit does.
     let on_term = shell.clone();
     runtime.spawn(async move {
@@ -151,7 +170,7 @@ fn try_run() -> Result<()> {
             on_term.quit();
         }
     });
-    if args.open_chat {
+    if args.open_chat || args.toggle_chat {
         dispatch(&shell, AppCommand::OpenChat);
     }
     tracing::info!("tray running");
@@ -177,14 +196,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arguments_are_demo_open_chat_or_nothing() {
+    fn arguments_are_demo_open_chat_toggle_chat_or_nothing() {
         assert_eq!(parse_args([]).expect("none"), Args::default());
         assert_eq!(
             parse_args(["--demo".to_owned(), "--open-chat".to_owned()]).expect("both"),
             Args {
                 demo: true,
-                open_chat: true
+                open_chat: true,
+                toggle_chat: false,
             }
+        );
+        assert!(
+            parse_args(["--toggle-chat".to_owned()])
+                .expect("toggle")
+                .toggle_chat
         );
         assert!(matches!(
             parse_args(["--dmeo".to_owned()]),

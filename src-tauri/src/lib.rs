@@ -26,6 +26,7 @@ mod reply;
 mod samples;
 mod service;
 mod shell;
+pub mod shortcut;
 mod single_instance;
 mod startup;
 mod tray;

@@ -12,6 +12,7 @@ use crate::chat_process::ChatProcess;
 use crate::error::Error;
 use crate::notify::{Backend, Notice, Notifier, NotifierHealth};
 use crate::service::Clients;
+use crate::shortcut::ShortcutState;
 use crate::startup::{Core, lock};
 use crate::user_files::UserFiles;
 use crate::view::TrayView;
@@ -28,6 +29,8 @@ pub struct Status {
     pub notifications: NotifierHealth,
     /// The last failure of a shell action (menu command, tray update, bus check, chat process).
     pub last_error: Option<String>,
+    /// How the global shortcut is bound.
+    pub shortcut: ShortcutState,
 }
 
 /// Draws a view on the tray (on GTK's thread); set by the tray once it exists.
@@ -40,6 +43,7 @@ pub struct Shell {
     view: Mutex<TrayView>,
     tray_host: Mutex<Option<bool>>,
     last_error: Mutex<Option<String>>,
+    shortcut: Mutex<ShortcutState>,
     notifier: Notifier,
     files: UserFiles,
     /// The running core.
@@ -79,6 +83,7 @@ impl Shell {
             view: Mutex::new(view),
             tray_host: Mutex::new(None),
             last_error: Mutex::new(None),
+            shortcut: Mutex::new(ShortcutState::Off),
             notifier,
             files,
             core,
@@ -110,6 +115,7 @@ impl Shell {
             tray_host: *lock(&self.tray_host),
             notifications: self.notifier.health(),
             last_error: lock(&self.last_error).clone(),
+            shortcut: lock(&self.shortcut).clone(),
         }
     }
 
@@ -152,6 +158,11 @@ impl Shell {
     /// Records whether a tray host (StatusNotifierWatcher) exists.
     pub fn set_tray_host(&self, present: bool) {
         *lock(&self.tray_host) = Some(present);
+    }
+
+    /// Records how the global shortcut is bound.
+    pub fn set_shortcut(&self, state: ShortcutState) {
+        *lock(&self.shortcut) = state;
     }
 
     /// Makes `err` visible in the status.

@@ -1,5 +1,6 @@
 //! One instance per user: the first launch listens on a unix socket; a second launch finds it,
-//! asks the first to open the chat window, and exits. (A socket of our own instead of
+//! asks the first to open the chat window (or, with `--toggle-chat`, to open or close it), and
+//! exits. (A socket of our own instead of
 //! tauri-plugin-single-instance: that plugin pulls in a second zbus major version.)
 
 use std::io::{BufRead, BufReader, Write};
@@ -9,7 +10,29 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-const OPEN: &str = "open";
+/// What a later launch asks of the running instance: one line on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Open the chat (a plain second launch).
+    Open,
+    /// Open the chat if closed, close it if open (`--toggle-chat`).
+    Toggle,
+}
+
+impl Request {
+    fn as_str(self) -> &'static str {
+        match self {
+            Request::Open => "open",
+            Request::Toggle => "toggle",
+        }
+    }
+
+    fn parse(line: &str) -> Option<Request> {
+        [Request::Open, Request::Toggle]
+            .into_iter()
+            .find(|r| r.as_str() == line.trim())
+    }
+}
 
 /// `$XDG_RUNTIME_DIR` (per-user, mode 0700, cleared at logout), else the temp dir.
 pub fn runtime_dir() -> PathBuf {
@@ -21,13 +44,13 @@ pub fn socket_path() -> PathBuf {
     runtime_dir().join("yollayah-tray.sock")
 }
 
-/// Becomes the primary instance (`Some(listener)`), or, when one is already running, asks it
-/// to open the chat and returns `None`.
-pub fn claim(path: &Path) -> Result<Option<UnixListener>> {
+/// Becomes the primary instance (`Some(listener)`), or, when one is already running, sends it
+/// `request` and returns `None`.
+pub fn claim(path: &Path, request: Request) -> Result<Option<UnixListener>> {
     if let Ok(mut stream) = UnixStream::connect(path) {
         stream
             .set_write_timeout(Some(Duration::from_secs(2)))
-            .and_then(|()| writeln!(stream, "{OPEN}"))
+            .and_then(|()| writeln!(stream, "{}", request.as_str()))
             .map_err(|e| Error::io(format!("talking to {}", path.display()), e))?;
         return Ok(None);
     }
@@ -43,9 +66,9 @@ pub fn claim(path: &Path) -> Result<Option<UnixListener>> {
         .map_err(|e| Error::io(format!("listening on {}", path.display()), e))
 }
 
-/// Serves "open" requests from later launches on a thread of its own, calling `on_open` for
+/// Serves the requests of later launches on a thread of its own, calling `on_request` for
 /// each. The thread lives as long as the process.
-pub fn serve(listener: UnixListener, on_open: impl Fn() + Send + 'static) -> Result<()> {
+pub fn serve(listener: UnixListener, on_request: impl Fn(Request) + Send + 'static) -> Result<()> {
     std::thread::Builder::new()
         .name("single-instance".into())
         .spawn(move || {
@@ -58,8 +81,11 @@ pub fn serve(listener: UnixListener, on_open: impl Fn() + Send + 'static) -> Res
                     continue;
                 }
                 let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line.trim() == OPEN {
-                    on_open();
+                if BufReader::new(stream).read_line(&mut line).is_ok() {
+                    match Request::parse(&line) {
+                        Some(request) => on_request(request),
+                        None => tracing::warn!(?line, "unknown single-instance request ignored"),
+                    }
                 }
             }
         })
@@ -73,21 +99,37 @@ mod tests {
     use std::sync::mpsc;
 
     #[test]
-    fn second_claim_asks_the_first_to_open() {
+    fn later_claims_pass_their_request_to_the_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.sock");
-        let listener = claim(&path).expect("claim").expect("first is primary");
+        let listener = claim(&path, Request::Open)
+            .expect("claim")
+            .expect("first is primary");
         let (tx, rx) = mpsc::channel();
-        serve(listener, move || {
-            let _ = tx.send(());
+        serve(listener, move |request| {
+            let _ = tx.send(request);
         })
         .expect("serve");
-        assert!(
-            claim(&path).expect("second claim").is_none(),
-            "second became primary"
+        for request in [Request::Open, Request::Toggle, Request::Toggle] {
+            assert!(
+                claim(&path, request).expect("later claim").is_none(),
+                "a later launch became primary"
+            );
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("the first heard it"),
+                request
+            );
+        }
+        // A stray line does not wedge the loop, and later requests still arrive.
+        let mut stray = UnixStream::connect(&path).expect("connect");
+        writeln!(stray, "format-disk").expect("write");
+        drop(stray);
+        assert!(claim(&path, Request::Toggle).expect("claim").is_none());
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)).expect("heard"),
+            Request::Toggle
         );
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("first was asked to open");
     }
 
     #[test]
@@ -96,6 +138,6 @@ mod tests {
         let path = dir.path().join("s.sock");
         drop(UnixListener::bind(&path).expect("bind"));
         assert!(path.exists());
-        assert!(claim(&path).expect("claim").is_some());
+        assert!(claim(&path, Request::Toggle).expect("claim").is_some());
     }
 }

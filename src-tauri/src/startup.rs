@@ -17,6 +17,7 @@ use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
 use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
+use yollayah_core::shortcut::Binding;
 use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
 use crate::error::Result;
@@ -102,6 +103,8 @@ pub struct Core {
     pub hosts: Vec<crate::hosts::Followed>,
     /// How often a host without an agent is read (the watchdog's tick).
     pub host_tick: Duration,
+    /// `[shortcut] toggle_chat`: the global shortcut the tray binds.
+    pub shortcut: Binding,
     /// The in-process simulator of demo mode: held only so it lives as long as the core.
     #[cfg(feature = "demo")]
     _sim: Option<ollama_sim::SimHandle>,
@@ -186,6 +189,7 @@ impl Core {
             settings.warm_on_start = warm;
         }
         let hosts = crate::hosts::from_config(&config);
+        let shortcut = config.shortcut.toggle_chat;
         let host_tick = settings.tick;
         let cancel = CancellationToken::new();
         let watchdog = watchdog::spawn(
@@ -216,6 +220,7 @@ impl Core {
             cancel,
             hosts,
             host_tick,
+            shortcut,
             #[cfg(feature = "demo")]
             _sim: options.sim,
         })

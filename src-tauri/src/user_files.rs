@@ -6,6 +6,8 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
+const SHORTCUT_NOTICE: &str = "shortcut-notice";
+
 /// The user's files that "Start at login" and "Open config" act on. Demo mode points them at a
 /// throwaway folder, so trying the app never changes the real setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,15 +16,23 @@ pub struct UserFiles {
     pub autostart_entry: PathBuf,
     /// The config file the core reads.
     pub config_file: PathBuf,
+    /// Remembers that the user was told the global shortcut cannot work here (and why), so
+    /// the notice is shown once, not at every start.
+    pub shortcut_notice: PathBuf,
 }
 
 impl UserFiles {
-    /// The real ones: `$XDG_CONFIG_HOME/autostart/yollayah-tray.desktop` and the core's
-    /// `Config::default_path`.
+    /// The real ones: `$XDG_CONFIG_HOME/autostart/yollayah-tray.desktop`, the core's
+    /// `Config::default_path` and `$XDG_STATE_HOME/yollayah/shortcut-notice`.
     pub fn from_env() -> Result<Self> {
         Ok(UserFiles {
             autostart_entry: crate::autostart::entry_path()?,
             config_file: yollayah_core::config::Config::default_path().ok_or(Error::NoConfigDir)?,
+            shortcut_notice: dirs::state_dir()
+                .or_else(dirs::data_dir)
+                .ok_or(Error::NoConfigDir)?
+                .join("yollayah")
+                .join(SHORTCUT_NOTICE),
         })
     }
 
@@ -31,6 +41,7 @@ impl UserFiles {
         UserFiles {
             autostart_entry: dir.join("autostart").join(crate::autostart::ENTRY_NAME),
             config_file: dir.join("yollayah").join("config.toml"),
+            shortcut_notice: dir.join("yollayah").join(SHORTCUT_NOTICE),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ollama::client::ClientConfig;
 use crate::ollama::host;
 use crate::ollama::types::{KeepAlive, Options};
+use crate::shortcut::{Binding, DEFAULT_TOGGLE_CHAT};
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,8 @@ pub struct Config {
     pub persona: PersonaConfig,
     /// `[history]`: where conversations are stored.
     pub history: HistoryConfig,
+    /// `[shortcut]`: the desktop's global shortcut for the chat popup.
+    pub shortcut: ShortcutConfig,
     /// `[[hosts]]`: other machines' Ollama servers (and their agents), chosen with `--host`.
     /// The `[ollama]` server is the implicit default host, named [`LOCAL_HOST`].
     #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "hosts")]
@@ -318,6 +321,23 @@ pub struct HistoryConfig {
     /// SQLite file; see [`Config::history_path`] for the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+}
+
+/// `[shortcut]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShortcutConfig {
+    /// Opens the chat popup, or closes it when open: a shortcut such as `"Super+Y"`, or
+    /// `"off"`.
+    pub toggle_chat: Binding,
+}
+
+impl Default for ShortcutConfig {
+    fn default() -> Self {
+        ShortcutConfig {
+            toggle_chat: Binding::On(DEFAULT_TOGGLE_CHAT),
+        }
+    }
 }
 
 impl Config {

@@ -23,6 +23,7 @@ pub mod placement;
 pub mod profile;
 pub mod pull;
 pub mod scope;
+pub mod shortcut;
 pub mod warm;
 pub mod watchdog;
 

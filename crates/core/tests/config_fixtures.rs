@@ -88,6 +88,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.alerts.min_cpu_pct, 5.0);
     assert_eq!(c.ollama.url, None);
     assert!(c.model.load.is_empty());
+    assert_eq!(c.shortcut.toggle_chat.to_string(), "Super+Y");
 }
 
 #[test]
@@ -104,6 +105,8 @@ fn full_fixture_values_are_read() {
     assert_eq!(c.watchdog.tick_ms, 1000);
     assert!(!c.alerts.on_partial);
     assert_eq!(c.alerts.min_cpu_pct, 12.5);
+    let toggle = c.shortcut.toggle_chat.accelerator().unwrap();
+    assert_eq!(toggle.xdg_trigger(), "CTRL+ALT+space");
     assert_eq!(
         c.history_path().unwrap(),
         PathBuf::from("/tmp/yollayah-history.sqlite3")
@@ -134,4 +137,5 @@ fn shown_config_round_trips() {
     assert!(shown.contains("tick_ms = 2000"), "{shown}");
     assert!(shown.contains("keep_alive = -1"), "{shown}");
     assert!(shown.contains("history.sqlite3"), "{shown}");
+    assert!(shown.contains("toggle_chat = \"Super+Y\""), "{shown}");
 }
