@@ -6,7 +6,11 @@
 //! notification naming the cause (read back from dunst) and its fix the resolution; no WebKit
 //! process runs before the chat first opens; "Open chat" starts the chat window's process (and
 //! its web processes), Esc in the window ends it, and 2 s later no WebKit process is left;
-//! a second "Open chat" starts a new one; "Quit" exits. Needs the session from
+//! a second "Open chat" starts a new one; the global shortcut (Super+Y, an X11 key grab here)
+//! and `yollayah-tray --toggle-chat` each open the chat and, pressed again, close it; "Quit"
+//! exits. A second test puts a fake xdg-desktop-portal on the session bus and checks that the
+//! tray binds its shortcut there and toggles the chat on the portal's `Activated`. Needs the
+//! session from
 //! `scripts/e2e/run.sh` (Xvfb, a session bus, the watcher, dunst); skipped unless
 //! `YOLLAYAH_E2E=1`.
 
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use zbus::wire::{OwnedObjectPath, OwnedVariant, Variant};
+use zbus::wire::{ObjectPath, OwnedObjectPath, OwnedVariant, Variant};
 
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -265,6 +269,36 @@ fn xdotool(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// One app at a time: the tests look for the chat window by its title, and the fake portal of
+/// one test would serve the other's tray.
+static ONE_APP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until the tray `pid` runs a chat window: its web process, and the window mapped.
+async fn chat_opened(pid: u32, after: &str) {
+    poll(&format!("a chat web process after {after}"), || async {
+        (!descendants_named(pid, "WebKitWebProces").is_empty()).then_some(())
+    })
+    .await;
+    poll(&format!("the chat window mapped after {after}"), || async {
+        (!xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the tray `pid` runs no chat: no chat process, no WebKit process, no window.
+async fn chat_closed(pid: u32, after: &str) {
+    poll(&format!("the chat to end after {after}"), || async {
+        (descendants_named(pid, "WebKit").is_empty()
+            && descendants_named(pid, "yollayah-chat").is_empty())
+        .then_some(())
+    })
+    .await;
+    assert!(
+        xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty(),
+        "the chat window is still mapped after {after}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tray_menu_drives_the_real_app() {
     if std::env::var("YOLLAYAH_E2E").as_deref() != Ok("1") {
@@ -274,6 +308,7 @@ async fn tray_menu_drives_the_real_app() {
         );
         return;
     }
+    let _one_at_a_time = ONE_APP.lock().await;
     let chat_bin =
         std::path::Path::new(env!("CARGO_BIN_EXE_yollayah-tray")).with_file_name("yollayah-chat");
     assert!(
@@ -541,6 +576,44 @@ async fn tray_menu_drives_the_real_app() {
     })
     .await;
 
+    // 8c. The global shortcut: no portal on this bus, so an X11 grab. Super+Y opens the chat,
+    //     and again closes it (its process ends, not reported as a crash).
+    let pressed = Instant::now();
+    xdotool(&["key", "--clearmodifiers", "super+y"]);
+    chat_opened(pid, "Super+Y").await;
+    eprintln!("Super+Y → window mapped: {:?}", pressed.elapsed());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    xdotool(&["key", "--clearmodifiers", "super+y"]);
+    chat_closed(pid, "Super+Y again").await;
+
+    // 8d. `yollayah-tray --toggle-chat` does the same through the single instance, and exits.
+    for (what, closes) in [("--toggle-chat", false), ("--toggle-chat again", true)] {
+        let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_yollayah-tray"))
+            .arg("--toggle-chat")
+            .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+            .env("XDG_DATA_HOME", tmp.path().join("data"))
+            .env("XDG_RUNTIME_DIR", &run_dir)
+            .status();
+        let status = tokio::time::timeout(DEADLINE, status)
+            .await
+            .expect("--toggle-chat returns")
+            .expect("run --toggle-chat");
+        assert!(status.success(), "{what}: {status}");
+        if closes {
+            chat_closed(pid, what).await;
+        } else {
+            chat_opened(pid, what).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    let notices = our_notifications();
+    assert!(
+        !notices
+            .iter()
+            .any(|(s, _)| s.contains("crashed") || s.contains("shortcut")),
+        "closing by shortcut is not a crash, and the shortcut was available: {notices:?}"
+    );
+
     // 9. "Quit" ends the app cleanly.
     click(&menu, "Quit").await;
     let exit = tokio::time::timeout(DEADLINE, child.wait())
@@ -548,4 +621,214 @@ async fn tray_menu_drives_the_real_app() {
         .expect("app did not exit after Quit")
         .expect("wait for app");
     assert!(exit.success(), "app exited with {exit}");
+}
+
+const PORTAL: &str = "org.freedesktop.portal.Desktop";
+const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+const SHORTCUTS: &str = "org.freedesktop.portal.GlobalShortcuts";
+
+type Vardict = HashMap<String, OwnedVariant>;
+
+fn string_in(options: &Vardict, key: &str) -> String {
+    match options.get(key).map(|v| &**v) {
+        Some(Variant::Str(s)) => s.as_str().to_owned(),
+        other => panic!("{key}: expected a string, got {other:?}"),
+    }
+}
+
+/// The portal's answer to a call: its Response signal on the request path the caller chose.
+async fn respond(conn: &zbus::Connection, caller: &str, request: &str, results: Vardict) {
+    conn.emit_signal(
+        Some(caller),
+        request,
+        "org.freedesktop.portal.Request",
+        "Response",
+        &(0u32, results),
+    )
+    .await
+    .expect("emit Response");
+}
+
+/// A stand-in for xdg-desktop-portal's GlobalShortcuts, as the portal frontend speaks it:
+/// `CreateSession` and `BindShortcuts` return a request path and answer with a Response
+/// signal there. Each bind is reported as (session, shortcuts); every other call is refused.
+async fn fake_portal(
+    conn: zbus::Connection,
+    bound: tokio::sync::mpsc::UnboundedSender<(String, Vec<(String, Vardict)>)>,
+) {
+    use futures_util::StreamExt;
+    let mut calls = zbus::MessageStream::from(&conn);
+    while let Some(Ok(msg)) = calls.next().await {
+        let header = msg.header();
+        if header.message_type() != zbus::message::Type::MethodCall {
+            continue;
+        }
+        let caller = header.sender().map(|s| s.to_string()).unwrap_or_default();
+        let path_id = caller.trim_start_matches(':').replace('.', "_");
+        let member = header.member().map(|m| m.to_string()).unwrap_or_default();
+        let ours = header.path().map(|p| p.as_str()) == Some(PORTAL_PATH)
+            && header.interface().map(|i| i.as_str()) == Some(SHORTCUTS);
+        match member.as_str() {
+            "CreateSession" if ours => {
+                let (options,): (Vardict,) = msg.body().deserialize().expect("CreateSession args");
+                let request = format!(
+                    "{PORTAL_PATH}/request/{path_id}/{}",
+                    string_in(&options, "handle_token")
+                );
+                let session = format!(
+                    "{PORTAL_PATH}/session/{path_id}/{}",
+                    string_in(&options, "session_handle_token")
+                );
+                let handle = ObjectPath::try_from(request.as_str()).expect("request path");
+                conn.reply(&header, &handle).await.expect("reply");
+                let results = HashMap::from([(
+                    "session_handle".to_owned(),
+                    OwnedVariant::try_from(Variant::from(session.as_str())).expect("variant"),
+                )]);
+                respond(&conn, &caller, &request, results).await;
+            }
+            "BindShortcuts" if ours => {
+                let (session, shortcuts, _parent, options): (
+                    OwnedObjectPath,
+                    Vec<(String, Vardict)>,
+                    String,
+                    Vardict,
+                ) = msg.body().deserialize().expect("BindShortcuts args");
+                let request = format!(
+                    "{PORTAL_PATH}/request/{path_id}/{}",
+                    string_in(&options, "handle_token")
+                );
+                let handle = ObjectPath::try_from(request.as_str()).expect("request path");
+                conn.reply(&header, &handle).await.expect("reply");
+                // What the desktop reports back: the shortcuts with the trigger it chose.
+                let described: Vec<(String, HashMap<String, OwnedVariant>)> = shortcuts
+                    .iter()
+                    .map(|(id, _)| {
+                        let d = OwnedVariant::try_from(Variant::from("Meta+Y")).expect("variant");
+                        (
+                            id.clone(),
+                            HashMap::from([("trigger_description".to_owned(), d)]),
+                        )
+                    })
+                    .collect();
+                let results = HashMap::from([(
+                    "shortcuts".to_owned(),
+                    OwnedVariant::try_from(Variant::from(described)).expect("variant"),
+                )]);
+                respond(&conn, &caller, &request, results).await;
+                let _ = bound.send((session.to_string(), shortcuts));
+            }
+            _ => {
+                let _ = conn
+                    .reply_error(
+                        &header,
+                        "org.freedesktop.DBus.Error.UnknownMethod",
+                        &format!("the fake portal has no {member}"),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_shortcut_toggles_the_chat() {
+    if std::env::var("YOLLAYAH_E2E").as_deref() != Ok("1") {
+        eprintln!("SKIPPED e2e_tray portal: needs the session of scripts/e2e/run.sh");
+        return;
+    }
+    let _one_at_a_time = ONE_APP.lock().await;
+    let portal = zbus::Connection::session().await.expect("session bus");
+    portal
+        .request_name(PORTAL)
+        .await
+        .expect("own the portal's name");
+    let (bound_tx, mut bound_rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(fake_portal(portal.clone(), bound_tx));
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yollayah-tray"))
+        .arg("--demo")
+        .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+        .env("XDG_DATA_HOME", tmp.path().join("data"))
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start yollayah-tray");
+    let pid = child.id().expect("child pid");
+
+    // The tray binds the configured shortcut (the default, Super+Y) with the portal.
+    let (session, shortcuts) = tokio::time::timeout(DEADLINE, bound_rx.recv())
+        .await
+        .expect("the tray binds a shortcut with the portal")
+        .expect("bind reported");
+    eprintln!("bound on {session}: {shortcuts:?}");
+    assert_eq!(shortcuts.len(), 1, "{shortcuts:?}");
+    let (id, props) = &shortcuts[0];
+    assert_eq!(id, "toggle-chat");
+    assert_eq!(string_in(props, "preferred_trigger"), "LOGO+y");
+    assert!(!string_in(props, "description").is_empty());
+
+    let activate = || async {
+        portal
+            .emit_signal(
+                None::<&str>,
+                PORTAL_PATH,
+                SHORTCUTS,
+                "Activated",
+                &(
+                    ObjectPath::try_from(session.as_str()).expect("session path"),
+                    "toggle-chat",
+                    0u64,
+                    HashMap::<String, OwnedVariant>::new(),
+                ),
+            )
+            .await
+            .expect("emit Activated");
+    };
+    // Activated opens the chat; Activated again closes it.
+    activate().await;
+    chat_opened(pid, "the portal's Activated").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    activate().await;
+    chat_closed(pid, "the portal's second Activated").await;
+    // An activation of a shortcut the tray does not own changes nothing.
+    portal
+        .emit_signal(
+            None::<&str>,
+            PORTAL_PATH,
+            SHORTCUTS,
+            "Activated",
+            &(
+                ObjectPath::try_from(session.as_str()).expect("session path"),
+                "someone-else",
+                0u64,
+                HashMap::<String, OwnedVariant>::new(),
+            ),
+        )
+        .await
+        .expect("emit Activated");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        descendants_named(pid, "yollayah-chat").is_empty(),
+        "another shortcut's activation opened the chat"
+    );
+
+    // SIGTERM ends the app as Quit does.
+    let killed = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("app did not exit after SIGTERM")
+        .expect("wait for app");
+    assert!(exit.success(), "app exited with {exit}");
+    server.abort();
+    let _ = portal.release_name(PORTAL).await;
 }

@@ -71,10 +71,19 @@ async fn request<B: Serialize + DynamicType>(
     let mut stream = responses(path.clone())
         .await
         .map_err(|e| portal_err(method, e))?;
-    let handle: OwnedObjectPath = portal
-        .call(method, body)
-        .await
-        .map_err(|e| portal_err(method, e))?;
+    let handle: OwnedObjectPath = portal.call(method, body).await.map_err(|e| match &e {
+        // No portal, or one without GlobalShortcuts (its frontend exports an interface only
+        // where a backend implements it).
+        zbus::Error::MethodError(name, _, _)
+            if name.starts_with("org.freedesktop.DBus.Error.ServiceUnknown")
+                || name.starts_with("org.freedesktop.DBus.Error.Unknown") =>
+        {
+            Error::Shortcut(format!(
+                "the desktop offers no global shortcuts portal ({INTERFACE}: {name})"
+            ))
+        }
+        _ => portal_err(method, e),
+    })?;
     if handle.as_str() != path {
         // A portal older than `handle_token` (before 0.9) picks its own path.
         stream = responses(handle.to_string())
