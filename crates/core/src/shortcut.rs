@@ -280,7 +280,7 @@ impl FromStr for Accelerator {
                 bad(format!("unknown key {key:?}: use {KEYS_HELP}"))
             }
         })?;
-        if !(modifiers.ctrl || modifiers.alt || modifiers.logo) && !key.stands_alone() {
+        if !(modifiers.ctrl || modifiers.alt || modifiers.logo || key.stands_alone()) {
             return Err(bad(format!(
                 "{key} needs Ctrl, Alt or Super with it: a global shortcut takes its keys from \
                  every program, so it could no longer be typed"

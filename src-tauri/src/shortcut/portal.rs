@@ -39,6 +39,40 @@ fn portal_err(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Shortcut(format!("desktop portal: {what}: {err}"))
 }
 
+/// Whether `err` means there is no portal, or one without GlobalShortcuts (the frontend
+/// exports an interface only where a backend implements it).
+fn absent(err: &zbus::Error) -> bool {
+    use zbus::fdo::Error as Fdo;
+    match err {
+        zbus::Error::MethodError(name, _, _) => [
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+            "org.freedesktop.DBus.Error.UnknownMethod",
+            "org.freedesktop.DBus.Error.UnknownObject",
+            "org.freedesktop.DBus.Error.UnknownInterface",
+        ]
+        .contains(&name.as_str()),
+        zbus::Error::FDO(e) => matches!(
+            **e,
+            Fdo::ServiceUnknown(_)
+                | Fdo::NameHasNoOwner(_)
+                | Fdo::UnknownMethod(_)
+                | Fdo::UnknownObject(_)
+                | Fdo::UnknownInterface(_)
+        ),
+        _ => false,
+    }
+}
+
+fn call_err(method: &str, err: zbus::Error) -> Error {
+    if absent(&err) {
+        tracing::debug!(%err, "{method}");
+        Error::Shortcut("the desktop offers no global shortcuts portal".into())
+    } else {
+        portal_err(method, err)
+    }
+}
+
 /// A fresh token for a request or session path element.
 fn token(kind: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -70,20 +104,11 @@ async fn request<B: Serialize + DynamicType>(
     };
     let mut stream = responses(path.clone())
         .await
-        .map_err(|e| portal_err(method, e))?;
-    let handle: OwnedObjectPath = portal.call(method, body).await.map_err(|e| match &e {
-        // No portal, or one without GlobalShortcuts (its frontend exports an interface only
-        // where a backend implements it).
-        zbus::Error::MethodError(name, _, _)
-            if name.starts_with("org.freedesktop.DBus.Error.ServiceUnknown")
-                || name.starts_with("org.freedesktop.DBus.Error.Unknown") =>
-        {
-            Error::Shortcut(format!(
-                "the desktop offers no global shortcuts portal ({INTERFACE}: {name})"
-            ))
-        }
-        _ => portal_err(method, e),
-    })?;
+        .map_err(|e| call_err(method, e))?;
+    let handle: OwnedObjectPath = portal
+        .call(method, body)
+        .await
+        .map_err(|e| call_err(method, e))?;
     if handle.as_str() != path {
         // A portal older than `handle_token` (before 0.9) picks its own path.
         stream = responses(handle.to_string())
