@@ -309,6 +309,9 @@ async fn tray_menu_drives_the_real_app() {
         return;
     }
     let _one_at_a_time = ONE_APP.lock().await;
+    // Other tests of this session may have notified before: count only this test's.
+    let earlier = our_notifications().len();
+    let our_notifications = || our_notifications().split_off(earlier);
     let chat_bin =
         std::path::Path::new(env!("CARGO_BIN_EXE_yollayah-tray")).with_file_name("yollayah-chat");
     assert!(
@@ -831,4 +834,101 @@ async fn the_portal_shortcut_toggles_the_chat() {
     assert!(exit.success(), "app exited with {exit}");
     server.abort();
     let _ = portal.release_name(PORTAL).await;
+}
+
+/// Starts the tray (not in demo mode, whose files are thrown away at exit; its home is `home`,
+/// and Ollama is absent) as if in a Wayland session (no X11 grab) with no portal on the bus,
+/// and waits until it says the shortcut is not available. Returns the tray to stop.
+async fn start_without_a_shortcut_route(home: &Path) -> tokio::process::Child {
+    let run_dir = home.join("run");
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yollayah-tray"))
+        .env("YOLLAYAH_OLLAMA_URL", "http://127.0.0.1:9")
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .env("XDG_SESSION_TYPE", "wayland")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start yollayah-tray");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("the global shortcut is not available") {
+                assert!(
+                    line.contains("no global shortcuts portal") && line.contains("not an X11"),
+                    "says why: {line}"
+                );
+                return;
+            }
+        }
+        panic!("the tray ended without saying the shortcut is not available");
+    })
+    .await
+    .expect("the tray reports the missing shortcut");
+    // Keep draining its log, so the tray never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().expect("pid");
+    let killed = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("app did not exit after SIGTERM")
+        .expect("wait for app");
+    assert!(exit.success(), "app exited with {exit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_shortcut_route_is_said_once() {
+    if std::env::var("YOLLAYAH_E2E").as_deref() != Ok("1") {
+        eprintln!("SKIPPED e2e_tray no-route: needs the session of scripts/e2e/run.sh");
+        return;
+    }
+    let _one_at_a_time = ONE_APP.lock().await;
+    let shortcut_notices = || {
+        our_notifications()
+            .into_iter()
+            .filter(|(s, _)| s.contains("shortcut"))
+            .collect::<Vec<_>>()
+    };
+    let before = shortcut_notices().len();
+    // Two starts of one home: told at the first, not again at the second (the notice is
+    // remembered in $XDG_STATE_HOME/yollayah).
+    let home = tempfile::tempdir().expect("tempdir");
+    let child = start_without_a_shortcut_route(home.path()).await;
+    let told = poll("the shortcut notice", || async {
+        let all = shortcut_notices();
+        (all.len() > before).then_some(all)
+    })
+    .await;
+    stop(child).await;
+    let (summary, body) = told.last().cloned().unwrap_or_default();
+    eprintln!("shortcut notice: {summary} / {body}");
+    assert!(summary.contains("Super+Y"), "{summary}");
+    assert!(body.contains("yollayah-tray --toggle-chat"), "{body}");
+
+    let child = start_without_a_shortcut_route(home.path()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop(child).await;
+    assert!(
+        home.path().join("state/yollayah/shortcut-notice").is_file(),
+        "the notice is remembered"
+    );
+    assert_eq!(
+        shortcut_notices().len(),
+        told.len(),
+        "the notice is shown once, not at every start"
+    );
 }
