@@ -26,7 +26,7 @@ mod reply;
 mod samples;
 mod service;
 mod shell;
-pub mod shortcut;
+mod shortcut;
 mod single_instance;
 mod startup;
 mod tray;
