@@ -28,7 +28,8 @@ function fitTone(fit) {
     case "fits_gpu": return "good";
     case "spills": return "warn";
     case "needs_unload": return "info";
-    case "loaded": return "good";
+    // Where it is now: only all-GPU is good news.
+    case "loaded": return fit.prediction.placement && fit.prediction.placement.kind === "gpu" ? "good" : "warn";
     default: return "unknown";
   }
 }
