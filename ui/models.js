@@ -258,6 +258,8 @@ export class ModelPanel {
     const where = row && list.contains(row) ? { model: row.dataset.model, cls: active.className } : null;
     list.replaceChildren(...rows);
     list.setAttribute("aria-busy", "false");
+    // A render count, so a test can wait for the render an action caused.
+    list.dataset.renders = String(Number(list.dataset.renders || 0) + 1);
     if (where) {
       const again = [...list.querySelectorAll("li.model-row")].find((li) => li.dataset.model === where.model);
       const target = again && (again.querySelector(`[class="${where.cls}"]`) || again.querySelector("button, input, select"));

@@ -1031,6 +1031,9 @@ fn show_row(app: &App, model: &str) {
          li.scrollIntoView({{block: 'center'}}); li.querySelector('button').focus();"
     ))
     .expect("show the row");
+    // Two frames, so the screenshot shows the scrolled list, not the last painted one.
+    app.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));")
+        .expect("a painted frame");
 }
 
 /// The tray's snapshot (the `status` command, as the window invokes it).
@@ -1134,15 +1137,21 @@ fn picker_predictions_hold_after_loading_and_the_choice_reaches_the_request() {
     // 1. Fits: qwen3:8b on the empty GPU. Thinking off first.
     assert_eq!(rows["qwen3:8b"]["fit"], "fits on the GPU", "{rows}");
     assert_eq!(rows["qwen3:8b"]["think"], true, "thinking is on by default");
+    let renders = "return Number(document.getElementById('models-list').dataset.renders || 0);";
+    let before = app.js(renders).expect("renders").as_u64().unwrap_or(0);
     app.js(
         "document.querySelector('#models-list li[data-model=\"qwen3:8b\"] .model-think-toggle').click();",
     )
     .expect("thinking off");
+    // The checkbox flips at once; wait for the render of the tray's answer.
     wait_for(
         "thinking off",
         Duration::from_secs(10),
         Duration::from_millis(50),
-        || Ok((picker_rows(&app)["qwen3:8b"]["think"] == false).then_some(())),
+        || {
+            let done = app.js(renders)?.as_u64().unwrap_or(0) > before;
+            Ok((done && picker_rows(&app)["qwen3:8b"]["think"] == false).then_some(()))
+        },
     )
     .expect("thinking off shown");
     show_row(&app, "qwen3:8b");
