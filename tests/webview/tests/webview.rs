@@ -1097,8 +1097,7 @@ fn chat_with(app: &App, model: &str, text: &str) -> Value {
         .requests()
         .expect("recorded requests")
         .into_iter()
-        .filter(|r| r["path"] == "/api/chat")
-        .last()
+        .rfind(|r| r["path"] == "/api/chat")
         .expect("a chat request")["body"]
         .clone()
 }
