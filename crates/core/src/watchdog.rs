@@ -111,6 +111,10 @@ enum Command {
     Expect(Vec<ModelFit>),
 }
 
+/// How long a picker's prediction is compared with a later load (a guess: long enough to pick
+/// a model and send, short enough that the machine has not changed much; `docs/diagnosis.md`).
+pub const PREDICTION_LIFETIME: Duration = Duration::from_secs(600);
+
 /// How long [`WatchdogHandle::reload`] waits for Ollama to drop the model after the unload
 /// before it loads anyway (Ollama itself waits up to 5 s for VRAM to recover, fact sheet §5).
 pub const RELOAD_UNLOAD_WAIT: Duration = Duration::from_secs(10);
@@ -365,8 +369,9 @@ struct State {
     profile: Arc<ModelProfile>,
     /// Tells the handles which profile is in force.
     profile_tx: watch::Sender<Arc<ModelProfile>>,
-    /// Predictions waiting for their model to load ([`WatchdogHandle::expect_fits`]).
-    expected: HashMap<String, ModelFit>,
+    /// Predictions waiting for their model to load ([`WatchdogHandle::expect_fits`]), with
+    /// when they were made.
+    expected: HashMap<String, (ModelFit, Instant)>,
     /// Loaded models whose placement disagreed with the prediction, as long as they stay
     /// loaded.
     mispredicted: HashMap<String, FitMismatch>,
@@ -567,7 +572,8 @@ impl State {
                 FitPrediction::Loaded { .. } | FitPrediction::Unknown { .. }
             );
             if waiting && !loaded(&fit.model) {
-                self.expected.insert(fit.model.clone(), fit);
+                self.expected
+                    .insert(fit.model.clone(), (fit, Instant::now()));
             }
         }
     }
@@ -577,8 +583,12 @@ impl State {
     fn settle_fits(&mut self, ps: &[PsModel], diagnoses: &mut [ModelDiagnosis]) {
         self.mispredicted
             .retain(|m, _| ps.iter().any(|p| &p.name == m || &p.model == m));
+        // A prediction describes the machine as it was; an old one would blame the sums for
+        // what changed since.
+        self.expected
+            .retain(|_, (_, at)| at.elapsed() < PREDICTION_LIFETIME);
         for p in ps {
-            let Some(fit) = self
+            let Some((fit, _)) = self
                 .expected
                 .remove(&p.name)
                 .or_else(|| self.expected.remove(&p.model))
