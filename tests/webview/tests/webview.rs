@@ -1224,4 +1224,52 @@ fn picker_predictions_hold_after_loading_and_the_choice_reaches_the_request() {
         "partly on the CPU is no good news"
     );
     shot(&app, "picker-after-loads");
+
+    // gpt-oss takes a level and says it cannot stop thinking.
+    let oss = app
+        .js(
+            "const li = document.querySelector('#models-list li[data-model=\"gpt-oss:20b\"]');\
+             return {level: li.querySelector('.model-think-level').value,\
+                     note: li.querySelector('.model-think-note').textContent,\
+                     toggle: li.querySelector('.model-think-toggle') !== null};",
+        )
+        .expect("gpt-oss row");
+    assert_eq!(oss["level"], "medium", "{oss}");
+    assert!(
+        oss["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot be turned off"),
+        "{oss}"
+    );
+    assert_eq!(oss["toggle"], false, "no off switch for gpt-oss: {oss}");
+    show_row(&app, "gpt-oss:20b");
+    shot(&app, "picker-gpt-oss");
+
+    // "Watch this one" moves the watchdog: the status strip follows.
+    app.js(
+        "document.querySelector('#models-list li[data-model=\"gemma3:4b\"] .model-watch').click();",
+    )
+    .expect("Watch this one");
+    wait_for(
+        "gemma3 watched",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let m = app.js("return document.getElementById('model').textContent;")?;
+            Ok((status(&app)["model"] == "gemma3:4b"
+                && m.as_str().unwrap_or("").contains("gemma3:4b"))
+            .then_some(()))
+        },
+    )
+    .expect("the strip names the watched model");
+    let note = app
+        .js("return document.querySelector('#models-panel .model-note').textContent;")
+        .expect("note");
+    assert!(
+        note.as_str()
+            .unwrap_or("")
+            .contains("until Yollayah restarts"),
+        "{note}"
+    );
 }
