@@ -66,6 +66,12 @@ const models = new ModelPanel(
   {
     load: () => invoke(Cmd.listModels),
     current: () => state.model,
+    // Picker hooks (ui/models.js): the choices live in the tray.
+    choice: () => invoke(Cmd.chatChoice),
+    choose: (model) => invoke(Cmd.chooseModel, { model }),
+    think: (model, think) => invoke(Cmd.setThink, { model, think }),
+    watch: (model) => invoke(Cmd.watchModel, { model }),
+    host: (host) => invoke(Cmd.chooseHost, { host }),
     // One drop-down at a time.
     onOpen: () => { if (panel.isOpen()) panel.setOpen(false); },
   },
@@ -256,6 +262,8 @@ async function boot() {
   const [snapshot, history] = await Promise.allSettled([invoke(Cmd.status), invoke(Cmd.gpuHistory)]);
   if (history.status === "fulfilled") strip.setHistory(history.value);
   if (snapshot.status === "fulfilled") onSnapshot(snapshot.value);
+  // The header names the chat model when the picker chose one (another window may have).
+  models.loadChoice();
   els.input.focus();
   // The second frame callback runs once the first full frame has been painted: the tray logs
   // "Open chat" → painted from this.

@@ -13,6 +13,11 @@ export const Cmd = Object.freeze({
   openExternal: "open_external",
   gpuHistory: "gpu_history",
   listModels: "list_models",
+  chatChoice: "chat_choice",
+  chooseModel: "choose_model",
+  setThink: "set_think",
+  watchModel: "watch_model",
+  chooseHost: "choose_host",
   painted: "painted",
 });
 

@@ -15,6 +15,11 @@ fn main() {
             "gpu_history",
             "list_models",
             "painted",
+            "chat_choice",
+            "choose_model",
+            "set_think",
+            "watch_model",
+            "choose_host",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

@@ -12,11 +12,11 @@ use yollayah_core::history::{ConversationId, MessageStatus};
 
 use crate::error::{Error, Result};
 use crate::ipc::{ConversationRow, MessageRow, StatusReply, events};
-use crate::reply;
 use crate::service::ClientId;
 use crate::shell::Shell;
 use crate::startup::{Core, lock};
 use crate::wire::Command;
+use crate::{picker, reply};
 
 /// Longest message or Markdown text accepted from the window (a whole book is ~1 MB).
 const MAX_TEXT: usize = 1 << 20;
@@ -76,7 +76,14 @@ pub(crate) async fn handle(
             Ok(Value::Null)
         }
         Command::GpuHistory => json(lock(&core.samples).to_vec()),
-        Command::ListModels => json(crate::models::list(core).await?),
+        Command::ListModels => json(picker::list(core).await?),
+        Command::ChatChoice => json(picker::state(core)),
+        Command::ChooseModel { model } => json(picker::choose_model(core, model).await?),
+        Command::SetThink { model, think } => {
+            json(picker::set_think(core, &model, think.as_deref()).await?)
+        }
+        Command::WatchModel { model } => json(picker::watch_model(core, &model).await?),
+        Command::ChooseHost { host } => json(picker::choose_host(core, host)?),
         Command::Painted => {
             shell.chat.painted();
             Ok(Value::Null)

@@ -7,7 +7,7 @@
 //! window never parses Markdown or inserts unsanitised HTML.
 
 use tokio::sync::oneshot;
-use yollayah_core::chat::{Outgoing, ReplyEvent};
+use yollayah_core::chat::ReplyEvent;
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
@@ -89,7 +89,8 @@ pub async fn send(
     text: String,
     emit: impl Fn(ChatPayload) + Send + Sync + 'static,
 ) -> Result<Started> {
-    let engine = core.chat.clone();
+    // The picker's choices: which host, which model, thinking on or off.
+    let (engine, outgoing) = crate::picker::outgoing(core, text);
     let replies = core.replies.clone();
     let token = core.cancel.child_token();
     let (started_tx, started_rx) = oneshot::channel();
@@ -98,7 +99,7 @@ pub async fn send(
         let mut relay = Relay::default();
         let mut current = None;
         let outcome = engine
-            .send_message(conversation, Outgoing::text(text), token.clone(), |event| {
+            .send_message(conversation, outgoing, token.clone(), |event| {
                 match &event {
                     ReplyEvent::Started {
                         conversation,

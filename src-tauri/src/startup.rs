@@ -105,9 +105,42 @@ pub struct Core {
     pub host_tick: Duration,
     /// `[shortcut] toggle_chat`: the global shortcut the tray binds.
     pub shortcut: Binding,
+    /// What the model picker chose (model, thinking, host).
+    pub choice: Mutex<crate::picker::ChatChoice>,
+    /// The `[[hosts]]` chats can be sent to, each with its own engine.
+    pub chat_hosts: Vec<crate::picker::ChatHost>,
     /// The in-process simulator of demo mode: held only so it lives as long as the core.
     #[cfg(feature = "demo")]
     _sim: Option<ollama_sim::SimHandle>,
+}
+
+/// A chat engine per `[[hosts]]` entry (its Ollama URL), sharing the persona, profile and
+/// history; a host whose URL is unusable is left out and said in `problems`.
+fn chat_hosts(
+    config: &Config,
+    persona: &Arc<PersonaSource>,
+    watchdog: &WatchdogHandle,
+    history: &SharedHistory,
+    problems: &mut Vec<String>,
+) -> Vec<crate::picker::ChatHost> {
+    let mut out = Vec::new();
+    for host in &config.hosts {
+        match ClientConfig::from_config(config, Some(&host.url)).and_then(OllamaClient::new) {
+            Ok(client) => out.push(crate::picker::ChatHost {
+                name: host.name.clone(),
+                url: client.base_url().to_owned(),
+                engine: ChatEngine::new(
+                    client,
+                    persona.clone(),
+                    watchdog.profile(),
+                    history.clone(),
+                    None,
+                ),
+            }),
+            Err(err) => problems.push(format!("Host {} cannot be chatted with: {err}", host.name)),
+        }
+    }
+    out
 }
 
 /// Locks plain data; a poisoned lock means another thread panicked mid-update, and the data
@@ -201,10 +234,12 @@ impl Core {
             cancel.child_token(),
         );
         let ollama = client.clone();
+        let persona = Arc::new(persona);
+        let chat_hosts = chat_hosts(&config, &persona, &watchdog, &history, &mut problems);
         let chat = ChatEngine::new(
             client,
-            Arc::new(persona),
-            watchdog.profile().clone(),
+            persona,
+            watchdog.profile(),
             history.clone(),
             Some(watchdog.clone()),
         );
@@ -221,6 +256,8 @@ impl Core {
             hosts,
             host_tick,
             shortcut,
+            choice: Mutex::default(),
+            chat_hosts,
             #[cfg(feature = "demo")]
             _sim: options.sim,
         })

@@ -64,6 +64,29 @@ pub enum Command {
     ListModels,
     /// The window painted its first frame (the tray logs how long "Open chat" took).
     Painted,
+    /// The picker's choices ([`crate::picker::PickerState`]).
+    ChatChoice,
+    /// Makes `model` answer the next messages; `None`: the watched model
+    /// ([`crate::picker::PickerState`]).
+    ChooseModel {
+        #[serde(default)]
+        model: Option<String>,
+    },
+    /// Thinking for `model`: `on`, `off`, `low`, `medium`, `high`; `None`: the server's
+    /// default ([`crate::picker::PickerState`]).
+    SetThink {
+        model: String,
+        #[serde(default)]
+        think: Option<String>,
+    },
+    /// Makes the watchdog keep `model` warm from now on ([`crate::picker::PickerState`]).
+    WatchModel { model: String },
+    /// Sends chats to the `[[hosts]]` entry `host`; `None`: `[ollama]`
+    /// ([`crate::picker::PickerState`]).
+    ChooseHost {
+        #[serde(default)]
+        host: Option<String>,
+    },
 }
 
 /// A numbered command: the reply carries the same `seq`. (Not `id`: commands have arguments

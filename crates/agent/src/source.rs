@@ -191,7 +191,8 @@ pub fn count(counters: &mut Counters, state: &mut CountState, event: &Event) {
         Event::Snapshot(_)
         | Event::OllamaDown { .. }
         | Event::OllamaUp { .. }
-        | Event::PlacementChanged { .. } => {}
+        | Event::PlacementChanged { .. }
+        | Event::FitMispredicted(_) => {}
     }
 }
 

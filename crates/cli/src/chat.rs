@@ -175,6 +175,7 @@ async fn one_reply(
         text,
         images,
         think: style.think,
+        model: None,
     };
     let mut printer = Printer {
         style,

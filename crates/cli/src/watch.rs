@@ -191,6 +191,7 @@ fn write_human(
         Event::AlertResolved(a) => {
             writeln!(out, "{now}  ✓ RESOLVED #{}: {}", a.incident.0, a.title)
         }
+        Event::FitMispredicted(m) => writeln!(out, "{now}  {} [FIT_MISPREDICTED]", m.message),
     }
 }
 

@@ -413,7 +413,8 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
         Code::NoBufferFallback
         | Code::NvmlUnavailable
         | Code::NotLoaded
-        | Code::PlacementUnverified => None,
+        | Code::PlacementUnverified
+        | Code::FitMispredicted => None,
     }
 }
 

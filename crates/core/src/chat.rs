@@ -80,6 +80,10 @@ pub struct Outgoing {
     pub text: String,
     pub images: Vec<PreparedImage>,
     pub think: Option<Think>,
+    /// The model to answer with (the picker's choice); `None` = the watched model. Another
+    /// model gets the same persona and load options, and the server's default keep_alive: only
+    /// the watched model is kept warm.
+    pub model: Option<String>,
 }
 
 impl Outgoing {
@@ -182,9 +186,30 @@ impl ChatEngine {
         }
     }
 
-    /// The model this engine chats with.
-    pub fn model(&self) -> &str {
-        &self.profile.model
+    /// The model this engine chats with by default: the watchdog's, which
+    /// [`WatchdogHandle::watch_model`] may change at runtime.
+    pub fn model(&self) -> String {
+        self.profile().model.clone()
+    }
+
+    /// The Ollama this engine talks to.
+    pub fn client(&self) -> &OllamaClient {
+        &self.client
+    }
+
+    /// The profile in force (the watchdog's when there is one).
+    pub fn profile(&self) -> Arc<ModelProfile> {
+        match &self.watchdog {
+            Some(w) => w.profile(),
+            None => self.profile.clone(),
+        }
+    }
+
+    /// How `model` takes `think` and whether it sees images (`/api/show` `capabilities`,
+    /// fetched once per model and engine).
+    pub async fn support_of(&self, model: &str) -> Result<(ThinkSupport, bool)> {
+        let c = self.caps_of(model).await?;
+        Ok((c.think, c.vision))
     }
 
     /// The image limits messages are checked against.
@@ -195,8 +220,7 @@ impl ChatEngine {
     /// How the engine's model takes `think` and whether it sees images (`/api/show`
     /// `capabilities`, fetched once per engine).
     pub async fn model_support(&self) -> Result<(ThinkSupport, bool)> {
-        let c = self.caps_of(&self.profile.model).await?;
-        Ok((c.think, c.vision))
+        self.support_of(&self.model()).await
     }
 
     async fn caps_of(&self, model: &str) -> Result<ModelCaps> {
@@ -221,7 +245,7 @@ impl ChatEngine {
     }
 
     /// Refuses images for a model without `vision`, naming a vision model the user has.
-    async fn check_images(&self, images: usize) -> Result<()> {
+    async fn check_images(&self, model: &str, images: usize) -> Result<()> {
         if images == 0 {
             return Ok(());
         }
@@ -229,7 +253,7 @@ impl ChatEngine {
             name: "attached images".into(),
             reason,
         })?;
-        if self.caps_of(&self.profile.model).await?.vision {
+        if self.caps_of(model).await?.vision {
             return Ok(());
         }
         let suggestion = match crate::models::list(&self.client).await {
@@ -240,17 +264,19 @@ impl ChatEngine {
             }
         };
         Err(Error::NoVision {
-            model: self.profile.model.clone(),
+            model: model.to_owned(),
             suggestion,
         })
     }
 
     /// The request options: the persona's sampling options and the profile's load options.
-    /// Without a pinned `num_ctx`, a model that is loaded keeps its context (the watchdog's last
-    /// reading), so a chat never reloads a model another client loaded with its own context.
-    fn options(&self, sampling: &Options) -> Options {
-        let mut options = self.profile.chat_options(sampling);
-        if self.profile.num_ctx().is_none() {
+    /// Without a pinned `num_ctx`, the watched model keeps the context it is loaded with (the
+    /// watchdog's last reading), so a chat never reloads a model another client loaded with its
+    /// own context; `watched` is false for another model, whose context the watchdog does not
+    /// read.
+    fn options(&self, profile: &ModelProfile, sampling: &Options, watched: bool) -> Options {
+        let mut options = profile.chat_options(sampling);
+        if watched && profile.num_ctx().is_none() {
             if let Some(ctx) = self
                 .watchdog
                 .as_ref()
@@ -282,29 +308,35 @@ impl ChatEngine {
         cancel: CancellationToken,
         mut emit: impl FnMut(ReplyEvent) + Send,
     ) -> Result<ReplyOutcome> {
-        self.check_images(outgoing.images.len()).await?;
+        let profile = self.profile();
+        let model = outgoing
+            .model
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| profile.model.clone());
+        let watched = model == profile.model;
+        self.check_images(&model, outgoing.images.len()).await?;
         let think = match outgoing.think {
-            Some(wanted) => self
-                .caps_of(&self.profile.model)
-                .await?
-                .think
-                .request(wanted),
+            Some(wanted) => self.caps_of(&model).await?.think.request(wanted),
             None => None,
         };
         let Outgoing { text, images, .. } = outgoing;
         let new_images: Vec<PreparedImage> = images;
         self.persona.refresh();
         let persona = self.persona.current();
-        let model = self.profile.model.clone();
         let persona_name = persona.name().to_owned();
+        let stored_model = model.clone();
         let title = title_of(&text);
         let user_text = text.clone();
         let stored_images = new_images.clone();
         let (conversation, user_id, reply_id, past) = self
             .with_history(move |h| {
                 let conv = match conversation {
-                    Some(c) => c,
-                    None => h.create_conversation(&title, &model, &persona_name)?,
+                    Some(c) => {
+                        h.set_conversation_model(c, &stored_model)?;
+                        c
+                    }
+                    None => h.create_conversation(&title, &stored_model, &persona_name)?,
                 };
                 let mut past = Vec::new();
                 for m in h.messages(conv)? {
@@ -335,12 +367,12 @@ impl ChatEngine {
         let mut user = Message::new("user", text);
         user.images = new_images.iter().map(PreparedImage::base64).collect();
         let request = ChatRequest {
-            model: self.profile.model.clone(),
             messages: persona.compose_owned(&past, user),
             stream: Some(true),
-            keep_alive: Some(self.profile.keep_alive.clone()),
-            options: Some(self.options(persona.options())),
+            keep_alive: watched.then(|| profile.keep_alive.clone()),
+            options: Some(self.options(&profile, persona.options(), watched)),
             think,
+            model,
         };
 
         let started = Instant::now();
@@ -348,7 +380,7 @@ impl ChatEngine {
         let mut trace = Trace::default();
         let result = self
             .stream_reply(
-                &request, &cancel, reply_id, &mut reply, &mut trace, started, &mut emit,
+                &request, watched, &cancel, reply_id, &mut reply, &mut trace, started, &mut emit,
             )
             .await;
         let thinking = std::mem::take(&mut trace.text);
@@ -424,6 +456,7 @@ impl ChatEngine {
     async fn stream_reply(
         &self,
         request: &ChatRequest,
+        watched: bool,
         cancel: &CancellationToken,
         reply_id: MessageId,
         reply: &mut String,
@@ -456,7 +489,9 @@ impl ChatEngine {
                     // the model was never re-warmed after the next eviction or restart. Sent
                     // at the first token, when the model is loaded, so the watchdog does not
                     // start a redundant warm alongside the chat's own load.
-                    w.user_asked().await;
+                    if watched {
+                        w.user_asked().await;
+                    }
                     // The model is loaded now (Ollama streams only after loading): let the
                     // watchdog classify where it landed before the user sees a token.
                     w.kick_and_wait(CLASSIFY_BEFORE_FIRST_TOKEN).await;
@@ -485,7 +520,9 @@ impl ChatEngine {
                 }
             }
             if chunk.done {
-                if let (Some(w), Some(ns)) = (&self.watchdog, chunk.metrics.load_duration) {
+                if let (Some(w), Some(ns), true) =
+                    (&self.watchdog, chunk.metrics.load_duration, watched)
+                {
                     // Our own load waits feed the watchdog's reload-thrash history.
                     w.record_load(ns / 1_000_000);
                 }

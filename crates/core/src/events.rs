@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 pub use crate::alerts::Alert;
 use crate::alerts::FixAction;
 use crate::diagnose::ModelDiagnosis;
+use crate::fit::FitMismatch;
 use crate::gpu::NvmlStatus;
 use crate::placement::{Placement, UnverifiedReason};
 use crate::scope::Scope;
@@ -36,6 +37,9 @@ pub enum Event {
     AlertRaised(Alert),
     /// An incident ended; replaces the notification of the raise with the same incident id.
     AlertResolved(Alert),
+    /// A model loaded somewhere else than the picker predicted (published once per load; the
+    /// model's diagnosis carries a `FIT_MISPREDICTED` finding while it stays loaded).
+    FitMispredicted(FitMismatch),
 }
 
 /// Keep-warm activity.

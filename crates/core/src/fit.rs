@@ -18,6 +18,7 @@
 use serde::Serialize;
 
 use crate::diagnose::memory::{self, FitModel};
+use crate::diagnose::{Code, Evidence, Finding, Severity};
 use crate::gpu::GpuSnapshot;
 use crate::ollama::types::{PsModel, ShowResponse};
 use crate::placement::Placement;
@@ -207,10 +208,38 @@ pub fn predict(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FitMismatch {
     pub model: String,
+    /// The context the prediction was for.
+    pub num_ctx: u64,
     pub predicted: FitPrediction,
     pub actual: Placement,
     /// One sentence for the log and the findings list.
     pub message: String,
+}
+
+/// The `FIT_MISPREDICTED` finding for `m` (info: the model runs where it runs; what was wrong
+/// is our sums, which the user may want to report), ranked `rank`.
+pub fn mismatch_finding(m: &FitMismatch, rank: u32) -> Finding {
+    let mut f = Finding::new(
+        Code::FitMispredicted,
+        Severity::Info,
+        0,
+        m.message.clone(),
+        "The picker's memory estimate was off for this model; the placement above is what \
+         happened. Please report it with `yollayah doctor --capture`."
+            .to_owned(),
+    );
+    f.rank = rank;
+    let predicted = match &m.predicted {
+        FitPrediction::FitsGpu => "fits_gpu".to_owned(),
+        FitPrediction::NeedsUnload { .. } => "needs_unload".to_owned(),
+        FitPrediction::Spills { cpu_pct, .. } => format!("spills_{cpu_pct}_pct"),
+        FitPrediction::Loaded { .. } => "loaded".to_owned(),
+        FitPrediction::Unknown { .. } => "unknown".to_owned(),
+    };
+    f.evidence.push(Evidence::t("predicted", predicted));
+    f.evidence.push(Evidence::t("actual", m.actual.ps_label()));
+    f.evidence.push(Evidence::u("num_ctx", m.num_ctx));
+    f
 }
 
 /// Points of CPU share a spill prediction may miss by and still count as right.
@@ -250,6 +279,7 @@ pub fn check(fit: &ModelFit, ps: &PsModel) -> Option<FitMismatch> {
     tracing::warn!(model = %fit.model, "{message}");
     Some(FitMismatch {
         model: fit.model.clone(),
+        num_ctx: fit.num_ctx,
         predicted: fit.prediction.clone(),
         actual,
         message,

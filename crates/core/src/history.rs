@@ -358,6 +358,22 @@ impl History {
         Ok(ConversationId(self.conn.last_insert_rowid()))
     }
 
+    /// Records `model` as the conversation's model (the one its latest reply came from: the
+    /// user may switch models mid-conversation, and the list shows the one in use).
+    pub fn set_conversation_model(
+        &mut self,
+        conversation: ConversationId,
+        model: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE conversations SET model = ?2 WHERE id = ?1 AND model <> ?2",
+                params![conversation.0, model],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The `limit` most recently updated conversations, newest first, with a preview of each
     /// one's latest message.
     pub fn list_conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>> {

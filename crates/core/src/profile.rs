@@ -56,6 +56,16 @@ impl ModelProfile {
         ModelProfile::new(model, config.model.keep_alive.clone(), load)
     }
 
+    /// The same profile for another model: the keep_alive and load options are the user's
+    /// choice for "the model Yollayah keeps", so switching models keeps them (a switch must not
+    /// change what a load asks for behind the user's back).
+    pub fn with_model(&self, model: impl Into<String>) -> Self {
+        ModelProfile {
+            model: model.into(),
+            ..self.clone()
+        }
+    }
+
     /// The load-time options as a request `options` map (what the warm-up sends).
     pub fn load_options(&self) -> &Options {
         &self.load_options

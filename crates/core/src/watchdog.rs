@@ -23,6 +23,7 @@ use crate::capture::CaptureBundle;
 use crate::diagnose::{self, LoadHistory, ModelDiagnosis, Observation};
 use crate::error::{Error, Result};
 use crate::events::{Event, GpuSummary, OllamaState, Snapshot, Verdict, WarmEvent};
+use crate::fit::{self, FitMismatch, FitPrediction, ModelFit};
 use crate::gpu::blob_path_from_modelfile;
 use crate::machine::{Machine, MachineView};
 use crate::ollama::client::OllamaClient;
@@ -104,7 +105,15 @@ enum Command {
     Capture(oneshot::Sender<CaptureBundle>),
     /// One of our chats reported `load_duration` (ms) for the profile's model.
     OwnLoad(u64),
+    /// Watch another model from now on.
+    Watch(ModelProfile, oneshot::Sender<()>),
+    /// Fit predictions made before loading, to compare with the placement once loaded.
+    Expect(Vec<ModelFit>),
 }
+
+/// How long a picker's prediction is compared with a later load (a guess: long enough to pick
+/// a model and send, short enough that the machine has not changed much; `docs/diagnosis.md`).
+pub const PREDICTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// How long [`WatchdogHandle::reload`] waits for Ollama to drop the model after the unload
 /// before it loads anyway (Ollama itself waits up to 5 s for VRAM to recover, fact sheet §5).
@@ -120,13 +129,14 @@ pub struct WatchdogHandle {
     latest: watch::Receiver<Arc<Snapshot>>,
     commands: mpsc::Sender<Command>,
     cancel: CancellationToken,
-    profile: Arc<ModelProfile>,
+    /// The profile in force: [`WatchdogHandle::watch_model`] replaces it at runtime.
+    profile: watch::Receiver<Arc<ModelProfile>>,
 }
 
 impl std::fmt::Debug for WatchdogHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WatchdogHandle")
-            .field("model", &self.profile.model)
+            .field("model", &self.profile.borrow().model)
             .finish()
     }
 }
@@ -148,9 +158,33 @@ impl WatchdogHandle {
         self.latest.clone()
     }
 
-    /// The profile the watchdog keeps warm.
-    pub fn profile(&self) -> &Arc<ModelProfile> {
-        &self.profile
+    /// The profile the watchdog keeps warm now.
+    pub fn profile(&self) -> Arc<ModelProfile> {
+        self.profile.borrow().clone()
+    }
+
+    /// Watches `model` from now on, with the same keep_alive and load options (the profile's
+    /// options are the user's, not the model's: a switch never changes them). The old model is
+    /// left as it is (Ollama evicts it when memory is needed, fact sheet §5); the new one is
+    /// warmed when re-warming is on. Returns once the switch is in force (the next snapshot
+    /// names the new model). Not persisted: the config decides at the next start.
+    pub async fn watch_model(&self, model: &str) -> Result<()> {
+        let next = self.profile().with_model(model);
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Watch(next, tx))
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        rx.await.map_err(|_| Error::Cancelled)
+    }
+
+    /// Hands over fit predictions made before loading (the picker's). When one of these
+    /// models next appears in `/api/ps`, its placement is compared with the prediction
+    /// ([`crate::fit::check`]); a disagreement becomes a `FIT_MISPREDICTED` finding on that
+    /// model's diagnosis and an [`Event::FitMispredicted`]. Predictions for models already
+    /// loaded are ignored (there is nothing left to predict). Never waits.
+    pub fn expect_fits(&self, fits: Vec<ModelFit>) {
+        let _ = self.commands.try_send(Command::Expect(fits));
     }
 
     /// Ticks now, without waiting for it.
@@ -265,6 +299,7 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> WatchdogHandle {
     let profile = Arc::new(profile);
+    let (profile_tx, profile_rx) = watch::channel(profile.clone());
     let (events, _) = broadcast::channel(256);
     let initial = Arc::new(Snapshot::initial(client.base_url(), &profile.model));
     let (latest_tx, latest) = watch::channel(initial);
@@ -281,6 +316,9 @@ pub fn spawn(
         client,
         machine,
         profile: profile.clone(),
+        profile_tx,
+        expected: HashMap::new(),
+        mispredicted: HashMap::new(),
         env,
         events: events.clone(),
         latest: latest_tx,
@@ -308,7 +346,7 @@ pub fn spawn(
         latest,
         commands,
         cancel,
-        profile,
+        profile: profile_rx,
     }
 }
 
@@ -329,6 +367,14 @@ struct State {
     client: OllamaClient,
     machine: Machine,
     profile: Arc<ModelProfile>,
+    /// Tells the handles which profile is in force.
+    profile_tx: watch::Sender<Arc<ModelProfile>>,
+    /// Predictions waiting for their model to load ([`WatchdogHandle::expect_fits`]), with
+    /// when they were made.
+    expected: HashMap<String, (ModelFit, Instant)>,
+    /// Loaded models whose placement disagreed with the prediction, as long as they stay
+    /// loaded.
+    mispredicted: HashMap<String, FitMismatch>,
     env: OllamaEnv,
     events: broadcast::Sender<Event>,
     latest: watch::Sender<Arc<Snapshot>>,
@@ -479,12 +525,89 @@ async fn run(
                     let _ = reply.send(state.capture());
                 }
                 Command::OwnLoad(load_ms) => state.record_own_load(load_ms),
+                Command::Watch(profile, done) => {
+                    state.watch(profile);
+                    state.tick().await;
+                    let _ = done.send(());
+                }
+                Command::Expect(fits) => state.expect(fits),
             },
         }
     }
 }
 
 impl State {
+    /// Switches the watched model: everything learnt about the old one's keep-warm state
+    /// starts over, and the new one is warmed (as at start) when re-warming is on.
+    fn watch(&mut self, profile: ModelProfile) {
+        if profile == *self.profile {
+            return;
+        }
+        tracing::info!(from = %self.profile.model, to = %profile.model, "watching another model");
+        let profile = Arc::new(profile);
+        self.keep_warm = KeepWarm::new(
+            profile.keep_alive.clone(),
+            profile.num_ctx(),
+            self.settings.backoff_max,
+        );
+        self.profile = profile.clone();
+        self.profile_tx.send_replace(profile);
+        self.paused_by_unload = false;
+        self.reloading = false;
+        self.loaded_ctx = None;
+        if self.settings.rewarm {
+            self.start_warm(WarmReason::Requested, false);
+        }
+    }
+
+    fn expect(&mut self, fits: Vec<ModelFit>) {
+        let loaded = |m: &str| {
+            self.last
+                .as_ref()
+                .is_some_and(|l| l.ps.iter().any(|p| p.name == m || p.model == m))
+        };
+        for fit in fits {
+            let waiting = !matches!(
+                fit.prediction,
+                FitPrediction::Loaded { .. } | FitPrediction::Unknown { .. }
+            );
+            if waiting && !loaded(&fit.model) {
+                self.expected
+                    .insert(fit.model.clone(), (fit, Instant::now()));
+            }
+        }
+    }
+
+    /// Compares waiting predictions with the placement of models that just loaded, and
+    /// adds the standing disagreements to their diagnoses as findings.
+    fn settle_fits(&mut self, ps: &[PsModel], diagnoses: &mut [ModelDiagnosis]) {
+        self.mispredicted
+            .retain(|m, _| ps.iter().any(|p| &p.name == m || &p.model == m));
+        // A prediction describes the machine as it was; an old one would blame the sums for
+        // what changed since.
+        self.expected
+            .retain(|_, (_, at)| at.elapsed() < PREDICTION_LIFETIME);
+        for p in ps {
+            let Some((fit, _)) = self
+                .expected
+                .remove(&p.name)
+                .or_else(|| self.expected.remove(&p.model))
+            else {
+                continue;
+            };
+            if let Some(mismatch) = fit::check(&fit, p) {
+                self.publish(Event::FitMispredicted(mismatch.clone()));
+                self.mispredicted.insert(p.name.clone(), mismatch);
+            }
+        }
+        for d in diagnoses.iter_mut() {
+            if let Some(m) = self.mispredicted.get(&d.model) {
+                d.findings
+                    .push(fit::mismatch_finding(m, d.findings.len() as u32 + 1));
+            }
+        }
+    }
+
     async fn resolve_scope(&mut self) {
         self.scope = match &self.settings.scope {
             Some(s) => s.clone(),
@@ -733,7 +856,8 @@ impl State {
             history: Some(&self.loads),
             scope: &self.scope,
         };
-        let diagnoses = diagnose::diagnose(&obs);
+        let mut diagnoses = diagnose::diagnose(&obs);
+        self.settle_fits(&ps, &mut diagnoses);
 
         let ours: Vec<String> = ps
             .iter()

@@ -84,3 +84,33 @@ pub async fn list_models(tray: State<'_, Client>) -> Reply {
 pub async fn painted(tray: State<'_, Client>) -> Reply {
     tray.call(Command::Painted).await
 }
+
+/// The model picker's choices: the model that answers, thinking per model, the host.
+#[tauri::command]
+pub async fn chat_choice(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::ChatChoice).await
+}
+
+/// Makes `model` answer the next messages (`null`: the watched model).
+#[tauri::command]
+pub async fn choose_model(tray: State<'_, Client>, model: Option<String>) -> Reply {
+    tray.call(Command::ChooseModel { model }).await
+}
+
+/// Thinking for `model`: on, off, low, medium, high (`null`: the server's default).
+#[tauri::command]
+pub async fn set_think(tray: State<'_, Client>, model: String, think: Option<String>) -> Reply {
+    tray.call(Command::SetThink { model, think }).await
+}
+
+/// Makes the watchdog keep `model` warm from now on.
+#[tauri::command]
+pub async fn watch_model(tray: State<'_, Client>, model: String) -> Reply {
+    tray.call(Command::WatchModel { model }).await
+}
+
+/// Sends chats to a `[[hosts]]` entry (`null`: this machine's Ollama).
+#[tauri::command]
+pub async fn choose_host(tray: State<'_, Client>, host: Option<String>) -> Reply {
+    tray.call(Command::ChooseHost { host }).await
+}

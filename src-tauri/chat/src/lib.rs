@@ -40,6 +40,11 @@ pub fn run_app<R: Runtime>(
             commands::open_external,
             commands::gpu_history,
             commands::list_models,
+            commands::chat_choice,
+            commands::choose_model,
+            commands::set_think,
+            commands::watch_model,
+            commands::choose_host,
             commands::painted,
         ])
         .build(tauri::generate_context!())?;

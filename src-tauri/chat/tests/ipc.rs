@@ -71,6 +71,11 @@ impl Backend for Recorder {
 }
 
 fn rig() -> Rig {
+    rig_with(None)
+}
+
+/// A rig whose core reads `config` (a `config.toml` text) instead of the built-in one.
+fn rig_with(config: Option<String>) -> Rig {
     let scenario = ollama_sim::Scenario {
         load_ms: 100,
         ..ollama_sim::Scenario::default()
@@ -92,10 +97,16 @@ fn rig() -> Rig {
         .arg(&opener)
         .status()
         .expect("chmod");
+    let config_path = config.map(|text| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("config");
+        path
+    });
     let options = CoreOptions {
         ollama_url: Some(sim.url()),
         gpu: GpuSource::Simulator,
-        builtin_config: true,
+        builtin_config: config_path.is_none(),
+        config_path,
         history_path: Some(Some(dir.path().join("history.sqlite3"))),
         tick: Some(Duration::from_millis(200)),
         warm_on_start: Some(false),
@@ -689,6 +700,11 @@ fn only_the_chat_window_may_call_the_commands() {
         ("open_external", json!({"url": "https://example.com"})),
         ("gpu_history", json!({})),
         ("list_models", json!({})),
+        ("chat_choice", json!({})),
+        ("choose_model", json!({"model": "qwen3:8b"})),
+        ("set_think", json!({"model": "qwen3:8b", "think": "off"})),
+        ("watch_model", json!({"model": "qwen3:8b"})),
+        ("choose_host", json!({"host": null})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(
@@ -696,4 +712,152 @@ fn only_the_chat_window_may_call_the_commands() {
             "{cmd}: {refused}"
         );
     }
+}
+
+fn chat_bodies(sim: &ollama_sim::SimHandle) -> Vec<Value> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/chat")
+        .map(|r| r.body)
+        .collect()
+}
+
+#[test]
+fn the_picked_model_answers_with_the_persona_and_its_thinking_choice() {
+    let rig = rig();
+    rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    let c = rig.call("chat_choice", json!({}));
+    assert_eq!(
+        (&c["model"], &c["chosen"], &c["watched"]),
+        (&json!(MODEL), &json!(false), &json!(MODEL))
+    );
+    assert_eq!(c["hosts"], json!([]));
+    assert_eq!(c["watch_persists"], false);
+
+    let c = rig.call("choose_model", json!({"model": "qwen3:8b"}));
+    assert_eq!(
+        (&c["model"], &c["chosen"]),
+        (&json!("qwen3:8b"), &json!(true))
+    );
+    let c = rig.call("set_think", json!({"model": "qwen3:8b", "think": "off"}));
+    assert_eq!(c["think"]["qwen3:8b"], false);
+    let started = rig.call("send_message", json!({"conversation": null, "text": "hi"}));
+    let events = rig.reply_events(started["reply"].as_i64().expect("reply"));
+    assert_eq!(events.last().expect("end")["kind"], "done", "{events:?}");
+    let body = chat_bodies(&rig.sim).pop().expect("a chat request");
+    assert_eq!(body["model"], "qwen3:8b");
+    assert_eq!(body["think"], false, "{body}");
+    assert_eq!(
+        body["messages"][0]["role"], "system",
+        "the persona comes first: {body}"
+    );
+    assert!(
+        events.iter().all(|e| e["kind"] != "thinking"),
+        "thinking off: no trace streamed"
+    );
+    let list = rig.call("list_conversations", json!({"limit": 1}));
+    assert_eq!(list[0]["model"], "qwen3:8b");
+
+    // gpt-oss cannot stop thinking: "off" is stored and sent as its least level.
+    let c = rig.call("set_think", json!({"model": "gpt-oss:20b", "think": "off"}));
+    assert_eq!(c["think"]["gpt-oss:20b"], "low");
+    let err = rig.fail("set_think", json!({"model": "llama3.2:3b", "think": "on"}));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not think"),
+        "{err}"
+    );
+    let err = rig.fail("set_think", json!({"model": "qwen3:8b", "think": "maybe"}));
+    assert_eq!(err["kind"], "bad_input", "{err}");
+    let err = rig.fail("choose_model", json!({"model": "nonesuch:1b"}));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not pulled"),
+        "{err}"
+    );
+    // Back to the default: the watched model, with the server's thinking default.
+    let c = rig.call("choose_model", json!({"model": null}));
+    assert_eq!((&c["model"], &c["chosen"]), (&json!(MODEL), &json!(false)));
+    let c = rig.call("set_think", json!({"model": "qwen3:8b", "think": null}));
+    assert!(c["think"].get("qwen3:8b").is_none(), "{c}");
+}
+
+#[test]
+fn watch_this_one_moves_the_watchdog_to_the_picked_model() {
+    let rig = rig();
+    rig.status_until("the GPU verdict", |s| verdict(s) == "gpu");
+    let c = rig.call("watch_model", json!({"model": "gemma3:4b"}));
+    assert_eq!(c["watched"], "gemma3:4b");
+    assert_eq!(
+        c["model"], "gemma3:4b",
+        "the default chat model follows the watched one"
+    );
+    let s = rig.status_until("gemma3 watched and on the GPU", |s| {
+        s["model"] == "gemma3:4b" && verdict(s) == "gpu"
+    });
+    assert!(
+        s["headline"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("gemma3:4b"),
+        "{s}"
+    );
+    assert!(rig.sim.loaded_models().contains(&"gemma3:4b".to_owned()));
+    let err = rig.fail("watch_model", json!({"model": "nonesuch:1b"}));
+    assert_eq!(err["kind"], "bad_input", "{err}");
+}
+
+#[test]
+fn the_picked_host_gets_the_chat() {
+    let host = tauri::async_runtime::block_on(ollama_sim::start(ollama_sim::Scenario {
+        load_ms: 50,
+        ..ollama_sim::Scenario::default()
+    }))
+    .expect("the host's simulator");
+    let rig = rig_with(Some(format!(
+        "[watchdog]\nrewarm = false\n\n[[hosts]]\nname = \"closet\"\nurl = \"{}\"\n",
+        host.url()
+    )));
+    let c = rig.call("chat_choice", json!({}));
+    assert_eq!(c["hosts"][0]["name"], "closet", "{c}");
+    assert_eq!(c["host"], Value::Null);
+    let err = rig.fail("choose_host", json!({"host": "attic"}));
+    assert_eq!(err["kind"], "bad_input", "{err}");
+    let c = rig.call("choose_host", json!({"host": "closet"}));
+    assert_eq!(c["host"], "closet");
+    // The host's models, without a prediction: this machine's GPU says nothing about it.
+    let rows = rig.call("list_models", json!({}));
+    let rows = rows.as_array().expect("rows");
+    assert!(rows.iter().any(|r| r["name"] == "qwen3:8b"), "{rows:?}");
+    assert!(rows.iter().all(|r| r["fit"].is_null()), "{rows:?}");
+    rig.call("choose_model", json!({"model": "qwen3:8b"}));
+    let err = rig.fail("watch_model", json!({"model": "qwen3:8b"}));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("this machine"),
+        "{err}"
+    );
+    let started = rig.call(
+        "send_message",
+        json!({"conversation": null, "text": "over there"}),
+    );
+    let events = rig.reply_events(started["reply"].as_i64().expect("reply"));
+    assert_eq!(events.last().expect("end")["kind"], "done", "{events:?}");
+    assert_eq!(
+        chat_bodies(&host).pop().expect("the host got the chat")["model"],
+        "qwen3:8b"
+    );
+    assert!(
+        chat_bodies(&rig.sim).is_empty(),
+        "the local server got no chat"
+    );
+    // Switching back to this machine resets the model choice (another server, other models).
+    let c = rig.call("choose_host", json!({"host": null}));
+    assert_eq!((&c["host"], &c["chosen"]), (&Value::Null, &json!(false)));
 }

@@ -997,3 +997,279 @@ fn model_list_shows_each_model_with_its_fit_prediction() {
     .expect("closed");
     assert_eq!(hidden, true);
 }
+
+/// The picker's rows as the user sees them: name → {fit, tone, current, use}.
+fn picker_rows(app: &App) -> Value {
+    wait_for(
+        "the picker's rows",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let r = app.js("if (document.getElementById('models-panel').hidden) \
+                   document.getElementById('models-toggle').click();\
+                 const list = document.getElementById('models-list');\
+                 if (list.getAttribute('aria-busy') !== 'false') return null;\
+                 const rows = {};\
+                 for (const li of list.querySelectorAll('li.model-row')) {\
+                   rows[li.dataset.model] = {\
+                     fit: li.querySelector('.model-fit').textContent,\
+                     tone: li.querySelector('.model-fit').dataset.tone,\
+                     current: li.getAttribute('aria-current') === 'true',\
+                     think: (li.querySelector('.model-think-toggle') || {}).checked ?? null};\
+                 }\
+                 return Object.keys(rows).length >= 3 ? rows : null;")?;
+            Ok((!r.is_null()).then_some(r))
+        },
+    )
+    .expect("picker rows")
+}
+
+/// Scrolls `model`'s row into view and puts the keyboard focus on its first control.
+fn show_row(app: &App, model: &str) {
+    app.js(&format!(
+        "const li = document.querySelector('#models-list li[data-model=\"{model}\"]');\
+         li.scrollIntoView({{block: 'center'}}); li.querySelector('button').focus();"
+    ))
+    .expect("show the row");
+    // Two frames, so the screenshot shows the scrolled list, not the last painted one.
+    app.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));")
+        .expect("a painted frame");
+}
+
+/// The tray's snapshot (the `status` command, as the window invokes it).
+fn status(app: &App) -> Value {
+    app.js("return window.__TAURI__.core.invoke('status');")
+        .expect("status")
+}
+
+/// `/api/ps` of the simulator: `(size, size_vram)` of `model`, if loaded.
+fn ps_of(app: &App, model: &str) -> Option<(u64, u64)> {
+    let url = format!("{}/api/ps", app.sim.url());
+    let ps = yollayah_webview_e2e::http::request("GET", &url, None, Duration::from_secs(5))
+        .and_then(|r| r.json(&url))
+        .expect("ps");
+    ps["models"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == model)
+        .map(|m| {
+            (
+                m["size"].as_u64().unwrap_or(0),
+                m["size_vram"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
+/// Picks `model` in the picker, sends a message, waits for the reply, and returns the chat
+/// request the simulator recorded.
+fn chat_with(app: &App, model: &str, text: &str) -> Value {
+    picker_rows(app);
+    app.js(&format!(
+        "document.querySelector('#models-list li[data-model=\"{model}\"] .model-use').click();"
+    ))
+    .expect("click Use for chat");
+    wait_for(
+        "the choice to show",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let rows = picker_rows(app);
+            let toggle = app.js("return document.getElementById('models-toggle').textContent;")?;
+            Ok((rows[model]["current"] == true && toggle == model).then_some(()))
+        },
+    )
+    .expect("chosen");
+    app.js("document.getElementById('models-toggle').click();")
+        .expect("close the picker");
+    let count = "return document.querySelectorAll('#log .msg.assistant').length;";
+    let before = app.js(count).expect("count").as_u64().unwrap_or(0);
+    send(app, text);
+    // The reply of this message, not the last one's.
+    wait_for(
+        "the new reply",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || Ok((app.js(count)?.as_u64().unwrap_or(0) > before).then_some(())),
+    )
+    .expect("a new reply");
+    wait_done(app, Duration::from_secs(60));
+    app.sim
+        .requests()
+        .expect("recorded requests")
+        .into_iter()
+        .rfind(|r| r["path"] == "/api/chat")
+        .expect("a chat request")["body"]
+        .clone()
+}
+
+/// No `FIT_MISPREDICTED` finding on any diagnosis of the tray's snapshot.
+fn mispredictions(app: &App) -> Vec<Value> {
+    let s = status(app);
+    s["diagnoses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|d| d["findings"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["code"] == "FIT_MISPREDICTED")
+        .collect()
+}
+
+#[test]
+fn picker_predictions_hold_after_loading_and_the_choice_reaches_the_request() {
+    let Some((_lock, bins)) =
+        start("picker_predictions_hold_after_loading_and_the_choice_reaches_the_request")
+    else {
+        return;
+    };
+    // A pinned context, so every model is predicted (and loaded) at 16384 tokens on the
+    // simulator's 12 GiB GPU; nothing is warmed at start (the harness turns re-warming off).
+    let app = launch(
+        &bins,
+        200.0,
+        &Launch {
+            extra_config: "\n[model.load]\nnum_ctx = 16384\n".into(),
+            ..Launch::default()
+        },
+    );
+    let rows = picker_rows(&app);
+    eprintln!("picker before loading: {rows:#}");
+    // 1. Fits: qwen3:8b on the empty GPU. Thinking off first.
+    assert_eq!(rows["qwen3:8b"]["fit"], "fits on the GPU", "{rows}");
+    assert_eq!(rows["qwen3:8b"]["think"], true, "thinking is on by default");
+    let renders = "return Number(document.getElementById('models-list').dataset.renders || 0);";
+    let before = app.js(renders).expect("renders").as_u64().unwrap_or(0);
+    app.js(
+        "document.querySelector('#models-list li[data-model=\"qwen3:8b\"] .model-think-toggle').click();",
+    )
+    .expect("thinking off");
+    // The checkbox flips at once; wait for the render of the tray's answer.
+    wait_for(
+        "thinking off",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let done = app.js(renders)?.as_u64().unwrap_or(0) > before;
+            Ok((done && picker_rows(&app)["qwen3:8b"]["think"] == false).then_some(()))
+        },
+    )
+    .expect("thinking off shown");
+    show_row(&app, "qwen3:8b");
+    shot(&app, "picker");
+    let body = chat_with(&app, "qwen3:8b", "Hello qwen");
+    assert_eq!(body["model"], "qwen3:8b");
+    assert_eq!(body["think"], false, "thinking off → think:false: {body}");
+    let messages = body["messages"].as_array().expect("messages");
+    assert_eq!(messages[0]["role"], "system", "the persona first: {body}");
+    assert!(
+        messages[0]["content"].as_str().unwrap_or("").len() > 20,
+        "{body}"
+    );
+    assert_eq!(body["options"]["num_ctx"], 16384, "{body}");
+    let (size, vram) = ps_of(&app, "qwen3:8b").expect("qwen3 loaded");
+    assert_eq!(size, vram, "predicted on the GPU, loaded on the GPU");
+    let rows = picker_rows(&app);
+    assert_eq!(rows["qwen3:8b"]["fit"], "loaded, on the GPU", "{rows}");
+    assert_eq!(mispredictions(&app), Vec::<Value>::new());
+
+    // 2. Needs an unload: qwen2.5:7b beside the loaded qwen3:8b.
+    let fit = rows["qwen2.5:7b"]["fit"].as_str().unwrap_or("").to_owned();
+    assert!(
+        fit.starts_with("needs another model unloaded (qwen3:8b)"),
+        "{rows}"
+    );
+    show_row(&app, "qwen2.5:7b");
+    shot(&app, "picker-needs-unload");
+    let body = chat_with(&app, "qwen2.5:7b", "Hello qwen2.5");
+    assert_eq!(body["model"], "qwen2.5:7b");
+    assert!(body.get("think").is_none(), "not a thinking model: {body}");
+    let (size, vram) = ps_of(&app, "qwen2.5:7b").expect("qwen2.5:7b loaded");
+    assert_eq!(size, vram, "fits once qwen3 is unloaded");
+    assert_eq!(ps_of(&app, "qwen3:8b"), None, "Ollama unloaded qwen3:8b");
+    assert_eq!(mispredictions(&app), Vec::<Value>::new());
+
+    // 3. Spills: qwen2.5:14b at 16384 does not fit even alone; the picker says how much goes
+    // to the CPU and the largest context that would fit.
+    let rows = picker_rows(&app);
+    let fit = rows["qwen2.5:14b"]["fit"].as_str().unwrap_or("").to_owned();
+    assert_eq!(rows["qwen2.5:14b"]["tone"], "warn", "{rows}");
+    let pct: u64 = fit
+        .strip_prefix("≈ ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a CPU share: {fit}"));
+    assert!(fit.contains("largest context that fits is "), "{fit}");
+    show_row(&app, "qwen2.5:14b");
+    shot(&app, "picker-spills");
+    let body = chat_with(&app, "qwen2.5:14b", "Hello big qwen");
+    assert_eq!(body["model"], "qwen2.5:14b");
+    let (size, vram) = ps_of(&app, "qwen2.5:14b").expect("qwen2.5:14b loaded");
+    let cpu = 100 * (size - vram) / size.max(1);
+    eprintln!("qwen2.5:14b predicted ≈ {pct} % on the CPU, loaded with {cpu} %");
+    assert!(
+        vram < size && cpu.abs_diff(pct) <= 20,
+        "predicted ≈ {pct} %, loaded {cpu} %"
+    );
+    // The watchdog compared every prediction with the load, and none disagreed.
+    assert_eq!(mispredictions(&app), Vec::<Value>::new());
+    let rows = picker_rows(&app);
+    assert!(
+        rows["qwen2.5:14b"]["fit"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("loaded: "),
+        "{rows}"
+    );
+    assert_eq!(
+        rows["qwen2.5:14b"]["tone"], "warn",
+        "partly on the CPU is no good news"
+    );
+    shot(&app, "picker-after-loads");
+
+    // gpt-oss takes a level and says it cannot stop thinking.
+    let oss = app
+        .js(
+            "const li = document.querySelector('#models-list li[data-model=\"gpt-oss:20b\"]');\
+             return {level: li.querySelector('.model-think-level').value,\
+                     note: li.querySelector('.model-think-note').textContent,\
+                     toggle: li.querySelector('.model-think-toggle') !== null};",
+        )
+        .expect("gpt-oss row");
+    assert_eq!(oss["level"], "medium", "{oss}");
+    assert!(
+        oss["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot be turned off"),
+        "{oss}"
+    );
+    assert_eq!(oss["toggle"], false, "no off switch for gpt-oss: {oss}");
+    show_row(&app, "gpt-oss:20b");
+    shot(&app, "picker-gpt-oss");
+
+    // "Watch this one" moves the watchdog: the status strip follows.
+    app.js(
+        "document.querySelector('#models-list li[data-model=\"gemma3:4b\"] .model-watch').click();",
+    )
+    .expect("Watch this one");
+    wait_for(
+        "gemma3 watched",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let m = app.js("return document.getElementById('model').textContent;")?;
+            Ok((status(&app)["model"] == "gemma3:4b"
+                && m.as_str().unwrap_or("").contains("gemma3:4b"))
+            .then_some(()))
+        },
+    )
+    .expect("the strip names the watched model");
+    let note = app
+        .js("return document.querySelector('#models-panel .model-note').textContent;")
+        .expect("note");
+    assert!(
+        note.as_str()
+            .unwrap_or("")
+            .contains("until Yollayah restarts"),
+        "{note}"
+    );
+}

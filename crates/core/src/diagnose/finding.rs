@@ -32,6 +32,9 @@ pub enum Code {
     GpuArchUnsupported,
     GpusHidden,
     PlacementUnverified,
+    /// Post-pass of the watchdog, not a rule: the picker's fit prediction and the placement
+    /// after loading disagree.
+    FitMispredicted,
 }
 
 impl Code {
@@ -63,6 +66,7 @@ impl Code {
             Code::GpuArchUnsupported => "GPU_ARCH_UNSUPPORTED",
             Code::GpusHidden => "GPUS_HIDDEN",
             Code::PlacementUnverified => "PLACEMENT_UNVERIFIED",
+            Code::FitMispredicted => "FIT_MISPREDICTED",
         }
     }
 }
