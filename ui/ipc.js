@@ -14,11 +14,15 @@ export const Cmd = Object.freeze({
   gpuHistory: "gpu_history",
   listModels: "list_models",
   painted: "painted",
+  pullModel: "pull_model",
+  cancelPull: "cancel_pull",
+  pullState: "pull_state",
 });
 
 export const Ev = Object.freeze({
   snapshot: "yollayah://snapshot",
   chat: "yollayah://chat",
+  pull: "yollayah://pull",
 });
 
 function tauri() {

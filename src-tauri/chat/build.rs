@@ -15,6 +15,9 @@ fn main() {
             "gpu_history",
             "list_models",
             "painted",
+            "pull_model",
+            "cancel_pull",
+            "pull_state",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

@@ -22,6 +22,7 @@ pub mod ipc;
 mod launch;
 mod models;
 mod notify;
+mod pulls;
 mod reply;
 mod samples;
 mod service;

@@ -84,3 +84,21 @@ pub async fn list_models(tray: State<'_, Client>) -> Reply {
 pub async fn painted(tray: State<'_, Client>) -> Reply {
     tray.call(Command::Painted).await
 }
+
+/// Starts pulling a model; progress arrives as `yollayah://pull` events.
+#[tauri::command]
+pub async fn pull_model(tray: State<'_, Client>, name: String) -> Reply {
+    tray.call(Command::PullModel { name }).await
+}
+
+/// Stops the running pull (`id`: the one the window shows).
+#[tauri::command]
+pub async fn cancel_pull(tray: State<'_, Client>, id: Option<u64>) -> Reply {
+    tray.call(Command::CancelPull { id }).await
+}
+
+/// The running pull's state (a reopened window follows it), else how the last one ended.
+#[tauri::command]
+pub async fn pull_state(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::PullState).await
+}

@@ -41,6 +41,9 @@ pub fn run_app<R: Runtime>(
             commands::gpu_history,
             commands::list_models,
             commands::painted,
+            commands::pull_model,
+            commands::cancel_pull,
+            commands::pull_state,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);

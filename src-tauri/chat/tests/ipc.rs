@@ -689,6 +689,9 @@ fn only_the_chat_window_may_call_the_commands() {
         ("open_external", json!({"url": "https://example.com"})),
         ("gpu_history", json!({})),
         ("list_models", json!({})),
+        ("pull_model", json!({"name": "qwen3:0.6b"})),
+        ("cancel_pull", json!({})),
+        ("pull_state", json!({})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(
