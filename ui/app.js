@@ -6,6 +6,7 @@ import { ChatView } from "./chat.js";
 import { StatusStrip } from "./status.js";
 import { ConversationPanel } from "./conversations.js";
 import { ModelPanel } from "./models.js";
+import { PullPanel } from "./pull.js";
 import { recordHandler } from "./perf.js";
 
 const $ = (id) => document.getElementById(id);
@@ -71,6 +72,18 @@ const models = new ModelPanel(
   },
 );
 $("chats-toggle").addEventListener("click", () => { if (models.isOpen()) models.setOpen(false); });
+
+const pull = new PullPanel(
+  { slot: $("pull-slot"), toggle: $("models-toggle") },
+  {
+    start: (name) => invoke(Cmd.pullModel, { name }),
+    cancel: (id) => invoke(Cmd.cancelPull, { id }),
+    state: () => invoke(Cmd.pullState),
+    // The new model joins the list with its fit prediction (the list reloads when opened).
+    onPulled: () => { if (models.isOpen()) models.refresh(); },
+    openList: () => { if (!models.isOpen()) models.setOpen(true); },
+  },
+);
 
 function renderComposer() {
   const busy = state.streaming || state.sending;
@@ -247,6 +260,7 @@ async function boot() {
   renderComposer();
   await Promise.all([
     listen(Ev.snapshot, onSnapshot),
+    listen(Ev.pull, (ev) => pull.onEvent(ev)),
     listen(Ev.chat, (ev) => {
       const t0 = performance.now();
       chat.onChatEvent(ev);
@@ -256,6 +270,7 @@ async function boot() {
   const [snapshot, history] = await Promise.allSettled([invoke(Cmd.status), invoke(Cmd.gpuHistory)]);
   if (history.status === "fulfilled") strip.setHistory(history.value);
   if (snapshot.status === "fulfilled") onSnapshot(snapshot.value);
+  pull.resume();
   els.input.focus();
   // The second frame callback runs once the first full frame has been painted: the tray logs
   // "Open chat" → painted from this.

@@ -164,7 +164,11 @@ pub enum PullPayload {
     /// Pulled: the model is in the model list now.
     Done { id: u64, name: String, total: u64 },
     /// Stopped on an error, in Ollama's words where it is Ollama's.
-    Failed { id: u64, name: String, error: String },
+    Failed {
+        id: u64,
+        name: String,
+        error: String,
+    },
     /// Stopped by the user (the download's connection was closed).
     Cancelled { id: u64, name: String },
 }

@@ -139,11 +139,13 @@ async fn progress_is_throttled_and_a_pull_adds_the_model_with_its_prediction() {
     let distinct: std::collections::BTreeSet<u64> = completed.iter().copied().collect();
     assert!(distinct.len() >= 3, "progress advanced: {completed:?}");
     assert!(
-        progress.iter().any(|e| e["bytes_per_second"].as_f64() > Some(0.0)
-            && e["eta_secs"].is_number()
-            && e["layer"]["digest"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("sha256:"))),
+        progress
+            .iter()
+            .any(|e| e["bytes_per_second"].as_f64() > Some(0.0)
+                && e["eta_secs"].is_number()
+                && e["layer"]["digest"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("sha256:"))),
         "rate, ETA and the layer are reported: {progress:?}"
     );
     // At most 10 a second: consecutive events at least ~100 ms apart (some slack for the
