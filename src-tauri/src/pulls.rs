@@ -9,7 +9,7 @@
 //! (done, failed, cancelled) is always sent, after the last progress.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,10 @@ use crate::startup::lock;
 pub const MAX_RATE_HZ: u32 = 10;
 /// The gap between two progress events.
 const THROTTLE: Duration = Duration::from_millis(1000 / MAX_RATE_HZ as u64);
+/// How long a window opened after a pull ended is still told how it ended: long enough for
+/// "close the window, come back after the download", short enough that yesterday's pull does
+/// not greet every opening.
+const OUTCOME_KEPT: Duration = Duration::from_secs(15 * 60);
 /// Longest model name accepted (Ollama's own names are far shorter: `host/namespace/model:tag`).
 const MAX_NAME: usize = 256;
 
@@ -37,8 +41,8 @@ pub struct Pulls {
 struct Inner {
     next: u64,
     active: Option<Active>,
-    /// The outcome of the last pull that ended, for a window that was closed meanwhile.
-    last: Option<PullPayload>,
+    /// The outcome of the last pull that ended and when, for a window that was closed meanwhile.
+    last: Option<(Instant, PullPayload)>,
 }
 
 #[derive(Debug)]
@@ -49,12 +53,17 @@ struct Active {
 }
 
 impl Pulls {
-    /// The running pull's latest state, else how the last one ended, else `None`.
+    /// The running pull's latest state, else how the last one ended (within
+    /// [`OUTCOME_KEPT`]), else `None`.
     pub fn state(&self) -> Option<PullPayload> {
         let inner = lock(&self.inner);
         match &inner.active {
             Some(a) => Some(a.state.borrow().clone()),
-            None => inner.last.clone(),
+            None => inner
+                .last
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < OUTCOME_KEPT)
+                .map(|(_, outcome)| outcome.clone()),
         }
     }
 
@@ -74,7 +83,7 @@ impl Pulls {
         if inner.active.as_ref().is_some_and(|a| a.id == id) {
             inner.active = None;
         }
-        inner.last = Some(outcome);
+        inner.last = Some((Instant::now(), outcome));
     }
 }
 
