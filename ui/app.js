@@ -79,8 +79,16 @@ const pull = new PullPanel(
     start: (name) => invoke(Cmd.pullModel, { name }),
     cancel: (id) => invoke(Cmd.cancelPull, { id }),
     state: () => invoke(Cmd.pullState),
-    // The new model joins the list with its fit prediction (the list reloads when opened).
-    onPulled: () => { if (models.isOpen()) models.refresh(); },
+    // The new model joins the list with its fit prediction, marked (the list reloads when
+    // opened, so a closed list needs nothing).
+    onPulled: async (name) => {
+      if (!models.isOpen()) return;
+      await models.refresh();
+      const rows = [...$("models-list").querySelectorAll("li.model-row")];
+      const row = rows.find((li) => li.dataset.model === name || li.dataset.model === `${name}:latest`);
+      if (row) row.dataset.fresh = "true";
+      pull.reveal();
+    },
     openList: () => { if (!models.isOpen()) models.setOpen(true); },
   },
 );

@@ -96,6 +96,7 @@ export class PullPanel {
     this.result.id = "pull-result";
     this.result.hidden = true;
 
+    this.box = box;
     box.append(this.open, this.form, this.progress, this.result);
     els.slot.replaceChildren(box);
 
@@ -115,6 +116,11 @@ export class PullPanel {
     this.chip.addEventListener("click", () => this.hooks.openList());
   }
 
+  /** Scrolls the section (bar or outcome) into the list's view. */
+  reveal() {
+    if (typeof this.box.scrollIntoView === "function") this.box.scrollIntoView({ block: "nearest" });
+  }
+
   showForm(show) {
     this.form.hidden = !show;
     this.open.setAttribute("aria-expanded", show ? "true" : "false");
@@ -132,6 +138,7 @@ export class PullPanel {
       this.input.value = "";
       this.showForm(false);
       this.renderProgress({ kind: "progress", id: r.id, name: r.name, status: "starting", total: 0, completed: 0 });
+      this.reveal();
     } catch (err) {
       this.showResult("error", `Could not pull ${name}`, err && err.message ? err.message : String(err));
     }
@@ -181,6 +188,7 @@ export class PullPanel {
       case "failed":
         this.finish();
         this.showResult("error", `Could not pull ${name}`, typeof ev.error === "string" ? ev.error : "");
+        this.reveal();
         break;
       case "cancelled":
         this.finish();
