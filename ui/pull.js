@@ -50,6 +50,7 @@ export class PullPanel {
     this.hooks = hooks;
     this.id = null;
     this.running = false;
+    this.cancelling = null;
 
     const box = el("div", "pull");
     this.open = el("button", "ghost pull-open", "Pull a model…");
@@ -146,13 +147,14 @@ export class PullPanel {
 
   async cancel() {
     if (this.id == null) return;
-    this.cancelBtn.disabled = true;
-    this.cancelBtn.textContent = "Cancelling…";
+    // Progress still arriving until the outcome must not offer Cancel again.
+    this.cancelling = this.id;
+    this.renderCancel();
     try {
       await this.hooks.cancel(this.id);
     } catch (err) {
-      this.cancelBtn.disabled = false;
-      this.cancelBtn.textContent = "Cancel";
+      this.cancelling = null;
+      this.renderCancel();
       this.showResult("error", "Could not cancel", err && err.message ? err.message : String(err));
     }
   }
@@ -204,8 +206,7 @@ export class PullPanel {
     this.open.hidden = true;
     this.form.hidden = true;
     this.result.hidden = true;
-    this.cancelBtn.disabled = false;
-    this.cancelBtn.textContent = "Cancel";
+    this.renderCancel();
     this.title.textContent = `Pulling ${ev.name}`;
     const total = Number(ev.total) || 0;
     const done = Number(ev.completed) || 0;
@@ -240,7 +241,14 @@ export class PullPanel {
     this.chip.textContent = pct != null ? `↓ ${pct} %` : "↓ …";
   }
 
+  renderCancel() {
+    const on = this.cancelling != null && this.cancelling === this.id;
+    this.cancelBtn.disabled = on;
+    this.cancelBtn.textContent = on ? "Cancelling…" : "Cancel";
+  }
+
   finish() {
+    this.cancelling = null;
     this.running = false;
     this.progress.hidden = true;
     this.open.hidden = false;

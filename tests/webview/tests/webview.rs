@@ -1060,11 +1060,19 @@ fn pull_view(app: &App) -> Result<Value> {
 }
 
 fn wait_result(app: &App, what: &str, timeout: Duration) -> Value {
-    wait_for(what, timeout, Duration::from_millis(50), || {
+    let mut last = Value::Null;
+    let got = wait_for(what, timeout, Duration::from_millis(50), || {
         let v = pull_view(app)?;
+        last = v.clone();
         Ok((v["running"] == false && v["result"].is_string()).then_some(v))
+    });
+    got.unwrap_or_else(|e| {
+        let button = app
+            .js("const b = document.getElementById('pull-cancel'); return {text: b.textContent, disabled: b.disabled};")
+            .unwrap_or(Value::Null);
+        let sim = app.sim.stats().map(|s| s["pulls"].clone()).unwrap_or(Value::Null);
+        panic!("{e:?}: last view {last}; cancel button {button}; simulator pulls {sim}")
     })
-    .expect("the pull ends")
 }
 
 fn listed_models(app: &App) -> Vec<String> {
@@ -1128,9 +1136,76 @@ fn pull_progress_advances_then_cancel_stops_it_and_errors_are_ollamas_words() {
     assert_eq!(app.sim.stats().expect("stats")["pulls"]["active"], 1);
     shot(&app, "pull-progress");
 
+    // The pull is the tray's: a reloaded page (as a reopened window) picks it up where it is.
+    let before = last["completed"].as_u64().unwrap_or(0);
+    app.js("window.__beforeReload = true; setTimeout(() => location.reload(), 0); return true;")
+        .expect("reload");
+    let resumed = wait_for(
+        "the reloaded page to show the running pull",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            // While the page reloads a script may fail: such probes count as "not yet".
+            let v = app
+                .js(
+                    "if (window.__beforeReload || document.readyState !== 'complete') return null;\
+                     const p = document.getElementById('pull-progress');\
+                     const c = document.getElementById('pull-chip');\
+                     return p && c && {running: !p.hidden, completed: Number(p.dataset.completed || 0),\
+                                       chip: c.hidden ? null : c.textContent};",
+                )
+                .unwrap_or(Value::Null);
+            Ok((v["running"] == true && v["completed"].as_u64() > Some(before)).then_some(v))
+        },
+    )
+    .expect("resumed");
+    assert!(
+        resumed["chip"].as_str().unwrap_or("").contains('%'),
+        "the header chip shows the running pull: {resumed}"
+    );
+    let toggle = app.wd.find("#models-toggle").expect("Models");
+    app.wd.click(&toggle).expect("open Models");
+    // The rows arrive after the list opens and push the section down: click once they are in.
+    wait_for(
+        "the model list after the reload",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let busy = app.js(
+                "const l = document.getElementById('models-list');\
+                 return l.getAttribute('aria-busy') !== 'false' || !l.querySelector('li.model-row');",
+            )?;
+            Ok((busy == false).then_some(()))
+        },
+    )
+    .expect("rows");
+
+    app.js(
+        "document.getElementById('pull-cancel').scrollIntoView({block: 'center'}); return true;",
+    )
+    .expect("scroll");
     app.wd
         .click(&app.wd.find("#pull-cancel").expect("Cancel"))
         .expect("cancel");
+    let clicked = wait_for(
+        "the Cancel click to register",
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        || {
+            let v = app.js(
+                "const b = document.getElementById('pull-cancel'), r = document.getElementById('pull-result');\
+                 return (b.disabled && b.textContent === 'Cancelling…') || !r.hidden;",
+            )?;
+            Ok((v == true).then_some(()))
+        },
+    );
+    if clicked.is_err() {
+        shot(&app, "pull-cancel-missed");
+        panic!(
+            "the click on Cancel did not register: {}",
+            pull_view(&app).unwrap_or_default()
+        );
+    }
     let v = wait_result(&app, "the cancelled pull", Duration::from_secs(10));
     assert_eq!(v["tone"], "info", "{v}");
     assert!(
