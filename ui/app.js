@@ -6,6 +6,7 @@ import { ChatView } from "./chat.js";
 import { StatusStrip } from "./status.js";
 import { ConversationPanel } from "./conversations.js";
 import { ModelPanel } from "./models.js";
+import { PullPanel } from "./pull.js";
 import { recordHandler } from "./perf.js";
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +78,26 @@ const models = new ModelPanel(
   },
 );
 $("chats-toggle").addEventListener("click", () => { if (models.isOpen()) models.setOpen(false); });
+
+const pull = new PullPanel(
+  { slot: $("pull-slot"), toggle: $("models-toggle") },
+  {
+    start: (name) => invoke(Cmd.pullModel, { name }),
+    cancel: (id) => invoke(Cmd.cancelPull, { id }),
+    state: () => invoke(Cmd.pullState),
+    // The new model joins the list with its fit prediction, marked (the list reloads when
+    // opened, so a closed list needs nothing).
+    onPulled: async (name) => {
+      if (!models.isOpen()) return;
+      await models.refresh();
+      const rows = [...$("models-list").querySelectorAll("li.model-row")];
+      const row = rows.find((li) => li.dataset.model === name || li.dataset.model === `${name}:latest`);
+      if (row) row.dataset.fresh = "true";
+      pull.reveal();
+    },
+    openList: () => { if (!models.isOpen()) models.setOpen(true); },
+  },
+);
 
 function renderComposer() {
   const busy = state.streaming || state.sending;
@@ -253,6 +274,7 @@ async function boot() {
   renderComposer();
   await Promise.all([
     listen(Ev.snapshot, onSnapshot),
+    listen(Ev.pull, (ev) => pull.onEvent(ev)),
     listen(Ev.chat, (ev) => {
       const t0 = performance.now();
       chat.onChatEvent(ev);
@@ -264,6 +286,7 @@ async function boot() {
   if (snapshot.status === "fulfilled") onSnapshot(snapshot.value);
   // The header names the chat model when the picker chose one (another window may have).
   models.loadChoice();
+  pull.resume();
   els.input.focus();
   // The second frame callback runs once the first full frame has been painted: the tray logs
   // "Open chat" → painted from this.

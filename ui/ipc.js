@@ -19,11 +19,15 @@ export const Cmd = Object.freeze({
   watchModel: "watch_model",
   chooseHost: "choose_host",
   painted: "painted",
+  pullModel: "pull_model",
+  cancelPull: "cancel_pull",
+  pullState: "pull_state",
 });
 
 export const Ev = Object.freeze({
   snapshot: "yollayah://snapshot",
   chat: "yollayah://chat",
+  pull: "yollayah://pull",
 });
 
 function tauri() {

@@ -20,6 +20,9 @@ fn main() {
             "set_think",
             "watch_model",
             "choose_host",
+            "pull_model",
+            "cancel_pull",
+            "pull_state",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

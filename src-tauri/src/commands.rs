@@ -88,6 +88,12 @@ pub(crate) async fn handle(
             shell.chat.painted();
             Ok(Value::Null)
         }
+        Command::PullModel { name } => json(crate::pulls::start(shell, &name)?),
+        Command::CancelPull { id } => {
+            core.pulls.cancel(id);
+            Ok(Value::Null)
+        }
+        Command::PullState => json(core.pulls.state()),
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use yollayah_core::chat::ReplyStats;
 use yollayah_core::events::Snapshot;
+use yollayah_core::pull::PullStatus;
 
 use crate::shell::Status;
 
@@ -18,6 +19,9 @@ pub mod events {
     pub const SNAPSHOT: &str = "yollayah://snapshot";
     /// A chat reply event (payload: [`ChatPayload`](super::ChatPayload)).
     pub const CHAT: &str = "yollayah://chat";
+    /// A model pull's progress or outcome (payload: [`PullPayload`](super::PullPayload)), to
+    /// every window: the pull belongs to the tray, not to the window that started it.
+    pub const PULL: &str = "yollayah://pull";
 }
 
 /// What `status` returns: the watchdog's snapshot, plus (under `app`) how the desktop
@@ -135,4 +139,36 @@ pub enum ChatPayload {
         partial: String,
         html: String,
     },
+}
+
+/// What `pull_model` returns: the pull's number (events and `cancel_pull` name it) and the
+/// name as it will be pulled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullStarted {
+    pub id: u64,
+    pub name: String,
+}
+
+/// The payload of [`events::PULL`], and what `pull_state` returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PullPayload {
+    /// How far it got: Ollama's status text, bytes of every layer announced so far, the rate,
+    /// the ETA and the layer being downloaded.
+    Progress {
+        id: u64,
+        name: String,
+        #[serde(flatten)]
+        status: PullStatus,
+    },
+    /// Pulled: the model is in the model list now.
+    Done { id: u64, name: String, total: u64 },
+    /// Stopped on an error, in Ollama's words where it is Ollama's.
+    Failed {
+        id: u64,
+        name: String,
+        error: String,
+    },
+    /// Stopped by the user (the download's connection was closed).
+    Cancelled { id: u64, name: String },
 }

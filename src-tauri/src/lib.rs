@@ -23,6 +23,7 @@ mod launch;
 mod models;
 mod notify;
 mod picker;
+mod pulls;
 mod reply;
 mod samples;
 mod service;

@@ -97,6 +97,8 @@ pub struct Core {
     pub problems: Vec<String>,
     /// The program `open_external` runs.
     pub opener: PathBuf,
+    /// The model pull started from the popup, if any.
+    pub pulls: crate::pulls::Pulls,
     /// Stops the watchdog and the forwarder.
     pub cancel: CancellationToken,
     /// The config's `[[hosts]]`, followed besides `[ollama]` (empty: nothing changes).
@@ -252,6 +254,7 @@ impl Core {
             replies: Arc::new(Mutex::new(HashMap::new())),
             problems,
             opener: options.opener,
+            pulls: crate::pulls::Pulls::default(),
             cancel,
             hosts,
             host_tick,

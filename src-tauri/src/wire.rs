@@ -87,6 +87,17 @@ pub enum Command {
         #[serde(default)]
         host: Option<String>,
     },
+    /// Starts pulling a model ([`crate::ipc::PullStarted`]); progress comes as
+    /// `yollayah://pull` events.
+    PullModel { name: String },
+    /// Stops the running pull (`id`: the one the window means; absent: whichever runs).
+    CancelPull {
+        #[serde(default)]
+        id: Option<u64>,
+    },
+    /// The running pull's state, else how the last one ended, else null
+    /// ([`crate::ipc::PullPayload`]).
+    PullState,
 }
 
 /// A numbered command: the reply carries the same `seq`. (Not `id`: commands have arguments

@@ -120,6 +120,8 @@
     { id: 5, title: "Translate a recipe to Spanish", model: "llama3.2:3b", persona: "yollayah", updated_at: new Date(Date.now() - 2 * 86400e3).toISOString(), message_count: 6, preview: "Claro. Ingredientes: 200 g de harina…" },
   ];
 
+  let pullSeq = 0;
+  let pullTimer = null;
   const handlers = {
     status: () => snapshot(verdictKind),
     gpu_history: () => history(),
@@ -160,6 +162,35 @@
       }, 1200);
     }),
     unload: () => null,
+    // A pull of ~500 MiB at ~60 MiB/s; "nope:*" fails as Ollama says an unknown name does.
+    pull_state: () => null,
+    pull_model: ({ name }) => {
+      const id = ++pullSeq;
+      const total = 522653767;
+      let completed = 0;
+      clearInterval(pullTimer);
+      pullTimer = setInterval(() => {
+        if (name.startsWith("nope")) {
+          clearInterval(pullTimer);
+          emit("yollayah://pull", { kind: "failed", id, name, error: "pull model manifest: file does not exist" });
+          return;
+        }
+        completed = Math.min(total, completed + 6.3e6);
+        const layer = { digest: "sha256:a5d1f3b2c4e6a5d1f3b2c4e6", total, completed };
+        emit("yollayah://pull", { kind: "progress", id, name, status: "pulling a5d1f3b2c4e6", total, completed,
+          bytes_per_second: 63e6, eta_secs: (total - completed) / 63e6, done: false, layer });
+        if (completed >= total) {
+          clearInterval(pullTimer);
+          emit("yollayah://pull", { kind: "done", id, name, total });
+        }
+      }, 100);
+      return { id, name };
+    },
+    cancel_pull: ({ id }) => {
+      clearInterval(pullTimer);
+      setTimeout(() => emit("yollayah://pull", { kind: "cancelled", id, name: "the model" }), 0);
+      return null;
+    },
     open_external: ({ url }) => {
       document.documentElement.dataset.lastExternal = url;
       return null;

@@ -30,6 +30,18 @@ pub struct PullStatus {
     pub eta_secs: Option<f64>,
     /// True after `success`.
     pub done: bool,
+    /// The layer the last line was about, while one is downloading (`None` for phase lines
+    /// such as `pulling manifest` or `verifying sha256 digest`).
+    pub layer: Option<LayerStatus>,
+}
+
+/// One manifest layer's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerStatus {
+    /// The digest as Ollama prints it (`sha256:…`).
+    pub digest: String,
+    pub total: u64,
+    pub completed: u64,
 }
 
 /// Folds progress lines into a [`PullStatus`]. Public so a UI can feed it lines it read
@@ -49,11 +61,17 @@ impl PullTracker {
     /// Adds one line seen at `now`.
     pub fn update(&mut self, p: &PullProgress, now: Instant) -> PullStatus {
         self.status.clone_from(&p.status);
+        let mut layer = None;
         if let (Some(d), Some(total)) = (&p.digest, p.total) {
             let completed = p.completed.unwrap_or(0).min(total);
             let e = self.layers.entry(d.clone()).or_insert((total, 0));
             // Completed never goes back (Ollama restarts a part on retry; the bar should not).
             *e = (total, e.1.max(completed));
+            layer = Some(LayerStatus {
+                digest: d.clone(),
+                total,
+                completed: e.1,
+            });
         }
         let (total, completed) = self.totals();
         self.samples.push((now, completed));
@@ -75,6 +93,7 @@ impl PullTracker {
             bytes_per_second: rate,
             eta_secs: eta,
             done: p.status == "success",
+            layer,
         }
     }
 
@@ -141,6 +160,14 @@ mod tests {
         t.update(&line("bbbb", 1000, 1000), t0);
         let s = t.update(&line("aaaa", 1000, 500), t0 + Duration::from_secs(1));
         assert_eq!((s.total, s.completed), (2000, 1500));
+        assert_eq!(
+            s.layer,
+            Some(LayerStatus {
+                digest: "aaaa".into(),
+                total: 1000,
+                completed: 500
+            })
+        );
         // 1500 bytes in 1 s over the window; 500 left.
         assert_eq!(s.bytes_per_second, Some(1500.0));
         assert!((s.eta_secs.expect("eta") - 500.0 / 1500.0).abs() < 1e-9);
@@ -155,5 +182,6 @@ mod tests {
             t0 + Duration::from_secs(3),
         );
         assert!(done.done);
+        assert_eq!(done.layer, None, "a phase line is about no layer");
     }
 }

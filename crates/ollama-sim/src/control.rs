@@ -133,6 +133,7 @@ async fn stats(State(shared): S) -> Response {
             "reload_count": st.reload_count,
             "loaded": loaded,
             "requests": st.requests.len(),
+            "pulls": st.pulls,
         }),
     )
 }

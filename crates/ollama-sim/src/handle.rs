@@ -195,6 +195,11 @@ impl SimHandle {
             .collect()
     }
 
+    /// How the `/api/pull` requests went so far (active, completed, failed, abandoned).
+    pub fn pull_counts(&self) -> crate::pull::PullCounts {
+        self.shared.lock().pulls
+    }
+
     /// Names of the models currently loaded (as `/api/ps` would list them).
     pub fn loaded_models(&self) -> Vec<String> {
         self.shared

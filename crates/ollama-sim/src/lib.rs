@@ -34,6 +34,7 @@ pub use error::{Result, SimError};
 pub use fault::{Fault, RecordedRequest};
 pub use gpu::{GpuInfo, GpuProcess, GpuSnapshot, GpuView, NvmlStatus, RunnerProcess};
 pub use handle::{SimHandle, start, start_on};
+pub use pull::PullCounts;
 pub use scenario::{GpuSpec, ModelSpec, OtherProcess, ReplyMode, Scenario};
 
 /// How long [`bounded`] lets a test body run.

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::catalog::{Model, fake_hex, normalize_name};
@@ -133,6 +134,57 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     }
 }
 
+/// How the `/api/pull` requests went, so a test can see a client's cancel arrive as a closed
+/// connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PullCounts {
+    /// Pulls still sending progress.
+    pub active: u64,
+    /// Pulls that reached `success`.
+    pub completed: u64,
+    /// Pulls that ended with an `error` line (unknown model, broken download).
+    pub failed: u64,
+    /// Pulls whose client closed the connection before the end (a cancel).
+    pub abandoned: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Completed,
+    Failed,
+    Abandoned,
+}
+
+/// Counts a pull as active while it lives, then as its outcome (abandoned unless told
+/// otherwise: a job dropped mid-way lost its client).
+struct Counted {
+    shared: Arc<Shared>,
+    outcome: Outcome,
+}
+
+impl Counted {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.lock().pulls.active += 1;
+        Counted {
+            shared,
+            outcome: Outcome::Abandoned,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        let c = &mut st.pulls;
+        c.active = c.active.saturating_sub(1);
+        match self.outcome {
+            Outcome::Completed => c.completed += 1,
+            Outcome::Failed => c.failed += 1,
+            Outcome::Abandoned => c.abandoned += 1,
+        }
+    }
+}
+
 struct PullJob {
     shared: Arc<Shared>,
     name: String,
@@ -144,6 +196,7 @@ struct PullJob {
 impl PullJob {
     /// Writes the progress lines; stops quietly when the client goes away (send fails).
     async fn run(self, tx: tokio::sync::mpsc::Sender<Bytes>) {
+        let mut counted = Counted::new(self.shared.clone());
         let send = |v: Value| {
             let tx = tx.clone();
             async move { tx.send(line(&v)).await.is_ok() }
@@ -159,13 +212,17 @@ impl PullJob {
                         return;
                     }
                 }
-                finish(&send).await;
+                if finish(&send).await {
+                    counted.outcome = Outcome::Completed;
+                }
                 return;
             }
             (None, Some(m)) => m,
             (None, None) => {
                 tokio::time::sleep(TICK).await;
-                send(json!({ "error": NOT_FOUND })).await;
+                if send(json!({ "error": NOT_FOUND })).await {
+                    counted.outcome = Outcome::Failed;
+                }
                 return;
             }
         };
@@ -192,7 +249,9 @@ impl PullJob {
                     && done_total + step >= at
                 {
                     send(progress(b, completed + at.saturating_sub(done_total))).await;
-                    send(json!({ "error": message })).await;
+                    if send(json!({ "error": message })).await {
+                        counted.outcome = Outcome::Failed;
+                    }
                     return;
                 }
                 completed += step;
@@ -215,18 +274,22 @@ impl PullJob {
                 });
             }
         }
-        finish(&send).await;
+        if finish(&send).await {
+            counted.outcome = Outcome::Completed;
+        }
     }
 }
 
-async fn finish<F, Fut>(send: &F)
+/// The lines after the download; false when the client went away before `success`.
+async fn finish<F, Fut>(send: &F) -> bool
 where
     F: Fn(Value) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     for status in ["verifying sha256 digest", "writing manifest", "success"] {
         if !send(json!({ "status": status })).await {
-            return;
+            return false;
         }
     }
+    true
 }

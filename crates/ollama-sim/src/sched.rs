@@ -108,6 +108,8 @@ pub struct State {
     pub requests: Vec<RecordedRequest>,
     /// Models added by `/api/pull` (listed after the catalog).
     pub pulled: Vec<Model>,
+    /// How `/api/pull` requests went (the control API's `stats` shows it).
+    pub pulls: crate::pull::PullCounts,
     pub load_count: u64,
     pub reload_count: u64,
     next_id: u64,
@@ -125,6 +127,7 @@ impl State {
             reply: None,
             requests: Vec::new(),
             pulled: Vec::new(),
+            pulls: crate::pull::PullCounts::default(),
             load_count: 0,
             reload_count: 0,
             next_id: 1,

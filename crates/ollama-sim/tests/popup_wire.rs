@@ -201,3 +201,49 @@ async fn pull_progress_success_and_faults() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_pull_whose_client_goes_away_stops_and_is_counted_abandoned() {
+    bounded(async {
+        // ~520 MB at 20 MB/s: about 26 s, far longer than the test waits.
+        let sim = sim(ollama_sim::Scenario {
+            pull_bytes_per_second: 20e6,
+            ..fast()
+        })
+        .await;
+        let mut r = post(&sim, "/api/pull", json!({"model":"qwen3:0.6b"})).await;
+        let mut seen = 0;
+        while seen < 3 {
+            let chunk = r.chunk().await.expect("read").expect("more progress");
+            seen += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        assert_eq!(sim.pull_counts().active, 1);
+        drop(r);
+        // The job notices at its next line (every 60 ms).
+        let mut counts = sim.pull_counts();
+        for _ in 0..100 {
+            if counts.active == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            counts = sim.pull_counts();
+        }
+        assert_eq!(
+            counts,
+            ollama_sim::PullCounts {
+                abandoned: 1,
+                ..Default::default()
+            }
+        );
+        assert!(sim.pulled_models().is_empty(), "no model from a cancel");
+        let stats = json_of(get(&sim, "/__sim/stats").await).await;
+        assert_eq!(stats["pulls"]["abandoned"], 1);
+
+        // Outcomes are counted apart.
+        let _ = ndjson(&sim, "/api/pull", json!({"model":"nope:1b"})).await;
+        let _ = ndjson(&sim, "/api/pull", json!({"model":"llama3.2:3b"})).await;
+        let counts = sim.pull_counts();
+        assert_eq!((counts.failed, counts.completed), (1, 1), "{counts:?}");
+    })
+    .await;
+}

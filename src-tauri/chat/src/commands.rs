@@ -113,4 +113,20 @@ pub async fn watch_model(tray: State<'_, Client>, model: String) -> Reply {
 #[tauri::command]
 pub async fn choose_host(tray: State<'_, Client>, host: Option<String>) -> Reply {
     tray.call(Command::ChooseHost { host }).await
+/// Starts pulling a model; progress arrives as `yollayah://pull` events.
+#[tauri::command]
+pub async fn pull_model(tray: State<'_, Client>, name: String) -> Reply {
+    tray.call(Command::PullModel { name }).await
+}
+
+/// Stops the running pull (`id`: the one the window shows).
+#[tauri::command]
+pub async fn cancel_pull(tray: State<'_, Client>, id: Option<u64>) -> Reply {
+    tray.call(Command::CancelPull { id }).await
+}
+
+/// The running pull's state (a reopened window follows it), else how the last one ended.
+#[tauri::command]
+pub async fn pull_state(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::PullState).await
 }

@@ -46,6 +46,9 @@ pub fn run_app<R: Runtime>(
             commands::watch_model,
             commands::choose_host,
             commands::painted,
+            commands::pull_model,
+            commands::cancel_pull,
+            commands::pull_state,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);

@@ -705,6 +705,9 @@ fn only_the_chat_window_may_call_the_commands() {
         ("set_think", json!({"model": "qwen3:8b", "think": "off"})),
         ("watch_model", json!({"model": "qwen3:8b"})),
         ("choose_host", json!({"host": null})),
+        ("pull_model", json!({"name": "qwen3:0.6b"})),
+        ("cancel_pull", json!({})),
+        ("pull_state", json!({})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(

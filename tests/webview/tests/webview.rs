@@ -1272,4 +1272,333 @@ fn picker_predictions_hold_after_loading_and_the_choice_reaches_the_request() {
             .contains("until Yollayah restarts"),
         "{note}"
     );
+/// The registry model the simulator can fetch (about 523 MB).
+const PULLABLE: &str = "qwen3:0.6b";
+
+/// Launches with the simulator downloading at `bytes_per_second`, and opens the model list
+/// and its "Pull a model…" field.
+fn launch_for_pull(bins: &Bins, bytes_per_second: f64) -> App {
+    let toml = sim::scenario(
+        DEFAULT_SCENARIO,
+        &[
+            ("tokens_per_second", "200.0"),
+            ("pull_bytes_per_second", &format!("{bytes_per_second:.1}")),
+        ],
+    );
+    let sim = Sim::start(&bins.sim, &toml).expect("start ollama-sim");
+    let app = App::launch(bins, sim, &Launch::default()).expect("launch");
+    app.wait_ready().expect("the chat window boots");
+    let toggle = app.wd.find("#models-toggle").expect("Models");
+    app.wd.click(&toggle).expect("open Models");
+    wait_for(
+        "the model list",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let n =
+                app.js("return document.querySelectorAll('#models-list li.model-row').length;")?;
+            Ok((n.as_u64() > Some(0)).then_some(()))
+        },
+    )
+    .expect("rows");
+    app
+}
+
+/// Types `name` in the pull field (opening it first when closed) and presses Enter.
+fn pull(app: &App, name: &str) {
+    let hidden = app
+        .js("return document.getElementById('pull-form').hidden;")
+        .expect("form");
+    if hidden == true {
+        app.wd
+            .click(&app.wd.find("#pull-open").expect("Pull a model…"))
+            .expect("open the field");
+    }
+    let input = app.wd.find("#pull-name").expect("name field");
+    app.wd.send_keys(&input, name).expect("type");
+    app.wd.send_keys(&input, ENTER).expect("Enter");
+}
+
+/// The pull section as shown: `{running, completed, total, figures, phase, result, tone, chip}`.
+fn pull_view(app: &App) -> Result<Value> {
+    app.js(
+        "const p = document.getElementById('pull-progress'), r = document.getElementById('pull-result');\
+         return {running: !p.hidden, completed: Number(p.dataset.completed || 0),\
+                 total: Number(p.dataset.total || 0),\
+                 bar: document.getElementById('pull-bar').value,\
+                 figures: document.getElementById('pull-figures').textContent,\
+                 phase: document.getElementById('pull-phase').textContent,\
+                 result: r.hidden ? null : r.textContent, tone: r.dataset.tone || null,\
+                 chip: document.getElementById('pull-chip').hidden ? null : document.getElementById('pull-chip').textContent};",
+    )
+}
+
+fn wait_result(app: &App, what: &str, timeout: Duration) -> Value {
+    let mut last = Value::Null;
+    let got = wait_for(what, timeout, Duration::from_millis(50), || {
+        let v = pull_view(app)?;
+        last = v.clone();
+        Ok((v["running"] == false && v["result"].is_string()).then_some(v))
+    });
+    got.unwrap_or_else(|e| {
+        let button = app
+            .js("const b = document.getElementById('pull-cancel'); return {text: b.textContent, disabled: b.disabled};")
+            .unwrap_or(Value::Null);
+        let sim = app.sim.stats().map(|s| s["pulls"].clone()).unwrap_or(Value::Null);
+        panic!("{e:?}: last view {last}; cancel button {button}; simulator pulls {sim}")
+    })
+}
+
+fn listed_models(app: &App) -> Vec<String> {
+    app.js("return [...document.querySelectorAll('#models-list li.model-row')].map(li => li.dataset.model);")
+        .expect("rows")
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pull_progress_advances_then_cancel_stops_it_and_errors_are_ollamas_words() {
+    let Some((_lock, bins)) =
+        start("pull_progress_advances_then_cancel_stops_it_and_errors_are_ollamas_words")
+    else {
+        return;
+    };
+    // ~523 MB at 10 MB/s: about 50 s, far longer than the test lets it run.
+    let app = launch_for_pull(&bins, 10e6);
+    assert!(!listed_models(&app).contains(&PULLABLE.to_owned()));
+    pull(&app, PULLABLE);
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = Value::Null;
+    wait_for(
+        "the pull to advance",
+        Duration::from_secs(30),
+        Duration::from_millis(40),
+        || {
+            let v = pull_view(&app)?;
+            if v["running"] == true && v["completed"].as_u64() > Some(0) {
+                seen.insert(v["completed"].as_u64().unwrap_or(0));
+                last = v;
+            }
+            // A few percent in, so the screenshot shows a bar that has moved.
+            Ok(
+                (seen.len() >= 3 && last["completed"].as_u64() > Some(522_653_767 / 25))
+                    .then_some(()),
+            )
+        },
+    )
+    .expect("progress advances");
+    eprintln!("distinct progress values seen: {seen:?}; last view {last}");
+    let figures = last["figures"].as_str().unwrap_or("");
+    assert!(
+        figures.contains(" / ") && figures.contains("MiB/s") && figures.contains("left"),
+        "bytes, rate and time left: {figures:?}"
+    );
+    assert!(
+        last["phase"].as_str().unwrap_or("").starts_with("layer "),
+        "the layer being downloaded: {last}"
+    );
+    assert!(
+        last["chip"].as_str().unwrap_or("").contains('%'),
+        "the header chip: {last}"
+    );
+    assert_eq!(app.sim.stats().expect("stats")["pulls"]["active"], 1);
+    shot(&app, "pull-progress");
+
+    // The pull is the tray's: a reloaded page (as a reopened window) picks it up where it is.
+    let before = last["completed"].as_u64().unwrap_or(0);
+    app.js("window.__beforeReload = true; setTimeout(() => location.reload(), 0); return true;")
+        .expect("reload");
+    let resumed = wait_for(
+        "the reloaded page to show the running pull",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            // While the page reloads a script may fail: such probes count as "not yet".
+            let v = app
+                .js(
+                    "if (window.__beforeReload || document.readyState !== 'complete') return null;\
+                     const p = document.getElementById('pull-progress');\
+                     const c = document.getElementById('pull-chip');\
+                     return p && c && {running: !p.hidden, completed: Number(p.dataset.completed || 0),\
+                                       chip: c.hidden ? null : c.textContent};",
+                )
+                .unwrap_or(Value::Null);
+            Ok((v["running"] == true && v["completed"].as_u64() > Some(before)).then_some(v))
+        },
+    )
+    .expect("resumed");
+    assert!(
+        resumed["chip"].as_str().unwrap_or("").contains('%'),
+        "the header chip shows the running pull: {resumed}"
+    );
+    let toggle = app.wd.find("#models-toggle").expect("Models");
+    app.wd.click(&toggle).expect("open Models");
+    // The rows arrive after the list opens and push the section down: click once they are in.
+    wait_for(
+        "the model list after the reload",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let busy = app.js(
+                "const l = document.getElementById('models-list');\
+                 return l.getAttribute('aria-busy') !== 'false' || !l.querySelector('li.model-row');",
+            )?;
+            Ok((busy == false).then_some(()))
+        },
+    )
+    .expect("rows");
+
+    app.js(
+        "document.getElementById('pull-cancel').scrollIntoView({block: 'center'}); return true;",
+    )
+    .expect("scroll");
+    app.wd
+        .click(&app.wd.find("#pull-cancel").expect("Cancel"))
+        .expect("cancel");
+    let clicked = wait_for(
+        "the Cancel click to register",
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        || {
+            let v = app.js(
+                "const b = document.getElementById('pull-cancel'), r = document.getElementById('pull-result');\
+                 return (b.disabled && b.textContent === 'Cancelling…') || !r.hidden;",
+            )?;
+            Ok((v == true).then_some(()))
+        },
+    );
+    if clicked.is_err() {
+        shot(&app, "pull-cancel-missed");
+        panic!(
+            "the click on Cancel did not register: {}",
+            pull_view(&app).unwrap_or_default()
+        );
+    }
+    let v = wait_result(&app, "the cancelled pull", Duration::from_secs(10));
+    assert_eq!(v["tone"], "info", "{v}");
+    assert!(
+        v["result"].as_str().unwrap_or("").contains("cancelled"),
+        "the UI says cancelled: {v}"
+    );
+    // The simulator sees the download's connection close.
+    let pulls = wait_for(
+        "the simulator to see the pull end",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let p = app.sim.stats()?["pulls"].clone();
+            Ok((p["active"] == 0).then_some(p))
+        },
+    )
+    .expect("pull ended on the server");
+    assert_eq!(pulls["abandoned"], 1, "{pulls}");
+    assert_eq!(pulls["completed"], 0, "{pulls}");
+    let models = app.sim.stats().expect("stats");
+    eprintln!("sim after cancel: {}", models["pulls"]);
+    // Nothing was added: reopen the list to reload it.
+    for _ in 0..2 {
+        app.wd
+            .click(&app.wd.find("#models-toggle").expect("Models"))
+            .expect("toggle");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !listed_models(&app).contains(&PULLABLE.to_owned()),
+        "no model from a cancelled pull"
+    );
+    shot(&app, "pull-cancelled");
+
+    // A name the registry does not have: Ollama's words, as they are.
+    pull(&app, "nope:1b");
+    let v = wait_result(&app, "the failed pull", Duration::from_secs(10));
+    assert_eq!(v["tone"], "error", "{v}");
+    assert!(
+        v["result"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("pull model manifest: file does not exist"),
+        "{v}"
+    );
+
+    // A download that breaks part-way.
+    app.sim
+        .fault(json!({"kind": "broken_pull", "after_percent": 3}))
+        .expect("fault");
+    pull(&app, PULLABLE);
+    let v = wait_result(&app, "the broken pull", Duration::from_secs(30));
+    assert_eq!(v["tone"], "error", "{v}");
+    assert!(
+        v["result"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("max retries exceeded: unexpected EOF"),
+        "{v}"
+    );
+    let pulls = app.sim.stats().expect("stats")["pulls"].clone();
+    assert_eq!(pulls["failed"], 2, "{pulls}");
+    shot(&app, "pull-error");
+}
+
+#[test]
+fn a_complete_pull_adds_the_model_with_its_fit_prediction() {
+    let Some((_lock, bins)) = start("a_complete_pull_adds_the_model_with_its_fit_prediction")
+    else {
+        return;
+    };
+    // ~523 MB at 100 MB/s: about 5 s.
+    let app = launch_for_pull(&bins, 100e6);
+    let before = listed_models(&app);
+    assert!(!before.contains(&PULLABLE.to_owned()), "{before:?}");
+    pull(&app, PULLABLE);
+    let v = wait_result(&app, "the pull to complete", Duration::from_secs(60));
+    assert_eq!(v["tone"], "good", "{v}");
+    assert!(
+        v["result"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("Pulled {PULLABLE}")),
+        "{v}"
+    );
+    let row = wait_for(
+        "the new model in the list",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let r = app.js(&format!(
+                "const li = document.querySelector('#models-list li.model-row[data-model=\"{PULLABLE}\"]');\
+                 return li && {{fit: li.querySelector('.model-fit').textContent,\
+                               fresh: li.dataset.fresh ?? null,\
+                               tone: li.querySelector('.model-fit').dataset.tone,\
+                               facts: li.querySelector('.model-facts').textContent}};"
+            ))?;
+            Ok((!r.is_null()).then_some(r))
+        },
+    )
+    .expect("listed");
+    assert_eq!(
+        listed_models(&app).len(),
+        before.len() + 1,
+        "one model more"
+    );
+    assert!(
+        !row["fit"].as_str().unwrap_or("").is_empty()
+            && !row["fit"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("no prediction"),
+        "with its fit prediction: {row}"
+    );
+    assert_eq!(row["fresh"], "true", "the new model is marked: {row}");
+    assert_eq!(
+        app.sim.stats().expect("stats")["pulls"]["completed"],
+        1,
+        "the simulator finished it"
+    );
+    shot(&app, "pull-done");
 }
