@@ -14,6 +14,7 @@ export const Cmd = Object.freeze({
   gpuHistory: "gpu_history",
   listModels: "list_models",
   painted: "painted",
+  checkNow: "check_now",
 });
 
 export const Ev = Object.freeze({

@@ -15,6 +15,7 @@ fn main() {
             "gpu_history",
             "list_models",
             "painted",
+            "check_now",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

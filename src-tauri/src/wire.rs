@@ -64,6 +64,9 @@ pub enum Command {
     ListModels,
     /// The window painted its first frame (the tray logs how long "Open chat" took).
     Painted,
+    /// Checks Ollama now instead of at the next tick, and returns the fresh status
+    /// ([`crate::ipc::StatusReply`]): the Retry of the "Ollama is not running" panel.
+    CheckNow,
 }
 
 /// A numbered command: the reply carries the same `seq`. (Not `id`: commands have arguments

@@ -160,6 +160,10 @@
       }, 1200);
     }),
     unload: () => null,
+    check_now: () => {
+      document.documentElement.dataset.checkedNow = "1";
+      return snapshot("down");
+    },
     open_external: ({ url }) => {
       document.documentElement.dataset.lastExternal = url;
       return null;

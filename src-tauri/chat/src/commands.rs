@@ -84,3 +84,9 @@ pub async fn list_models(tray: State<'_, Client>) -> Reply {
 pub async fn painted(tray: State<'_, Client>) -> Reply {
     tray.call(Command::Painted).await
 }
+
+/// Checks Ollama now (the "Retry" of the Ollama-down panel) and returns the fresh snapshot.
+#[tauri::command]
+pub async fn check_now(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::CheckNow).await
+}

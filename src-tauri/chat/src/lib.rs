@@ -41,6 +41,7 @@ pub fn run_app<R: Runtime>(
             commands::gpu_history,
             commands::list_models,
             commands::painted,
+            commands::check_now,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);
