@@ -376,7 +376,14 @@ export class ChatView {
       v.pendingTailHtml = null;
     }
     if (v.thinkingDirty) {
-      v.thinkingText.data = v.thinkRaw;
+      // Append only what is new: rewriting the whole trace each frame costs as much as the
+      // trace is long, and a long trace streams for a while.
+      const shown = v.thinkingText.length;
+      if (shown <= v.thinkRaw.length && v.thinkRaw.startsWith(v.thinkingText.data)) {
+        v.thinkingText.appendData(v.thinkRaw.slice(shown));
+      } else {
+        v.thinkingText.data = v.thinkRaw;
+      }
       v.thinkingDirty = false;
     }
     this.dirty.delete(v);
