@@ -395,19 +395,23 @@ fn warm_button_loads_the_model() {
         Duration::from_secs(30),
         Duration::from_millis(20),
         || {
-            let r = app.js(
-                "const w = document.getElementById('warm');\
+            let r = app.js("const w = document.getElementById('warm');\
                  return {badge: document.getElementById('badge-text').textContent,\
-                         text: w.textContent, disabled: w.disabled, state: w.dataset.state};",
-            )?;
+                         text: w.textContent, disabled: w.disabled, state: w.dataset.state};")?;
             seen_warming |= r["text"] == "Warming…";
             Ok((r["badge"] == "GPU").then_some(r))
         },
     )
     .expect("GPU badge");
-    assert_eq!(at_gpu["text"], "Warm", "Warming… ends when the badge turns GPU: {at_gpu}");
+    assert_eq!(
+        at_gpu["text"], "Warm",
+        "Warming… ends when the badge turns GPU: {at_gpu}"
+    );
     assert_eq!(at_gpu["disabled"], false, "{at_gpu}");
-    assert!(seen_warming, "the button said Warming… while the model loaded");
+    assert!(
+        seen_warming,
+        "the button said Warming… while the model loaded"
+    );
     shot(&app, "warm-loaded");
     let stats = app.sim.stats().expect("stats");
     assert_eq!(
@@ -1049,15 +1053,30 @@ fn a_tick_between_press_and_release_does_not_lose_the_click() {
         let b = app.wd.find("#probe").expect("probe");
         app.wd.click(&b).expect("click probe");
         // The click (if any) is dispatched before WebDriver answers; allow a frame anyway.
-        let clicks = wait_for("the probe's click count", Duration::from_secs(2), Duration::from_millis(50), || {
-            let n = app.js("return Number(document.getElementById('probe').dataset.clicks);")?;
-            Ok(n.as_u64().filter(|n| *n > 0))
-        });
+        let clicks = wait_for(
+            "the probe's click count",
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+            || {
+                let n =
+                    app.js("return Number(document.getElementById('probe').dataset.clicks);")?;
+                Ok(n.as_u64().filter(|n| *n > 0))
+            },
+        );
         clicks.unwrap_or(0)
     };
-    assert_eq!(probe("replace"), 0, "WebKit drops the click when the pressed text node is replaced");
-    assert_eq!(probe("in_place"), 1, "an in-place text change keeps the click");
-    app.js("document.getElementById('probe').remove(); return true;").expect("remove probe");
+    assert_eq!(
+        probe("replace"),
+        0,
+        "WebKit drops the click when the pressed text node is replaced"
+    );
+    assert_eq!(
+        probe("in_place"),
+        1,
+        "an in-place text change keeps the click"
+    );
+    app.js("document.getElementById('probe').remove(); return true;")
+        .expect("remove probe");
 
     // The real strip: ten snapshots later, the nodes under the pointer are the same nodes.
     app.js(
@@ -1069,10 +1088,15 @@ fn a_tick_between_press_and_release_does_not_lose_the_click() {
          return true;",
     )
     .expect("record nodes");
-    wait_for("ten snapshots", Duration::from_secs(20), Duration::from_millis(50), || {
-        let n = app.js("return window.__snaps;")?;
-        Ok(n.as_u64().filter(|n| *n >= 10))
-    })
+    wait_for(
+        "ten snapshots",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let n = app.js("return window.__snaps;")?;
+            Ok(n.as_u64().filter(|n| *n >= 10))
+        },
+    )
     .expect("snapshots arrive");
     assert_eq!(
         app.js("return window.__check();").expect("check"),
@@ -1083,8 +1107,7 @@ fn a_tick_between_press_and_release_does_not_lose_the_click() {
 
 #[test]
 fn ollama_down_says_how_to_start_it_and_retry_checks_now() {
-    let Some((_lock, bins)) = start("ollama_down_says_how_to_start_it_and_retry_checks_now")
-    else {
+    let Some((_lock, bins)) = start("ollama_down_says_how_to_start_it_and_retry_checks_now") else {
         return;
     };
     let port = yollayah_webview_e2e::http::free_port().expect("free port");
@@ -1111,20 +1134,36 @@ fn ollama_down_says_how_to_start_it_and_retry_checks_now() {
                      send: document.getElementById('send').disabled};",
         )
     };
-    let down = wait_for("the Ollama-down panel", Duration::from_secs(20), Duration::from_millis(50), || {
-        let d = read()?;
-        Ok((d["hidden"] == false).then_some(d))
-    })
+    let down = wait_for(
+        "the Ollama-down panel",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let d = read()?;
+            Ok((d["hidden"] == false).then_some(d))
+        },
+    )
     .expect("down panel");
     assert_eq!(down["title"], "Ollama is not running", "{down}");
     assert_eq!(down["badge"], "down");
     let text = collapse_ws(down["text"].as_str().unwrap_or(""));
-    for needle in ["ollama serve", "sudo systemctl start ollama", listen.as_str(), "Retry"] {
+    for needle in [
+        "ollama serve",
+        "sudo systemctl start ollama",
+        listen.as_str(),
+        "Retry",
+    ] {
         assert!(text.contains(needle), "{needle:?} in {text:?}");
     }
     // No raw error chain and no "no GPU" anywhere on the page.
     let page = down["page"].as_str().unwrap_or("");
-    for raw in ["error sending request", "tcp connect", "os error", "Connection refused", "no GPU"] {
+    for raw in [
+        "error sending request",
+        "tcp connect",
+        "os error",
+        "Connection refused",
+        "no GPU",
+    ] {
         assert!(!page.contains(raw), "{raw:?} on the page: {page:?}");
     }
     assert_eq!(down["vram"], "");
@@ -1133,10 +1172,20 @@ fn ollama_down_says_how_to_start_it_and_retry_checks_now() {
     // Retry while it is still down: checked now, and said so.
     let retry = app.wd.find("#down-retry").expect("Retry");
     app.wd.click(&retry).expect("click Retry");
-    let still = wait_for("the still-down answer", Duration::from_secs(15), Duration::from_millis(50), || {
-        let d = read()?;
-        Ok((d["status"].as_str().unwrap_or("").starts_with("Still not answering") && d["retry"] == false).then_some(d))
-    })
+    let still = wait_for(
+        "the still-down answer",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || {
+            let d = read()?;
+            Ok((d["status"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Still not answering")
+                && d["retry"] == false)
+                .then_some(d))
+        },
+    )
     .expect("Retry answered");
     assert_eq!(still["hidden"], false);
     shot(&app, "ollama-down");
@@ -1147,12 +1196,20 @@ fn ollama_down_says_how_to_start_it_and_retry_checks_now() {
     let retry = app.wd.find("#down-retry").expect("Retry");
     let t0 = Instant::now();
     app.wd.click(&retry).expect("click Retry");
-    let up = wait_for("the panel to go", Duration::from_secs(10), Duration::from_millis(50), || {
-        let d = read()?;
-        Ok((d["hidden"] == true && d["badge"] != "down").then_some(d))
-    })
+    let up = wait_for(
+        "the panel to go",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let d = read()?;
+            Ok((d["hidden"] == true && d["badge"] != "down").then_some(d))
+        },
+    )
     .expect("back up after Retry");
-    assert!(t0.elapsed() < Duration::from_secs(10), "well before the next tick");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "well before the next tick"
+    );
     assert_ne!(up["vram"], "no GPU", "{up}");
 }
 
@@ -1173,7 +1230,10 @@ fn status_strip_gives_the_model_name_and_sparkline_room() {
         .expect("strip layout");
     assert_eq!(m["name"], MODEL);
     assert_eq!(m["cut"], false, "the model name is shown whole: {m}");
-    assert!(m["spark"].as_f64().unwrap_or(0.0) >= 120.0, "the sparkline has room: {m}");
+    assert!(
+        m["spark"].as_f64().unwrap_or(0.0) >= 120.0,
+        "the sparkline has room: {m}"
+    );
     assert!(
         m["warmRight"].as_f64().unwrap_or(f64::MAX) <= m["width"].as_f64().unwrap_or(0.0),
         "Warm stays inside the window: {m}"
@@ -1192,7 +1252,10 @@ fn status_strip_gives_the_model_name_and_sparkline_room() {
         .expect("narrow layout");
     assert_eq!(narrow["cut"], false, "{narrow}");
     assert!(narrow["spark"].as_f64().unwrap_or(0.0) >= 120.0, "{narrow}");
-    assert!(narrow["warmRight"].as_f64().unwrap_or(f64::MAX) <= 320.0, "{narrow}");
+    assert!(
+        narrow["warmRight"].as_f64().unwrap_or(f64::MAX) <= 320.0,
+        "{narrow}"
+    );
 }
 
 /// About `tokens` simulator tokens of a plain reasoning trace (no Markdown: a trace is shown
@@ -1213,9 +1276,9 @@ fn long_trace(tokens: usize) -> String {
 
 #[test]
 fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
-    let Some((_lock, bins)) = start(
-        "streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview",
-    ) else {
+    let Some((_lock, bins)) =
+        start("streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview")
+    else {
         return;
     };
     let trace = long_trace(1500);
@@ -1247,13 +1310,11 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
     wait_done(&app, Duration::from_secs(120));
     let wall = t0.elapsed();
     let perf = app
-        .js(
-            "const p = window.__yollayahPerf;\
+        .js("const p = window.__yollayahPerf;\
              return {deltas: p.deltas, deltaChars: p.deltaChars, thinkings: p.thinkings,\
                      thinkingChars: p.thinkingChars, handlerMs: p.handlerMs, flushMs: p.flushMs,\
                      frames: p.frames, lastDone: p.lastDone, handler: p.samples('handler'),\
-                     thinking: p.samples('thinking'), flush: p.samples('flush')};",
-        )
+                     thinking: p.samples('thinking'), flush: p.samples('flush')};")
         .expect("perf counters");
     let samples = |k: &str| -> Vec<f64> {
         perf[k]
@@ -1316,8 +1377,16 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
     };
     write_figures_named(&path, "thinking-figures", &report);
 
-    assert_eq!(n("thinkingChars"), trace_chars, "every thinking delta reached the page");
-    assert_eq!(n("deltaChars"), reply_chars, "every answer delta reached the page");
+    assert_eq!(
+        n("thinkingChars"),
+        trace_chars,
+        "every thinking delta reached the page"
+    );
+    assert_eq!(
+        n("deltaChars"),
+        reply_chars,
+        "every answer delta reached the page"
+    );
     assert!(n("thinkings") > 0 && n("deltas") > 0, "{perf}");
     assert!(
         f("frames") < events as f64,
