@@ -347,10 +347,11 @@ export class ChatView {
     cancelAnimationFrame(this.frame);
     clearTimeout(this.fallback);
     this.frame = 0;
+    this.flushedThinking = false;
     for (const v of this.dirty) this.flushView(v);
     this.dirty.clear();
     this.scrollToBottom(false);
-    recordFlush(performance.now() - t0);
+    recordFlush(performance.now() - t0, this.flushedThinking);
   }
 
   flushView(v) {
@@ -376,6 +377,7 @@ export class ChatView {
       v.pendingTailHtml = null;
     }
     if (v.thinkingDirty) {
+      this.flushedThinking = true;
       // Append only what is new: rewriting the whole trace each frame costs as much as the
       // trace is long, and a long trace streams for a while.
       const shown = v.thinkingText.length;

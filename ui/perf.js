@@ -36,6 +36,8 @@ export const perf = {
   handlerSamples: ring(),
   thinkingSamples: ring(),
   flushSamples: ring(),
+  /** Flushes that wrote thinking text (a subset of flushSamples). */
+  thinkingFlushSamples: ring(),
   /** Zeroes everything (the test calls it before a measured stream). */
   reset() {
     this.deltas = 0;
@@ -50,11 +52,13 @@ export const perf = {
     this.handlerSamples = ring();
     this.thinkingSamples = ring();
     this.flushSamples = ring();
+    this.thinkingFlushSamples = ring();
   },
   /** The samples of one ring, oldest first, as a plain array (for WebDriver). */
   samples(which) {
     const r = which === "flush" ? this.flushSamples
-      : which === "thinking" ? this.thinkingSamples : this.handlerSamples;
+      : which === "thinking-flush" ? this.thinkingFlushSamples
+        : which === "thinking" ? this.thinkingSamples : this.handlerSamples;
     const n = Math.min(r.n, RING);
     const out = new Array(n);
     for (let i = 0; i < n; i += 1) out[i] = r.values[(r.n - n + i) % RING];
@@ -78,12 +82,13 @@ export function recordHandler(ev, ms) {
   }
 }
 
-/** Records one flush of queued stream work to the DOM. */
-export function recordFlush(ms) {
+/** Records one flush of queued stream work to the DOM (`thinking`: it wrote thinking text). */
+export function recordFlush(ms, thinking) {
   perf.flushMs += ms;
   perf.frames += 1;
   if (ms > perf.maxFlushMs) perf.maxFlushMs = ms;
   push(perf.flushSamples, ms);
+  if (thinking) push(perf.thinkingFlushSamples, ms);
 }
 
 window.__yollayahPerf = perf;

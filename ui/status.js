@@ -69,6 +69,9 @@ export class StatusStrip {
 
     // While Ollama is down the snapshot carries no GPU reading at all: say nothing about the
     // GPU rather than "no GPU", which reads as a hardware problem.
+    // The meter row (sparkline, VRAM, speed) has nothing to say while Ollama is down.
+    const meter = els.spark.parentElement;
+    if (meter && meter.hidden !== down) meter.hidden = down;
     const vram = vramTotals(s.gpus);
     setText(els.vram, vram ? `${gib(vram.used)}/${gib(vram.total)} GiB` : down ? "" : "no GPU");
     setAttr(els.vram, "title", vram ? "VRAM used / total (all GPUs)" : down ? "" : nvmlReason(s));

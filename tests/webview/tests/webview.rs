@@ -426,6 +426,7 @@ fn warm_button_loads_the_model() {
     })
     .expect("warm result shown");
     assert_eq!(title["text"], "Warm", "{title}");
+    shot(&app, "warm-loaded");
 }
 
 struct Payload {
@@ -1314,7 +1315,8 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
              return {deltas: p.deltas, deltaChars: p.deltaChars, thinkings: p.thinkings,\
                      thinkingChars: p.thinkingChars, handlerMs: p.handlerMs, flushMs: p.flushMs,\
                      frames: p.frames, lastDone: p.lastDone, handler: p.samples('handler'),\
-                     thinking: p.samples('thinking'), flush: p.samples('flush')};")
+                     thinking: p.samples('thinking'), flush: p.samples('flush'),\
+                     thinkingFlush: p.samples('thinking-flush')};")
         .expect("perf counters");
     let samples = |k: &str| -> Vec<f64> {
         perf[k]
@@ -1328,6 +1330,7 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
     let thinking = summarize(&samples("thinking"));
     let both = summarize(&[samples("handler"), samples("thinking")].concat());
     let flush = summarize(&samples("flush"));
+    let thinking_flush = summarize(&samples("thinkingFlush"));
     let events = n("deltas") + n("thinkings");
     let total = f("handlerMs") + f("flushMs");
     let trace_chars = trace.encode_utf16().count() as u64;
@@ -1344,7 +1347,7 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
     };
     let report = format!(
         "A thinking model (qwen3:8b in the simulator) streams a {tc}-character trace, then a \
-         {rc}-character answer ({sent} answer tokens), at 200 tok/s; wall time from Enter to the \
+         {rc}-character answer ({sent} tokens in all by `eval_count`), at 200 tok/s; wall time from Enter to the \
          rendered final message {wall:.1} s.\n\n\
          | main thread, per event | count | p50 ms | p95 ms | max ms | total ms |\n|---|---:|---:|---:|---:|---:|\n\
          {a}{t}{b}{fl}\n\
@@ -1359,7 +1362,14 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
         a = row("answer delta handler", &answer),
         t = row("thinking delta handler", &thinking),
         b = row("any delta handler", &both),
-        fl = row("rAF flush (per frame)", &flush),
+        fl = format!(
+            "{}{}",
+            row("rAF flush, per frame (all)", &flush),
+            row(
+                "rAF flush, per frame, frames that wrote thinking text",
+                &thinking_flush
+            )
+        ),
         per = total / events.max(1) as f64,
         tg = n("thinkingChars"),
         ag = n("deltaChars"),
