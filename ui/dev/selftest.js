@@ -120,6 +120,7 @@ export async function run() {
   badge.focus();
   badge.click();
   check("badge opens the diagnosis popover", !$("popover").hidden && badge.getAttribute("aria-expanded") === "true");
+  check("popover shows no internal codes", !/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/.test($("popover").textContent), $("popover").textContent);
   key(document.body, "Escape");
   check("esc closes the popover first", $("popover").hidden && document.documentElement.dataset.closed !== "1");
   key(document.body, "Escape");

@@ -336,9 +336,16 @@ fn placement_badge_follows_a_cpu_fallback_and_back() {
     let badge = app.wd.find("#badge").expect("badge");
     app.wd.click(&badge).expect("pin the popover");
     let pop = app
-        .js("const p = document.getElementById('popover'); return {hidden: p.hidden, text: p.textContent};")
+        .js("const p = document.getElementById('popover'); const t = p.innerText;\
+             const codes = t.match(/\\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\\b/g) || [];\
+             const s = t.split(/(?<=[.!?])\\s+|\\n+/).map((x) => x.trim().toLowerCase()).filter(Boolean);\
+             return {hidden: p.hidden, text: p.textContent, codes,\
+                     repeated: s.filter((x, i) => s.indexOf(x) !== i)};")
         .expect("popover");
     assert_eq!(pop["hidden"], false);
+    // In words, each sentence once; internal codes stay out of sight (tooltips only).
+    assert_eq!(pop["codes"], json!([]), "{pop}");
+    assert_eq!(pop["repeated"], json!([]), "{pop}");
     assert!(
         !pop["text"].as_str().unwrap_or("").trim().is_empty(),
         "{pop}"
