@@ -1357,7 +1357,7 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
          {rc}-character answer ({sent} tokens in all by `eval_count`), at 200 tok/s; wall time from Enter to the \
          rendered final message {wall:.1} s.\n\n\
          | main thread, per event | count | p50 ms | p95 ms | max ms | total ms |\n|---|---:|---:|---:|---:|---:|\n\
-         {a}{t}{b}{fl}\n\
+         {a}{t}{b}{fl}{tf}\n\
          - main-thread time in Yollayah's code per delta (handlers + flushes over all {events} thinking and \
          answer deltas): **{per:.3} ms** on average; target ≤ 4 ms\n\
          - dropped: thinking {tg} of {tc} characters received, answer {ag} of {rc} (nothing dropped: {ok})\n\
@@ -1369,13 +1369,10 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
         a = row("answer delta handler", &answer),
         t = row("thinking delta handler", &thinking),
         b = row("any delta handler", &both),
-        fl = format!(
-            "{}{}",
-            row("rAF flush, per frame (all)", &flush),
-            row(
-                "rAF flush, per frame, frames that wrote thinking text",
-                &thinking_flush
-            )
+        fl = row("rAF flush, per frame (all)", &flush),
+        tf = row(
+            "rAF flush, per frame, frames that wrote thinking text",
+            &thinking_flush
         ),
         per = total / events.max(1) as f64,
         tg = n("thinkingChars"),
