@@ -7,6 +7,7 @@ import { StatusStrip } from "./status.js";
 import { ConversationPanel } from "./conversations.js";
 import { ModelPanel } from "./models.js";
 import { PullPanel } from "./pull.js";
+import { DownPanel } from "./down.js";
 import { recordHandler } from "./perf.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,7 +18,6 @@ const els = {
   send: $("send"),
   stop: $("stop"),
   composer: $("composer"),
-  downReason: $("down-reason"),
   title: $("title"),
   newChat: $("new-chat"),
 };
@@ -37,6 +37,7 @@ const chat = new ChatView(els.log, {
     renderComposer();
   },
   onStats: (stats) => strip.setLastSpeed(stats),
+  onOllamaDown: () => onOllamaDown({ kind: "ollama_down" }),
 });
 
 const strip = new StatusStrip(
@@ -51,7 +52,27 @@ const strip = new StatusStrip(
     popover: $("popover"),
     popoverBody: $("popover-body"),
   },
-  { onWarm: () => invoke(Cmd.warm) },
+  {
+    onWarm: () => invoke(Cmd.warm),
+    onWarmFailed: (err) => showError(`Warm failed: ${friendlyError(err)}`),
+  },
+);
+
+const downPanel = new DownPanel(
+  {
+    panel: $("down"),
+    title: $("down-title"),
+    body: $("down-body"),
+    retry: $("down-retry"),
+    status: $("down-status"),
+  },
+  {
+    onRetry: async () => {
+      const s = await invoke(Cmd.checkNow);
+      onSnapshot(s);
+      return s;
+    },
+  },
 );
 
 const panel = new ConversationPanel(
@@ -108,14 +129,28 @@ function renderComposer() {
 }
 
 function setDown(snapshot) {
-  const down = Boolean(snapshot.verdict && snapshot.verdict.kind === "down");
-  state.down = down;
-  if (down) {
-    const reason = snapshot.ollama && snapshot.ollama.reason;
-    els.downReason.textContent = `Ollama is down${reason ? `: ${reason}` : ""}. Sending is off until it is back.`;
-  }
-  els.downReason.hidden = !down;
+  state.down = Boolean(snapshot.verdict && snapshot.verdict.kind === "down");
+  downPanel.update(snapshot);
   renderComposer();
+}
+
+/**
+ * An IPC error in words. Errors carry the core's category as `kind`: one that says Ollama is
+ * not there gets the plain sentence (the panel says how to start it) instead of the
+ * connection error chain, which stays in the log for bug reports.
+ */
+function friendlyError(err) {
+  if (err && err.kind === "ollama_down") {
+    console.warn("Ollama is not reachable:", errorText(err));
+    return "Ollama is not running or not answering.";
+  }
+  return errorText(err);
+}
+
+/** Ollama went away under a command: show the panel now and ask the app to check. */
+function onOllamaDown(err) {
+  if (!err || err.kind !== "ollama_down") return;
+  invoke(Cmd.checkNow).then(onSnapshot).catch(() => {});
 }
 
 function onSnapshot(s) {
@@ -150,7 +185,8 @@ async function send() {
     if (els.title.textContent === "") els.title.textContent = firstLine(text);
     chat.ensureReply(r.reply);
   } catch (err) {
-    showError(`Not sent: ${errorText(err)}`);
+    showError(`Not sent: ${friendlyError(err)}`);
+    onOllamaDown(err);
     if (!els.input.value) els.input.value = text; // give the text back to retry by hand
     autoGrow();
   } finally {
@@ -166,7 +202,8 @@ async function retry(reply, failed) {
     chat.supersede(reply);
     chat.ensureReply(r.reply);
   } catch (err) {
-    showError(`Retry failed: ${errorText(err)}`);
+    showError(`Retry failed: ${friendlyError(err)}`);
+    onOllamaDown(err);
     failed();
   }
 }

@@ -161,7 +161,13 @@ export class ChatView {
         this.onDone(ev);
         break;
       case "failed":
-        this.onEnded(ev, errorText(ev.error));
+        // The error's category (`error_kind`, from the core), not its text, decides the words.
+        if (ev.error_kind === "ollama_down") {
+          this.onEnded(ev, "Ollama stopped answering", errorText(ev.error));
+          if (this.hooks.onOllamaDown) this.hooks.onOllamaDown();
+        } else {
+          this.onEnded(ev, errorText(ev.error));
+        }
         break;
       case "cancelled":
         this.onEnded(ev, "stopped");
@@ -256,13 +262,13 @@ export class ChatView {
     this.scrollToBottom(false);
   }
 
-  onEnded(ev, reason) {
+  onEnded(ev, reason, detail) {
     const v = this.ensureReply(ev.reply);
     this.flushView(v);
     this.closeThinking(v, performance.now() - v.thinkingStarted);
     this.setStreaming(v, false);
     const partial = typeof ev.partial === "string" ? ev.partial : v.raw;
-    this.markIncomplete(v, reason);
+    this.markIncomplete(v, reason, detail);
     if (partial.trim() === "") {
       v.tailText.data = "";
       return;
@@ -279,11 +285,13 @@ export class ChatView {
     }
   }
 
-  markIncomplete(v, reason) {
+  markIncomplete(v, reason, detail) {
     v.el.classList.add("incomplete");
     v.meta.replaceChildren();
-    const badge = el("span", "badge-incomplete", `Incomplete: ${reason}`);
-    badge.title = `Incomplete: ${reason}`;
+    // A small pill that says what happened; the reason in full is its tooltip.
+    const badge = el("span", "badge-incomplete", "Incomplete");
+    const why = el("span", "incomplete-why", reason);
+    badge.title = `Incomplete: ${detail && detail !== reason ? `${reason} (${detail})` : reason}`;
     const retry = el("button", "retry", "Retry");
     retry.type = "button";
     retry.setAttribute("aria-label", `Retry this reply (incomplete: ${reason})`);
@@ -291,7 +299,7 @@ export class ChatView {
       retry.disabled = true;
       this.hooks.onRetry(v.id, () => { retry.disabled = false; });
     });
-    v.meta.append(badge, retry);
+    v.meta.append(badge, why, retry);
   }
 
   /** Marks the superseded reply once a retry has started. */
@@ -339,10 +347,11 @@ export class ChatView {
     cancelAnimationFrame(this.frame);
     clearTimeout(this.fallback);
     this.frame = 0;
+    this.flushedThinking = false;
     for (const v of this.dirty) this.flushView(v);
     this.dirty.clear();
     this.scrollToBottom(false);
-    recordFlush(performance.now() - t0);
+    recordFlush(performance.now() - t0, this.flushedThinking);
   }
 
   flushView(v) {
@@ -368,7 +377,15 @@ export class ChatView {
       v.pendingTailHtml = null;
     }
     if (v.thinkingDirty) {
-      v.thinkingText.data = v.thinkRaw;
+      this.flushedThinking = true;
+      // Append only what is new: rewriting the whole trace each frame costs as much as the
+      // trace is long, and a long trace streams for a while.
+      const shown = v.thinkingText.length;
+      if (shown <= v.thinkRaw.length && v.thinkRaw.startsWith(v.thinkingText.data)) {
+        v.thinkingText.appendData(v.thinkRaw.slice(shown));
+      } else {
+        v.thinkingText.data = v.thinkRaw;
+      }
       v.thinkingDirty = false;
     }
     this.dirty.delete(v);

@@ -22,6 +22,7 @@ export const Cmd = Object.freeze({
   pullModel: "pull_model",
   cancelPull: "cancel_pull",
   pullState: "pull_state",
+  checkNow: "check_now",
 });
 
 export const Ev = Object.freeze({

@@ -3,11 +3,15 @@
 
 import { gib, meanUtil, tokPerSec, verdictBadge, vramTotals } from "./format.js";
 import { Sparkline } from "./sparkline.js";
+import { setAttr, setText } from "./dom.js";
+
+/** Verdicts that mean the model is loaded (wherever it runs): a warm has nothing left to do. */
+const LOADED = new Set(["gpu", "partial", "cpu", "unverified"]);
 
 export class StatusStrip {
   /**
    * @param {Record<string, HTMLElement>} els elements from index.html
-   * @param {{onWarm:()=>Promise<any>}} hooks
+   * @param {{onWarm:()=>Promise<any>, onWarmFailed:(err:any)=>void}} hooks
    */
   constructor(els, hooks) {
     this.els = els;
@@ -15,6 +19,7 @@ export class StatusStrip {
     this.snapshot = null;
     this.warmingLocal = false;
     this.pinned = false;
+    this.popoverKey = "";
     this.spark = new Sparkline(els.spark);
     els.badge.addEventListener("click", () => this.togglePopover(!this.pinned, true));
     els.badge.addEventListener("mouseenter", () => this.showPopover(true));
@@ -50,22 +55,28 @@ export class StatusStrip {
     this.spark.reset(samples);
   }
 
-  /** Renders a Snapshot. */
+  /** Renders a Snapshot. Writes only what changed (dom.js says why). */
   update(s) {
     this.snapshot = s;
     const { els } = this;
-    els.model.textContent = s.model || "no model";
-    els.model.title = s.url ? `${s.model || ""} at ${s.url}` : "";
+    const down = Boolean(s.verdict && s.verdict.kind === "down");
+    setText(els.model, s.model || "no model");
+    setAttr(els.model, "title", s.url ? `${s.model || ""} at ${s.url}` : "");
     const badge = verdictBadge(s.verdict);
-    els.badgeText.textContent = badge.text;
-    els.badge.dataset.tone = badge.tone;
-    els.badge.setAttribute("aria-label", `Placement: ${badge.text}. Show diagnosis`);
+    setText(els.badgeText, badge.text);
+    if (els.badge.dataset.tone !== badge.tone) els.badge.dataset.tone = badge.tone;
+    setAttr(els.badge, "aria-label", `Placement: ${badge.text}. Show diagnosis`);
 
+    // While Ollama is down the snapshot carries no GPU reading at all: say nothing about the
+    // GPU rather than "no GPU", which reads as a hardware problem.
+    // The meter row (sparkline, VRAM, speed) has nothing to say while Ollama is down.
+    const meter = els.spark.parentElement;
+    if (meter && meter.hidden !== down) meter.hidden = down;
     const vram = vramTotals(s.gpus);
-    els.vram.textContent = vram ? `${gib(vram.used)}/${gib(vram.total)} GiB` : "no GPU";
-    els.vram.title = vram ? "VRAM used / total (all GPUs)" : nvmlReason(s);
+    setText(els.vram, vram ? `${gib(vram.used)}/${gib(vram.total)} GiB` : down ? "" : "no GPU");
+    setAttr(els.vram, "title", vram ? "VRAM used / total (all GPUs)" : down ? "" : nvmlReason(s));
 
-    if (vram || s.gpus) {
+    if (vram || (s.gpus && s.gpus.length)) {
       this.spark.push({
         at_ms: Date.parse(s.at) || Date.now(),
         util_pct: meanUtil(s.gpus),
@@ -79,53 +90,60 @@ export class StatusStrip {
 
   /** Shows the last reply's speed. */
   setLastSpeed(stats) {
-    this.els.speed.textContent = tokPerSec(stats && stats.tokens_per_second);
+    setText(this.els.speed, tokPerSec(stats && stats.tokens_per_second));
   }
 
   renderPopover(s) {
+    const items = popoverItems(s);
+    // Rebuilt only when its words change (every tick would replace what is being read or
+    // selected).
+    const key = JSON.stringify(items);
+    if (key === this.popoverKey) return;
+    this.popoverKey = key;
     const pop = this.els.popoverBody;
-    pop.replaceChildren();
-    const add = (tag, cls, text) => {
-      const e = document.createElement(tag);
-      if (cls) e.className = cls;
-      e.textContent = text;
-      pop.append(e);
-      return e;
-    };
-    const headline = s.headline || verdictBadge(s.verdict).text;
-    add("p", "headline", headline);
-    if (s.ollama && s.ollama.state === "down") {
-      add("p", "reason", `Ollama is not reachable: ${s.ollama.reason || "no answer"}`);
-    }
-    if (s.advice && s.advice !== headline) add("p", "advice", s.advice);
-    // The headline and advice already say the top finding: list only what they do not, in
-    // words (the internal code stays available as a tooltip for bug reports).
-    const said = `${headline}\n${s.advice || ""}`;
-    const findings = topFindings(s, 3).filter((f) => f.title && !said.includes(f.title.trim()));
-    if (findings.length) {
-      const ul = document.createElement("ul");
-      ul.className = "findings";
-      for (const f of findings) {
+    const nodes = [];
+    let list = null;
+    for (const it of items) {
+      if (it.cls === "finding") {
+        if (!list) {
+          list = document.createElement("ul");
+          list.className = "findings";
+          nodes.push(list);
+        }
         const li = document.createElement("li");
-        li.textContent = f.title;
-        li.title = f.code;
-        ul.append(li);
+        li.textContent = it.text;
+        li.title = it.code;
+        list.append(li);
+        continue;
       }
-      pop.append(ul);
+      const p = document.createElement("p");
+      p.className = it.cls;
+      p.textContent = it.text;
+      nodes.push(p);
     }
-    if (s.nvml && s.nvml.status === "unavailable") add("p", "note", nvmlReason(s));
-    if (!s.advice && !findings.length && s.verdict && s.verdict.kind === "gpu") {
-      add("p", "note", "Nothing to fix: the model runs fully on the GPU.");
-    }
+    pop.replaceChildren(...nodes);
   }
 
+  /**
+   * The Warm button: "Warming…" from the click (or a warm the app started) until the warm
+   * completes, the badge shows the model loaded, or it fails (with a message). A loaded model
+   * ends it even while the load request is still open: Ollama lists a model in /api/ps while
+   * it loads, so the badge can turn GPU before the warm returns.
+   */
   renderWarm() {
     const s = this.snapshot;
-    const warming = this.warmingLocal || (s && (s.warming || (s.verdict && s.verdict.kind === "warming")));
-    const down = s && s.verdict && s.verdict.kind === "down";
-    this.els.warm.disabled = Boolean(warming || down);
-    this.els.warm.textContent = warming ? "Warming…" : "Warm";
-    this.els.warm.setAttribute("aria-busy", warming ? "true" : "false");
+    const kind = s && s.verdict && s.verdict.kind;
+    const loaded = LOADED.has(kind);
+    const down = kind === "down";
+    const warming = !loaded && !down
+      && (this.warmingLocal || Boolean(s && (s.warming || kind === "warming")));
+    const w = this.els.warm;
+    const disabled = warming || down;
+    if (w.disabled !== disabled) w.disabled = disabled;
+    setText(w, warming ? "Warming…" : "Warm");
+    const state = warming ? "busy" : loaded ? "loaded" : "idle";
+    if (w.dataset.state !== state) w.dataset.state = state;
+    setAttr(w, "aria-busy", warming ? "true" : "false");
   }
 
   async warm() {
@@ -138,6 +156,7 @@ export class StatusStrip {
       }
     } catch (err) {
       this.els.warm.title = `Warm failed: ${err && err.message ? err.message : err}`;
+      if (this.hooks.onWarmFailed) this.hooks.onWarmFailed(err);
     } finally {
       this.warmingLocal = false;
       this.renderWarm();
@@ -150,6 +169,43 @@ function nvmlReason(s) {
     return `GPU details unavailable: ${s.nvml.reason || "NVML not found"}`;
   }
   return "";
+}
+
+/** The sentences of `text`, normalised for comparison. */
+function sentences(text) {
+  return String(text || "")
+    .split(/(?<=[.!?])\s+|\n+/)
+    .map((x) => x.trim().toLowerCase().replace(/[.!?]+$/, ""))
+    .filter(Boolean);
+}
+
+/**
+ * What the diagnosis popover says, in order: `{cls, text, code?}` items. Each sentence is said
+ * once: a finding whose words the headline or advice already carry is left out, and internal
+ * codes (`GPU_BACKEND_LOST`) are never shown, only kept as a tooltip for bug reports. Pure.
+ */
+export function popoverItems(s) {
+  const items = [];
+  const headline = s.headline || verdictBadge(s.verdict).text;
+  items.push({ cls: "headline", text: headline });
+  const down = Boolean(s.verdict && s.verdict.kind === "down");
+  if (s.advice && s.advice !== headline) items.push({ cls: "advice", text: s.advice });
+  const said = new Set([...sentences(headline), ...sentences(s.advice)]);
+  const findings = down ? [] : topFindings(s, 3);
+  for (const f of findings) {
+    const title = String(f.title || "").trim();
+    if (!title) continue;
+    const own = sentences(title);
+    if (own.length && own.every((x) => said.has(x) || [...said].some((y) => y.includes(x)))) continue;
+    own.forEach((x) => said.add(x));
+    items.push({ cls: "finding", text: title, code: f.code || "" });
+  }
+  if (!down && s.nvml && s.nvml.status === "unavailable") items.push({ cls: "note", text: nvmlReason(s) });
+  const shown = items.some((i) => i.cls === "finding");
+  if (!s.advice && !shown && s.verdict && s.verdict.kind === "gpu") {
+    items.push({ cls: "note", text: "Nothing to fix: the model runs fully on the GPU." });
+  }
+  return items;
 }
 
 /** The most important findings over all diagnoses (lowest rank first). */

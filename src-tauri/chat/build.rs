@@ -23,6 +23,7 @@ fn main() {
             "pull_model",
             "cancel_pull",
             "pull_state",
+            "check_now",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

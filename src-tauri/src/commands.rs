@@ -22,6 +22,8 @@ use crate::{picker, reply};
 const MAX_TEXT: usize = 1 << 20;
 /// Most conversations one list returns.
 const MAX_LIST: usize = 500;
+/// Longest a "check now" waits for its tick.
+const CHECK_NOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn check_text(text: &str, what: &str) -> Result<()> {
     if text.len() > MAX_TEXT {
@@ -84,6 +86,16 @@ pub(crate) async fn handle(
         }
         Command::WatchModel { model } => json(picker::watch_model(core, &model).await?),
         Command::ChooseHost { host } => json(picker::choose_host(core, host)?),
+        Command::CheckNow => {
+            // The tick reaches Ollama with the client's own timeouts; the bound only keeps a
+            // wedged watchdog from holding the window's button forever.
+            core.watchdog.kick_and_wait(CHECK_NOW_LIMIT).await;
+            json(StatusReply {
+                snapshot: core.watchdog.latest(),
+                app: shell.status(),
+                problems: core.problems.clone(),
+            })
+        }
         Command::Painted => {
             shell.chat.painted();
             Ok(Value::Null)

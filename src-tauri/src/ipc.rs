@@ -130,6 +130,9 @@ pub enum ChatPayload {
     Failed {
         reply: i64,
         error: String,
+        /// The error's category (`ollama_down`, `ollama`, …, as an IPC error's `kind`): the
+        /// window words the failure from this, never from `error`'s text.
+        error_kind: yollayah_core::error::Category,
         partial: String,
         html: String,
     },

@@ -65,10 +65,12 @@ impl Relay {
             ReplyEvent::Failed {
                 reply,
                 error,
+                category,
                 partial,
             } => ChatPayload::Failed {
                 reply,
                 error,
+                error_kind: category,
                 html: render_all(&partial),
                 partial,
             },
@@ -261,10 +263,13 @@ mod tests {
         let json = serde_json::to_value(relay.map(ReplyEvent::Failed {
             reply: 4,
             error: "stalled".into(),
+            category: yollayah_core::error::Category::OllamaDown,
             partial: "**a** <img src=x onerror=alert(1)>".into(),
         }))
         .expect("json");
         assert_eq!(json["kind"], "failed");
+        // The window branches on the category's name, the IPC errors' `kind`.
+        assert_eq!(json["error_kind"], "ollama_down");
         let html = json["html"].as_str().expect("html");
         assert!(
             html.contains("<strong>a</strong>") && !html.contains("<img"),

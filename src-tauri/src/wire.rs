@@ -98,6 +98,9 @@ pub enum Command {
     /// The running pull's state, else how the last one ended, else null
     /// ([`crate::ipc::PullPayload`]).
     PullState,
+    /// Checks Ollama now instead of at the next tick, and returns the fresh status
+    /// ([`crate::ipc::StatusReply`]): the Retry of the "Ollama is not running" panel.
+    CheckNow,
 }
 
 /// A numbered command: the reply carries the same `seq`. (Not `id`: commands have arguments

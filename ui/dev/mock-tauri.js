@@ -191,6 +191,10 @@
       setTimeout(() => emit("yollayah://pull", { kind: "cancelled", id, name: "the model" }), 0);
       return null;
     },
+    check_now: () => {
+      document.documentElement.dataset.checkedNow = "1";
+      return snapshot("down");
+    },
     open_external: ({ url }) => {
       document.documentElement.dataset.lastExternal = url;
       return null;

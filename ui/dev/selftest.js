@@ -87,7 +87,8 @@ export async function run() {
   $("stop").click();
   const second = log.querySelectorAll(".msg.assistant")[1];
   await until(() => second.classList.contains("incomplete"));
-  check("stop marks the reply incomplete", second.querySelector(".badge-incomplete")?.textContent === "Incomplete: stopped");
+  check("stop marks the reply incomplete", second.querySelector(".badge-incomplete")?.textContent === "Incomplete"
+    && second.querySelector(".incomplete-why")?.textContent === "stopped");
   check("partial text kept", second.querySelector(".md").textContent.length > 0);
   second.querySelector("button.retry").click();
   await until(() => log.querySelectorAll(".msg.assistant").length === 3);
@@ -119,6 +120,7 @@ export async function run() {
   badge.focus();
   badge.click();
   check("badge opens the diagnosis popover", !$("popover").hidden && badge.getAttribute("aria-expanded") === "true");
+  check("popover shows no internal codes", !/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/.test($("popover").textContent), $("popover").textContent);
   key(document.body, "Escape");
   check("esc closes the popover first", $("popover").hidden && document.documentElement.dataset.closed !== "1");
   key(document.body, "Escape");
@@ -130,10 +132,16 @@ export async function run() {
   window.__mock.emit("yollayah://snapshot", window.__mock.snapshot("down", { at: new Date(Date.now() + 60000).toISOString() }));
   input.value = "hello";
   input.dispatchEvent(new Event("input"));
-  check("send disabled while down", $("send").disabled && !$("down-reason").hidden, $("down-reason").textContent);
+  check("send disabled while down", $("send").disabled && !$("down").hidden, $("down").textContent);
+  check("down panel says how to start Ollama", /Ollama is not running/.test($("down").textContent)
+    && /ollama serve/.test($("down").textContent) && !/refused/.test($("down").textContent), $("down").textContent);
   check("badge says down", $("badge-text").textContent === "down");
+  check("no 'no GPU' while down", $("vram").textContent === "", $("vram").textContent);
+  $("down-retry").click();
+  await until(() => !$("down-retry").disabled);
+  check("retry checks now", document.documentElement.dataset.checkedNow === "1");
   window.__mock.emit("yollayah://snapshot", window.__mock.snapshot("gpu", { at: new Date(Date.now() + 62000).toISOString() }));
-  check("send enabled when back", !$("send").disabled && $("down-reason").hidden);
+  check("send enabled when back", !$("send").disabled && $("down").hidden);
 
   // 8. Conversations: open the list, load one, new chat clears.
   $("chats-toggle").click();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
+use crate::error::{Category, Error, Result};
 use crate::history::{ConversationId, History, MessageId, MessageStatus, NewImage};
 use crate::images::{ImageLimits, PreparedImage};
 use crate::models::ThinkSupport;
@@ -63,6 +63,9 @@ pub enum ReplyEvent {
     Failed {
         reply: i64,
         error: String,
+        /// What kind of failure it was (e.g. Ollama went away), for whoever must branch on it
+        /// without parsing `error`.
+        category: Category,
         partial: String,
     },
     Cancelled {
@@ -421,6 +424,7 @@ impl ChatEngine {
                 let failed = ReplyEvent::Failed {
                     reply: reply_id.0,
                     error: reason.clone(),
+                    category: e.category(),
                     partial: reply.clone(),
                 };
                 (stored, failed, None, Some(reason))
@@ -437,6 +441,7 @@ impl ChatEngine {
             emit(ReplyEvent::Failed {
                 reply: reply_id.0,
                 error,
+                category: e.category(),
                 partial: reply,
             });
             return Err(e);

@@ -197,6 +197,16 @@ impl Category {
     }
 }
 
+/// Serialised as its stable name ([`Category::as_str`]).
+impl serde::Serialize for Category {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl Error {
     /// Which [`Category`] this error belongs to.
     pub fn category(&self) -> Category {

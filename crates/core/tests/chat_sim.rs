@@ -230,9 +230,17 @@ async fn cut_stream_keeps_the_partial_reply_marked_incomplete() {
 
         sim.fault(Fault::TruncateStream { after_chunks: 3 });
         let (out, events) = send(&engine, None, "Count for me").await;
-        let Some(ReplyEvent::Failed { error, partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed {
+            error,
+            partial,
+            category,
+            ..
+        }) = events.last()
+        else {
             panic!("expected Failed: {events:?}");
         };
+        // A cut stream is Ollama going away, whatever the error's words.
+        assert_eq!(*category, yollayah_core::error::Category::OllamaDown);
         let deltas: String = events
             .iter()
             .filter_map(|e| match e {
@@ -265,13 +273,21 @@ async fn cut_stream_keeps_the_partial_reply_marked_incomplete() {
             message: "model runner has unexpectedly stopped".into(),
         });
         let (out, events) = send(&engine, Some(out.conversation), "Again").await;
-        let Some(ReplyEvent::Failed { error, partial, .. }) = events.last() else {
+        let Some(ReplyEvent::Failed {
+            error,
+            partial,
+            category,
+            ..
+        }) = events.last()
+        else {
             panic!("expected Failed: {events:?}");
         };
         assert!(
             error.contains("model runner has unexpectedly stopped"),
             "{error}"
         );
+        // Ollama answered, with an error: not "down".
+        assert_eq!(*category, yollayah_core::error::Category::Ollama);
         assert!(!partial.is_empty());
         let msgs = stored(&history, &out);
         let last = msgs.last().expect("reply stored");

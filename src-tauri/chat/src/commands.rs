@@ -129,4 +129,8 @@ pub async fn cancel_pull(tray: State<'_, Client>, id: Option<u64>) -> Reply {
 #[tauri::command]
 pub async fn pull_state(tray: State<'_, Client>) -> Reply {
     tray.call(Command::PullState).await
+/// Checks Ollama now (the "Retry" of the Ollama-down panel) and returns the fresh snapshot.
+#[tauri::command]
+pub async fn check_now(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::CheckNow).await
 }

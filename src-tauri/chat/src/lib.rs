@@ -49,6 +49,7 @@ pub fn run_app<R: Runtime>(
             commands::pull_model,
             commands::cancel_pull,
             commands::pull_state,
+            commands::check_now,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);

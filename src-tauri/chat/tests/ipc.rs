@@ -539,6 +539,9 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
     let rig = rig();
     rig.status_until("a first reading", |s| s["ollama"]["state"] == "up");
     tauri::async_runtime::block_on(rig.sim.stop());
+    // `check_now` (the down panel's Retry) ticks and answers with what that tick saw.
+    let checked = rig.call("check_now", json!({}));
+    assert_eq!(verdict(&checked), "down", "{checked}");
     let s = rig.status_until("the down verdict", |s| verdict(s) == "down");
     assert!(
         s["advice"]
@@ -567,6 +570,8 @@ fn ollama_down_is_a_state_and_a_failed_reply_not_a_crash() {
             .contains("not reachable"),
         "{end}"
     );
+    // The window words it from the category, not from that text.
+    assert_eq!(end["error_kind"], "ollama_down", "{end}");
 }
 
 #[test]
@@ -708,6 +713,7 @@ fn only_the_chat_window_may_call_the_commands() {
         ("pull_model", json!({"name": "qwen3:0.6b"})),
         ("cancel_pull", json!({})),
         ("pull_state", json!({})),
+        ("check_now", json!({})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(

@@ -22,6 +22,11 @@ pub struct Launch {
     pub extra_config: String,
     /// The chat model (`[model] name`); `llama3.2:3b` when `None`.
     pub model: Option<String>,
+    /// Where the app looks for Ollama instead of the simulator's URL (e.g. a port where nothing
+    /// listens yet, to see the app with Ollama down).
+    pub ollama_url: Option<String>,
+    /// The watchdog tick in ms (250 when `None`): a long one shows what only a "check now" does.
+    pub tick_ms: Option<u64>,
 }
 
 /// Paths of the programs under test.
@@ -121,11 +126,13 @@ impl App {
             std::fs::create_dir_all(d.join("yollayah")).map_err(io("create dirs"))?;
         }
         set_private(&run)?;
+        let ollama = opts.ollama_url.as_deref().unwrap_or(sim.url()).to_owned();
         // Alerts off (no desktop noise), no automatic re-warming (the Warm test must see its own
         // load), a fast watchdog tick so placement changes reach the badge quickly.
         let toml = format!(
-            "[ollama]\nurl = \"{url}\"\n\n[model]\nname = \"{model}\"\n\n[watchdog]\ntick_ms = 250\nrewarm = false\n\n[alerts]\nenabled = false\n\n[history]\npath = \"{hist}\"\n{extra}",
-            url = sim.url(),
+            "[ollama]\nurl = \"{url}\"\n\n[model]\nname = \"{model}\"\n\n[watchdog]\ntick_ms = {tick}\nrewarm = false\n\n[alerts]\nenabled = false\n\n[history]\npath = \"{hist}\"\n{extra}",
+            url = ollama,
+            tick = opts.tick_ms.unwrap_or(250),
             model = opts.model.as_deref().unwrap_or("llama3.2:3b"),
             hist = data.join("yollayah/history.sqlite3").display(),
             extra = opts.extra_config,
@@ -145,8 +152,8 @@ impl App {
         .env("XDG_CONFIG_HOME", &config)
         .env("XDG_DATA_HOME", &data)
         .env("XDG_RUNTIME_DIR", &run)
-        .env("OLLAMA_HOST", sim.url())
-        .env("YOLLAYAH_OLLAMA_URL", sim.url())
+        .env("OLLAMA_HOST", &ollama)
+        .env("YOLLAYAH_OLLAMA_URL", &ollama)
         .env("YOLLAYAH_GPU_SOURCE", "sim")
         .env(
             "RUST_LOG",

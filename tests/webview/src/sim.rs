@@ -24,11 +24,16 @@ pub struct Sim {
 impl Sim {
     /// Starts `bin` on a free port with the scenario `toml`, and waits for it to listen.
     pub fn start(bin: &Path, toml: &str) -> Result<Sim> {
+        Self::start_at(bin, toml, "127.0.0.1:0")
+    }
+
+    /// Starts `bin` listening at `listen` (`127.0.0.1:PORT`) with the scenario `toml`.
+    pub fn start_at(bin: &Path, toml: &str, listen: &str) -> Result<Sim> {
         let dir = tempfile::tempdir().map_err(io("tempdir"))?;
         let scenario = dir.path().join("scenario.toml");
         std::fs::write(&scenario, toml).map_err(io("write scenario"))?;
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--scenario"])
+            .args(["--listen", listen, "--scenario"])
             .arg(&scenario)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

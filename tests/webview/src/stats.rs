@@ -1,6 +1,6 @@
 //! Summary statistics of timing samples.
 
-/// Mean, p50, p99 and max of a sample set, plus the count and sum.
+/// Mean, p50, p95, p99 and max of a sample set, plus the count and sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Summary {
     /// Number of samples.
@@ -11,6 +11,8 @@ pub struct Summary {
     pub mean: f64,
     /// Median (nearest rank).
     pub p50: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
     /// 99th percentile (nearest rank).
     pub p99: f64,
     /// Largest sample.
@@ -32,6 +34,7 @@ pub fn summarize(samples: &[f64]) -> Summary {
         sum,
         mean: sum / n as f64,
         p50: rank(0.50),
+        p95: rank(0.95),
         p99: rank(0.99),
         max: v[n - 1],
     }
