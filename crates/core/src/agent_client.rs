@@ -308,6 +308,11 @@ impl AgentClient {
         AgentClient::new(url, token, AgentTimeouts::from_config(ollama)).map(Some)
     }
 
+    /// The file its token came from, if it sends one.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token.as_ref().map(AgentToken::file)
+    }
+
     /// The agent's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
