@@ -420,7 +420,12 @@ mod tests {
             error_text(&err, None),
             "token required (401), set token_file"
         );
-        let forbidden = CoreError::AgentAuth { status: 403, ..err };
+        let forbidden = CoreError::AgentAuth {
+            url: "http://10.0.0.2:9811".into(),
+            status: 403,
+            what: "refused the token for a write".into(),
+            fix: "use the write token".into(),
+        };
         assert_eq!(
             error_text(&forbidden, Some(file)),
             "gpu.token is the read token (403)"
