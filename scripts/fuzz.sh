@@ -29,7 +29,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(ndjson ps_show parameters persona capture agent_http image_intake)
+    targets=(ndjson ps_show parameters persona capture agent_http agent_events image_intake)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 export RUSTC_BOOTSTRAP=1

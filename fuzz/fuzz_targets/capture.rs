@@ -1,27 +1,6 @@
-//! Fuzz target: capture bundles (`doctor --from FILE`) as arbitrary text, then a full
-//! diagnosis of whatever parses. A bug report file is untrusted input: neither step may
-//! panic or allocate without bound (the script runs this with a small `-malloc_limit_mb`).
+//! Fuzz target: capture bundles (`doctor --from FILE`), then a diagnosis of whatever parses. The
+//! body and its checks are `yollayah_core::fuzzing::capture`, which
+//! `crates/core/tests/fuzz_replay.rs` also runs on the corpus in every `cargo test`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use yollayah_core::capture::CaptureBundle;
-use yollayah_core::diagnose::diagnose;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match CaptureBundle::from_json(text) {
-        Ok(bundle) => {
-            let report = diagnose(&bundle.observation());
-            for d in &report {
-                let _ = format!("{d:?}");
-                let _ = d.top();
-            }
-            assert!(bundle.to_json().is_ok(), "parsed bundle does not serialise");
-        }
-        Err(e) => {
-            let _ = e.to_string();
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| yollayah_core::fuzzing::capture(data));

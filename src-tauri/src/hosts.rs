@@ -7,6 +7,7 @@
 //! "unverified (no agent)": this process has no GPU facts for a server it does not run a
 //! watchdog for (the one local watchdog follows `[ollama]` only), so it never claims one.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,12 +151,28 @@ pub fn initial_lines(hosts: &[Followed]) -> Vec<HostLine> {
         .collect()
 }
 
-/// The short text for an agent's error: the status and what went wrong for a refused or
-/// missing token (the detail keeps the file to fix), the error itself otherwise.
-fn error_text(err: &CoreError) -> String {
-    match err {
-        CoreError::AgentAuth { status, what, .. } => format!("agent {what} ({status})"),
-        other => other.to_string(),
+/// The short text for an agent's error, for the host's menu line: for a refused or missing
+/// token, the status and what to fix (the token file by name; the detail keeps its path), the
+/// error itself otherwise.
+fn error_text(err: &CoreError, token_file: Option<&Path>) -> String {
+    let file = token_file.map(|f| {
+        f.file_name().map_or_else(
+            || f.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    });
+    match (err, file) {
+        (CoreError::AgentAuth { status: 401, .. }, Some(file)) => {
+            format!("token refused (401), check {file}")
+        }
+        (CoreError::AgentAuth { status: 401, .. }, None) => {
+            "token required (401), set token_file".to_owned()
+        }
+        (CoreError::AgentAuth { status: 403, .. }, Some(file)) => {
+            format!("{file} is the read token (403)")
+        }
+        (CoreError::AgentAuth { status, what, .. }, _) => format!("agent {what} ({status})"),
+        (other, _) => other.to_string(),
     }
 }
 
@@ -189,6 +206,7 @@ pub fn remote_notice(name: &str, index: usize, alert: &RemoteAlert, resolved: bo
 }
 
 async fn follow_agent(shell: Arc<Shell>, index: usize, name: String, agent: AgentClient) {
+    let token_file = agent.token_file().map(Path::to_owned);
     let mut events = agent.follow(shell.core.cancel.child_token());
     while let Some(event) = events.recv().await {
         match event {
@@ -229,7 +247,7 @@ async fn follow_agent(shell: Arc<Shell>, index: usize, name: String, agent: Agen
                         &name,
                         true,
                         TrayState::Unknown,
-                        &error_text(&err),
+                        &error_text(&err, token_file.as_deref()),
                         Some(err.to_string()),
                     ),
                 );
@@ -345,7 +363,7 @@ pub fn warm(shell: &Arc<Shell>, index: usize) {
                         &name,
                         true,
                         TrayState::Unknown,
-                        &format!("warm failed: {}", error_text(&err)),
+                        &format!("warm failed: {}", error_text(&err, agent.token_file())),
                         Some(message.clone()),
                     ),
                 );
@@ -393,7 +411,25 @@ mod tests {
             what: "refused the token".into(),
             fix: "check /home/u/.config/yollayah/gpu.token".into(),
         };
-        assert_eq!(error_text(&err), "agent refused the token (401)");
+        let file = Path::new("/home/u/.config/yollayah/gpu.token");
+        assert_eq!(
+            error_text(&err, Some(file)),
+            "token refused (401), check gpu.token"
+        );
+        assert_eq!(
+            error_text(&err, None),
+            "token required (401), set token_file"
+        );
+        let forbidden = CoreError::AgentAuth {
+            url: "http://10.0.0.2:9811".into(),
+            status: 403,
+            what: "refused the token for a write".into(),
+            fix: "use the write token".into(),
+        };
+        assert_eq!(
+            error_text(&forbidden, Some(file)),
+            "gpu.token is the read token (403)"
+        );
         let a = remote_id(0, IncidentId(7));
         let b = remote_id(1, IncidentId(7));
         assert_ne!(a, b);

@@ -207,7 +207,7 @@ token_file = "{read}"
 
     // A wrong token: the 401 in the line, the file to fix in the detail.
     let l = until_line(&shell, "badtoken", |l| l.line.contains("401")).await;
-    assert_eq!(l.line, "badtoken: agent refused the token (401)");
+    assert_eq!(l.line, "badtoken: token refused (401), check wrong.token");
     let detail = l.detail.expect("detail");
     assert!(detail.contains(&wrong.display().to_string()), "{detail}");
 

@@ -7,6 +7,8 @@
 pub mod auth;
 pub mod error;
 pub mod facts;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod negotiate;
 mod server;

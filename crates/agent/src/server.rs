@@ -369,8 +369,8 @@ where
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
     Healthz,
     Metrics,
     State,
@@ -410,48 +410,100 @@ impl Route {
     }
 }
 
-async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
-    let route = Route::of(req.uri().path());
-    if !shared.tokens.enabled() && route != Route::Healthz && !loopback_host(&req) {
-        // Open mode (loopback, no tokens): a web page that rebinds its DNS name to 127.0.0.1
-        // must not read or drive the agent.
-        return error(
-            StatusCode::FORBIDDEN,
-            "the agent without tokens answers only requests for localhost",
-        );
-    }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match shared.tokens.check(route.need(), auth) {
-        Decision::Allow => {}
-        Decision::Unauthorized => return unauthorized(auth.is_some()),
-        Decision::Forbidden => {
-            return error(
+/// Why a request is refused before any route runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Open mode (loopback, no tokens) and a `Host` that is not loopback.
+    ForeignHost,
+    /// 401; `presented` when the client sent an `Authorization` header.
+    Unauthorized {
+        presented: bool,
+    },
+    /// 403: the read token on a write route.
+    ReadTokenWrites,
+    NotFound,
+    /// 405; the method the route takes.
+    Method {
+        allow: &'static str,
+    },
+}
+
+impl Refusal {
+    fn response(self) -> Response<Body> {
+        match self {
+            // A web page that rebinds its DNS name to 127.0.0.1 must not read or drive the
+            // agent.
+            Refusal::ForeignHost => error(
+                StatusCode::FORBIDDEN,
+                "the agent without tokens answers only requests for localhost",
+            ),
+            Refusal::Unauthorized { presented } => unauthorized(presented),
+            Refusal::ReadTokenWrites => error(
                 StatusCode::FORBIDDEN,
                 "this route needs the write token; the read token only reads",
-            );
+            ),
+            Refusal::NotFound => error(StatusCode::NOT_FOUND, "no such route"),
+            Refusal::Method { allow } => {
+                let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                r
+            }
         }
     }
+}
+
+/// Decides a request from its head alone: the route, or why it is refused. The order matters:
+/// the token is checked before the path is revealed (an unknown path is a 401 without a
+/// token) and before the method.
+pub(crate) fn admit(
+    tokens: &Tokens,
+    method: &Method,
+    path: &str,
+    host: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+) -> std::result::Result<Route, Refusal> {
+    let route = Route::of(path);
+    if !tokens.enabled() && route != Route::Healthz && !loopback_host(host) {
+        return Err(Refusal::ForeignHost);
+    }
+    match tokens.check(route.need(), authorization) {
+        Decision::Allow => {}
+        Decision::Unauthorized => {
+            return Err(Refusal::Unauthorized {
+                presented: authorization.is_some(),
+            });
+        }
+        Decision::Forbidden => return Err(Refusal::ReadTokenWrites),
+    }
     if route == Route::NotFound {
-        return error(StatusCode::NOT_FOUND, "no such route");
+        return Err(Refusal::NotFound);
     }
-    let method = req.method().clone();
     let allowed = route.method();
-    let head_ok = method == Method::HEAD && allowed == Method::GET && route == Route::Healthz;
+    let head_ok = method == Method::HEAD && route == Route::Healthz;
     if method != allowed && !head_ok {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        r.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static(if allowed == Method::POST {
-                "POST"
-            } else {
-                "GET"
-            }),
-        );
-        return r;
+        let allow = if allowed == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        return Err(Refusal::Method { allow });
     }
+    Ok(route)
+}
+
+async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let header = |name| req.headers().get(name).map(HeaderValue::as_bytes);
+    let route = match admit(
+        &shared.tokens,
+        req.method(),
+        req.uri().path(),
+        header(header::HOST),
+        header(header::AUTHORIZATION),
+    ) {
+        Ok(route) => route,
+        Err(refusal) => return refusal.response(),
+    };
     match route {
         Route::Healthz => text(StatusCode::OK, "ok\n"),
         Route::Metrics => metrics(shared, &req),
@@ -462,12 +514,13 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
-/// Whether the Host header names this machine's loopback (or is absent, as in HTTP/1.0).
-fn loopback_host(req: &Request<Incoming>) -> bool {
-    let Some(host) = req.headers().get(header::HOST) else {
+/// Whether a `Host` header value names this machine's loopback (an absent one counts, as in
+/// HTTP/1.0).
+pub(crate) fn loopback_host(host: Option<&[u8]>) -> bool {
+    let Some(host) = host else {
         return true;
     };
-    let Ok(host) = host.to_str() else {
+    let Ok(host) = std::str::from_utf8(host) else {
         return false;
     };
     let name = if let Some(rest) = host.strip_prefix('[') {
@@ -479,6 +532,31 @@ fn loopback_host(req: &Request<Incoming>) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks a write route's `Content-Type` and `Content-Length` before its body is read.
+pub(crate) fn action_head(
+    content_type: Option<&[u8]>,
+    content_length: Option<&[u8]>,
+) -> std::result::Result<(), (StatusCode, &'static str)> {
+    let is_json = content_type
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        // Also the CSRF guard: a browser cannot send this cross-origin without a preflight.
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send Content-Type: application/json (the body may be empty or {\"model\": \"…\"})",
+        ));
+    }
+    let declared = content_length
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+    }
+    Ok(())
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
@@ -667,26 +745,11 @@ struct WarmAnswer {
 }
 
 async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Response<Body> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        // Also the CSRF guard: a browser cannot send this cross-origin without a preflight.
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send Content-Type: application/json (the body may be empty or {\"model\": \"…\"})",
-        );
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    let head = |name| req.headers().get(name).map(HeaderValue::as_bytes);
+    if let Err((status, message)) =
+        action_head(head(header::CONTENT_TYPE), head(header::CONTENT_LENGTH))
+    {
+        return error(status, message);
     }
     let body = Limited::new(req.into_body(), MAX_BODY);
     let bytes = match tokio::time::timeout(shared.limits.body_timeout, body.collect()).await {

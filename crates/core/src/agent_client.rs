@@ -31,7 +31,7 @@ pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
 /// Longest wait between two reconnection attempts.
 pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// A snapshot line is a few KiB; anything this long without a newline is not the agent.
-const MAX_LINE: usize = 4 << 20;
+pub(crate) const MAX_LINE: usize = 4 << 20;
 /// Events buffered for a slow consumer before the reader waits (the agent then resyncs us).
 const EVENT_QUEUE: usize = 64;
 
@@ -96,15 +96,7 @@ impl AgentToken {
             }
         }
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let secret = text.trim();
-        if secret.is_empty() {
-            return Err(fail("the file is empty".into()));
-        }
-        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(fail(
-                "a token is printable ASCII without spaces (one line)".into(),
-            ));
-        }
+        let secret = token_secret(&text).map_err(|reason| fail(reason.into()))?;
         Ok(AgentToken {
             secret: secret.to_owned(),
             file: path.to_owned(),
@@ -115,6 +107,19 @@ impl AgentToken {
     pub fn file(&self) -> &Path {
         &self.file
     }
+}
+
+/// The token in a token file's text: one line of printable ASCII, surrounding whitespace
+/// ignored.
+pub(crate) fn token_secret(text: &str) -> std::result::Result<&str, &'static str> {
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err("the file is empty");
+    }
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a token is printable ASCII without spaces (one line)");
+    }
+    Ok(secret)
 }
 
 /// Deadlines of an [`AgentClient`].
@@ -169,7 +174,9 @@ pub struct RemoteSnapshot {
 }
 
 impl RemoteSnapshot {
-    fn from_value(raw: serde_json::Value) -> std::result::Result<Self, serde_json::Error> {
+    pub(crate) fn from_value(
+        raw: serde_json::Value,
+    ) -> std::result::Result<Self, serde_json::Error> {
         let mut s = RemoteSnapshot::deserialize(&raw)?;
         s.raw = raw;
         Ok(s)
@@ -299,6 +306,11 @@ impl AgentClient {
             .map(AgentToken::from_file)
             .transpose()?;
         AgentClient::new(url, token, AgentTimeouts::from_config(ollama)).map(Some)
+    }
+
+    /// The file its token came from, if it sends one.
+    pub fn token_file(&self) -> Option<&Path> {
+        self.token.as_ref().map(AgentToken::file)
     }
 
     /// The agent's base URL.
@@ -563,12 +575,12 @@ impl AgentClient {
 
 /// Splits a byte stream into lines, refusing one longer than [`MAX_LINE`].
 #[derive(Debug, Default)]
-struct LineBuffer {
+pub(crate) struct LineBuffer {
     pending: Vec<u8>,
 }
 
 impl LineBuffer {
-    fn push(&mut self, chunk: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
         let mut out = Vec::new();
         let mut rest = chunk;
         while let Some(i) = memchr::memchr(b'\n', rest) {

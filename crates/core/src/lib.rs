@@ -12,6 +12,8 @@ pub mod diagnose;
 pub mod error;
 pub mod events;
 pub mod fit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpu;
 pub mod history;
 pub mod images;
