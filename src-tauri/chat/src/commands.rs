@@ -113,6 +113,8 @@ pub async fn watch_model(tray: State<'_, Client>, model: String) -> Reply {
 #[tauri::command]
 pub async fn choose_host(tray: State<'_, Client>, host: Option<String>) -> Reply {
     tray.call(Command::ChooseHost { host }).await
+}
+
 /// Starts pulling a model; progress arrives as `yollayah://pull` events.
 #[tauri::command]
 pub async fn pull_model(tray: State<'_, Client>, name: String) -> Reply {
@@ -129,6 +131,8 @@ pub async fn cancel_pull(tray: State<'_, Client>, id: Option<u64>) -> Reply {
 #[tauri::command]
 pub async fn pull_state(tray: State<'_, Client>) -> Reply {
     tray.call(Command::PullState).await
+}
+
 /// Checks Ollama now (the "Retry" of the Ollama-down panel) and returns the fresh snapshot.
 #[tauri::command]
 pub async fn check_now(tray: State<'_, Client>) -> Reply {

@@ -1303,6 +1303,8 @@ fn picker_predictions_hold_after_loading_and_the_choice_reaches_the_request() {
             .contains("until Yollayah restarts"),
         "{note}"
     );
+}
+
 /// The registry model the simulator can fetch (about 523 MB).
 const PULLABLE: &str = "qwen3:0.6b";
 
@@ -1632,7 +1634,6 @@ fn a_complete_pull_adds_the_model_with_its_fit_prediction() {
         "the simulator finished it"
     );
     shot(&app, "pull-done");
-}
 }
 
 /// The root cause of the lost-Warm-click flake, pinned in the real webview. WebKit forgets a
@@ -2013,3 +2014,4 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
         "batched: frames {} vs deltas {events}",
         f("frames")
     );
+}
