@@ -14,6 +14,9 @@ export const Cmd = Object.freeze({
   gpuHistory: "gpu_history",
   listModels: "list_models",
   painted: "painted",
+  imageSupport: "image_support",
+  attachImage: "attach_image",
+  discardImage: "discard_image",
 });
 
 export const Ev = Object.freeze({

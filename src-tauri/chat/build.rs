@@ -15,6 +15,9 @@ fn main() {
             "gpu_history",
             "list_models",
             "painted",
+            "image_support",
+            "attach_image",
+            "discard_image",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

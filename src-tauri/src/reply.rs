@@ -81,12 +81,13 @@ impl Relay {
     }
 }
 
-/// Sends `text` in `conversation` (a new one when `None`) and returns once the reply has
-/// started; the reply streams on through `emit`.
+/// Sends `outgoing` (text and prepared images) in `conversation` (a new one when `None`) and
+/// returns once the reply has started; the reply streams on through `emit`. An `Err` means
+/// nothing was stored or sent.
 pub async fn send(
     core: &Core,
     conversation: Option<ConversationId>,
-    text: String,
+    outgoing: Outgoing,
     emit: impl Fn(ChatPayload) + Send + Sync + 'static,
 ) -> Result<Started> {
     let engine = core.chat.clone();
@@ -98,7 +99,7 @@ pub async fn send(
         let mut relay = Relay::default();
         let mut current = None;
         let outcome = engine
-            .send_message(conversation, Outgoing::text(text), token.clone(), |event| {
+            .send_message(conversation, outgoing, token.clone(), |event| {
                 match &event {
                     ReplyEvent::Started {
                         conversation,
@@ -189,7 +190,25 @@ pub async fn retry(
             "no user message precedes reply {reply}"
         )));
     };
-    send(core, Some(conv), user.content.clone(), emit).await
+    // The question goes again with its images, read back from history.
+    let refs = user.images.clone();
+    let images = core
+        .with_history(move |h| {
+            let mut out = Vec::with_capacity(refs.len());
+            for image in &refs {
+                if let Some(data) = h.image_data(image.id)? {
+                    out.push(crate::attach::from_stored(image, data));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let outgoing = Outgoing {
+        text: user.content.clone(),
+        images,
+        ..Outgoing::default()
+    };
+    send(core, Some(conv), outgoing, emit).await
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub fn run_app<R: Runtime>(
             commands::gpu_history,
             commands::list_models,
             commands::painted,
+            commands::image_support,
+            commands::attach_image,
+            commands::discard_image,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);
