@@ -30,6 +30,15 @@ const state = {
   model: null,
 };
 
+// Before the chat view: its constructor already renders the composer, which asks this.
+const images = new ImageComposer(
+  {
+    composer: els.composer, input: els.input, strip: $("attachments"), button: $("attach"),
+    file: $("attach-file"), note: $("attach-note"),
+  },
+  { onChange: () => renderComposer() },
+);
+
 const chat = new ChatView(els.log, {
   onRetry: (reply, failed) => retry(reply, failed),
   onStreamingChange: (on) => {
@@ -72,14 +81,6 @@ const models = new ModelPanel(
   },
 );
 $("chats-toggle").addEventListener("click", () => { if (models.isOpen()) models.setOpen(false); });
-
-const images = new ImageComposer(
-  {
-    composer: els.composer, input: els.input, strip: $("attachments"), button: $("attach"),
-    file: $("attach-file"), note: $("attach-note"),
-  },
-  { onChange: () => renderComposer() },
-);
 
 function renderComposer() {
   const busy = state.streaming || state.sending;

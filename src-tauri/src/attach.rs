@@ -113,12 +113,15 @@ impl Attachments {
                 "attached image {missing} is no longer available; attach it again"
             )));
         }
+        if ids.iter().enumerate().any(|(n, id)| ids[..n].contains(id)) {
+            return Err(Error::BadInput("an attached image is named twice".into()));
+        }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(pos) = p.items.iter().position(|(i, _, _)| i == id) {
-                if let Some((_, _, image)) = p.items.remove(pos) {
-                    out.push(image);
-                }
+            if let Some(pos) = p.items.iter().position(|(i, _, _)| i == id)
+                && let Some((_, _, image)) = p.items.remove(pos)
+            {
+                out.push(image);
             }
         }
         Ok(out)
@@ -137,11 +140,13 @@ impl Attachments {
     }
 
     /// How many images wait.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         lock(&self.inner).items.len()
     }
 
     /// Whether none waits.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -209,6 +214,7 @@ mod tests {
 
         // An unknown id refuses the whole message and keeps the rest waiting.
         assert!(a.take(&[first.id, 999], &l).is_err());
+        assert!(a.take(&[first.id, first.id], &l).is_err(), "named twice");
         assert_eq!(a.len(), 2);
         let taken = a.take(&[second.id, first.id], &l).expect("take");
         assert_eq!(
