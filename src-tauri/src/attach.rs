@@ -55,7 +55,12 @@ fn clean_name(name: &str) -> String {
 impl Attachments {
     /// Prepares base64 file bytes (on a blocking thread: a 12 MP photo is ~100 ms of CPU) and
     /// keeps the result. Refusals name the file.
-    pub async fn attach(&self, name: &str, data: String, limits: ImageLimits) -> Result<Attachment> {
+    pub async fn attach(
+        &self,
+        name: &str,
+        data: String,
+        limits: ImageLimits,
+    ) -> Result<Attachment> {
         let name = clean_name(name);
         let prepared = tokio::task::spawn_blocking(move || {
             let image = images::prepare_base64(&data, &limits)?;
@@ -201,11 +206,18 @@ mod tests {
     async fn attach_take_discard_and_the_bound() {
         let a = Attachments::default();
         let l = ImageLimits::default();
-        let first = a.attach("cat.jpg", jpeg_b64(2240, 1000), l).await.expect("attach");
+        let first = a
+            .attach("cat.jpg", jpeg_b64(2240, 1000), l)
+            .await
+            .expect("attach");
         assert_eq!((first.width, first.height), (1120, 500));
         assert_eq!((first.original_width, first.original_height), (2240, 1000));
         assert_eq!(first.name, "cat.jpg");
-        assert!(first.thumb.starts_with("data:image/jpeg;base64,"), "{}", first.thumb);
+        assert!(
+            first.thumb.starts_with("data:image/jpeg;base64,"),
+            "{}",
+            first.thumb
+        );
         // The thumbnail is small: it is all the webview ever holds.
         assert!(first.thumb.len() < 20_000, "{}", first.thumb.len());
         let second = a.attach("", jpeg_b64(10, 10), l).await.expect("attach");
@@ -230,7 +242,10 @@ mod tests {
             .await
             .expect_err("text is not an image");
         assert_eq!(err.kind(), "bad_input");
-        assert!(err.to_string().starts_with("notes.png: this is not a PNG"), "{err}");
+        assert!(
+            err.to_string().starts_with("notes.png: this is not a PNG"),
+            "{err}"
+        );
 
         let mut ids = Vec::new();
         for _ in 0..MAX_PENDING + 2 {

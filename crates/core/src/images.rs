@@ -426,7 +426,10 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(jpeg(800, 600));
         let p = prepare_base64(&b64, &l).expect("prepared");
         assert_eq!((p.width, p.height), (800, 600));
-        assert_eq!(prepare_base64("not base64!", &l), Err(ImageRejection::NotBase64));
+        assert_eq!(
+            prepare_base64("not base64!", &l),
+            Err(ImageRejection::NotBase64)
+        );
         let small = ImageLimits {
             max_file_bytes: 100,
             ..l
@@ -437,7 +440,12 @@ mod tests {
         ));
         let t = thumbnail(&p.data).expect("thumbnail");
         assert_eq!((t.width, t.height), (192, 144));
-        assert!(t.data.len() < p.data.len() / 3, "{} vs {}", t.data.len(), p.data.len());
+        assert!(
+            t.data.len() < p.data.len() / 3,
+            "{} vs {}",
+            t.data.len(),
+            p.data.len()
+        );
         assert!(thumbnail(&png(40, 30, 128)).expect("png").mime == "image/png");
     }
 

@@ -323,7 +323,10 @@ fn images_are_stored_with_their_message_atomically_and_removed_with_the_conversa
         [("image/jpeg", 1120, 840), ("image/png", 40, 30)]
     );
     assert!(msgs[1].images.is_empty(), "the reply has none");
-    assert_eq!(h.image_data(refs[0].id).unwrap().as_deref(), Some(&jpeg[..]));
+    assert_eq!(
+        h.image_data(refs[0].id).unwrap().as_deref(),
+        Some(&jpeg[..])
+    );
     assert_eq!(h.image_data(refs[1].id).unwrap().as_deref(), Some(&png[..]));
 
     // A failed exchange stores no image: message and images are one transaction.

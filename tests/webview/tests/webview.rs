@@ -999,13 +999,16 @@ fn model_list_shows_each_model_with_its_fit_prediction() {
 }
 
 /// Makes a 1600 × 1200 JPEG in the page (a canvas) and delivers it as the user would: a paste
-/// into the message box (a `paste` event carrying a `File`). Where the engine does not carry a
-/// synthetic event's clipboard data, a drop on the window, then the file picker's input, are
-/// tried: the handlers are the same (`ui/images.js`). Returns which way was taken.
-fn paste_image(app: &App) -> String {
+/// into the message box (a `paste` event carrying a `File`), or with `drop`, dropped on the
+/// window (a `drop` event carrying it). Where the engine does not carry a synthetic event's
+/// data, the next way is tried, the file picker's input last: the handlers are the same
+/// (`ui/images.js`). Returns which way was taken.
+fn paste_image(app: &App, drop: bool) -> String {
     let r = app
-        .js(
-            "const c = document.createElement('canvas'); c.width = 1600; c.height = 1200;\
+        .wd
+        .execute(
+            "const dropFirst = arguments[0];\
+             const c = document.createElement('canvas'); c.width = 1600; c.height = 1200;\
              const g = c.getContext('2d');\
              const grad = g.createLinearGradient(0, 0, 1600, 1200);\
              grad.addColorStop(0, '#2f6fd0'); grad.addColorStop(1, '#f0a33a');\
@@ -1016,13 +1019,16 @@ fn paste_image(app: &App) -> String {
              const file = new File([u], 'photo.jpg', {type: 'image/jpeg'});\
              const dt = new DataTransfer(); dt.items.add(file);\
              const input = document.getElementById('input'); input.focus();\
-             const paste = new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true});\
-             if (!input.dispatchEvent(paste)) return 'paste';\
+             if (!dropFirst) {\
+               const paste = new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true});\
+               if (!input.dispatchEvent(paste)) return 'paste';\
+             }\
              const drop = new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true});\
-             if (!input.dispatchEvent(drop)) return 'drop';\
+             if (!document.getElementById('log').dispatchEvent(drop)) return 'drop';\
              const picker = document.getElementById('attach-file');\
              picker.files = dt.files; picker.dispatchEvent(new Event('change'));\
              return 'file input';",
+            &[json!(drop)],
         )
         .expect("deliver an image");
     let way = r.as_str().unwrap_or("").to_owned();
@@ -1056,7 +1062,7 @@ fn an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history() {
             ..Launch::default()
         },
     );
-    let way = paste_image(&app);
+    let way = paste_image(&app, false);
     assert_eq!(way, "paste", "the paste handler took the image");
     let ready = wait_for(
         "the thumbnail",
@@ -1082,6 +1088,36 @@ fn an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history() {
     assert_eq!(ready["note"], "", "{ready}");
     // An image alone may be sent: Send is on with an empty message box.
     assert_eq!(ready["send_disabled"], false, "{ready}");
+
+    // A second one dropped on the window, then removed: it is not sent.
+    let way = paste_image(&app, true);
+    assert_eq!(way, "drop", "the drop handler took the image");
+    wait_for(
+        "the second thumbnail",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let a = attachments(&app)?;
+            Ok((a["chips"].as_array().is_some_and(|c| c.len() == 2)
+                && a["chips"][1]["busy"] == false)
+                .then_some(a))
+        },
+    )
+    .expect("two attached");
+    shot(&app, "image-attached");
+    app.wd
+        .click(
+            &app.wd
+                .find("#attachments .attach-chip:last-child .attach-remove")
+                .expect("the second image's remove button"),
+        )
+        .expect("remove it");
+    let left = attachments(&app).expect("attachments");
+    assert_eq!(
+        left["chips"].as_array().map(Vec::len),
+        Some(1),
+        "removed: {left}"
+    );
     send(&app, "What is in this picture?");
     assert!(
         app.js("return document.querySelectorAll('#attachments .attach-chip').length;")
@@ -1170,7 +1206,11 @@ fn an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history() {
     )
     .expect("a conversation");
     app.wd
-        .click(&app.wd.find("#chats-list button[data-id]").expect("the item"))
+        .click(
+            &app.wd
+                .find("#chats-list button[data-id]")
+                .expect("the item"),
+        )
         .expect("open it");
     let loaded = wait_for(
         "the stored image",
@@ -1188,7 +1228,10 @@ fn an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history() {
     .expect("the image is shown again");
     assert_eq!(loaded["src"], "data:image/jpeg;base64,", "{loaded}");
     assert_eq!(loaded["title"], "1120 × 840", "{loaded}");
-    assert_eq!((loaded["w"].clone(), loaded["h"].clone()), (json!(192), json!(144)));
+    assert_eq!(
+        (loaded["w"].clone(), loaded["h"].clone()),
+        (json!(192), json!(144))
+    );
 }
 
 #[test]
@@ -1199,7 +1242,7 @@ fn attaching_on_a_model_without_vision_is_refused_naming_a_vision_model() {
         return;
     };
     let app = launch(&bins, 200.0, &Launch::default());
-    paste_image(&app);
+    paste_image(&app, false);
     let refused = wait_for(
         "the refusal",
         Duration::from_secs(20),
