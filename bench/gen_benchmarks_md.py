@@ -107,6 +107,38 @@ def core_rows(core):
     return rows
 
 
+def images_row(text):
+    """The image intake row from `cargo bench -p yollayah-core --bench images` output."""
+    med = re.search(r"images/prepare_12mp_jpeg: median ([\d.]+) ms, min ([\d.]+) ms", text)
+    dec = re.search(r"decode alone ([\d.]+) ms", text)
+    peak = re.search(r"peak memory \+([\d.]+) MiB = ([\d.]+) × the decoded image \(([\d.]+) MiB\)", text)
+    inp = re.search(r"input (\d+) KiB (\d+)x(\d+) -> (\d+)x(\d+)", text)
+    if not med:
+        return {}
+    median, best = float(med.group(1)), float(med.group(2))
+    fig = f"**{median:.0f} ms** median (best {best:.0f} ms) per image on one core"
+    if dec:
+        fig += f", of which decoding {float(dec.group(1)):.0f} ms"
+    ok = median <= 150
+    if peak:
+        ratio = float(peak.group(2))
+        fig += f"; peak memory **{ratio:.2f} ×** the decoded image (+{float(peak.group(1)):.0f} MiB for {float(peak.group(3)):.0f} MiB of pixels)"
+        ok = ok and ratio <= 3
+    what = "Image intake: a 12-megapixel JPEG decoded, downscaled to 1120 px and re-encoded"
+    if inp:
+        what += f" ({inp.group(2)} × {inp.group(3)}, {int(inp.group(1)) / 1024:.1f} MB → {inp.group(4)} × {inp.group(5)})"
+    return {
+        "Image intake": (
+            what,
+            "`cargo bench -p yollayah-core --bench images` (`images::prepare`, 15 rounds; peak = "
+            "`VmHWM` over the call, reset through `/proc/self/clear_refs`)",
+            fig,
+            "≤ 150 ms one core; peak ≤ 3 × decoded",
+            verdict(ok),
+        )
+    }
+
+
 def render_rows(render):
     ids = parse_criterion(render)
     n = re.search(r"reply: (\d+) tokens", render)
@@ -277,11 +309,12 @@ def main():
     for k in ("core", "render", "relay", "doc"):
         ap.add_argument(f"--{k}", required=True)
     ap.add_argument("--agent", default="")
+    ap.add_argument("--images", default="")
     a = ap.parse_args()
     read = lambda p: open(p, encoding="utf-8").read() if os.path.exists(p) else ""
     core, render, relay, doc = read(a.core), read(a.render), read(a.relay), read(a.doc)
 
-    fresh = {**core_rows(core), **render_rows(render)}
+    fresh = {**core_rows(core), **render_rows(render), **images_row(read(a.images) if a.images else "")}
     r = parse_relay(relay)
     if r and r.get("raw_ms") is not None:
         fresh["Stream relay"] = relay_row(r)

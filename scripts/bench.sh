@@ -49,5 +49,6 @@ cargo build --release --locked -p yollayah-cli -p ollama-sim
 cargo bench --locked -p yollayah-agent --bench agent_load 2>&1 | tee "$out/agent.log"
 
 python3 bench/gen_benchmarks_md.py --core "$out/core.log" --render "$out/render.log" \
-  --relay "$out/relay.log" --agent "$out/agent.log" --doc docs/benchmarks.md
+  --relay "$out/relay.log" --agent "$out/agent.log" --images "$out/images.log" \
+  --doc docs/benchmarks.md
 echo "== docs/benchmarks.md regenerated"

@@ -9,6 +9,7 @@ import { ModelPanel } from "./models.js";
 import { PullPanel } from "./pull.js";
 import { DownPanel } from "./down.js";
 import { recordHandler } from "./perf.js";
+import { ImageComposer } from "./images.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +30,15 @@ const state = {
   streaming: false,
   model: null,
 };
+
+// Before the chat view: its constructor already renders the composer, which asks this.
+const images = new ImageComposer(
+  {
+    composer: els.composer, input: els.input, strip: $("attachments"), button: $("attach"),
+    file: $("attach-file"), note: $("attach-note"),
+  },
+  { onChange: () => renderComposer() },
+);
 
 const chat = new ChatView(els.log, {
   onRetry: (reply, failed) => retry(reply, failed),
@@ -124,7 +134,8 @@ function renderComposer() {
   const busy = state.streaming || state.sending;
   els.stop.hidden = !state.streaming;
   els.send.hidden = state.streaming;
-  els.send.disabled = state.down || busy || els.input.value.trim() === "";
+  const empty = els.input.value.trim() === "" && !images.hasImages();
+  els.send.disabled = state.down || busy || empty || images.busy();
   els.input.setAttribute("aria-disabled", state.down ? "true" : "false");
 }
 
@@ -171,23 +182,30 @@ function showError(text) {
 
 async function send() {
   const text = els.input.value;
-  if (text.trim() === "" || state.down || state.streaming || state.sending) return;
+  if ((text.trim() === "" && !images.hasImages()) || images.busy()) return;
+  if (state.down || state.streaming || state.sending) return;
   state.sending = true;
   renderComposer();
-  chat.addUser(text);
+  const attached = images.take();
+  const sent = chat.addUser(text, attached.shown);
   els.input.value = "";
   autoGrow();
   try {
-    const r = await invoke(Cmd.sendMessage, { conversation: state.conversation, text });
+    const r = await invoke(Cmd.sendMessage, { conversation: state.conversation, text, images: attached.ids });
     state.conversation = r.conversation;
     panel.setCurrent(r.conversation);
     // A new conversation has no title (the button already says "New chat") until its first message.
-    if (els.title.textContent === "") els.title.textContent = firstLine(text);
+    if (els.title.textContent === "") els.title.textContent = firstLine(text || "Image");
     chat.ensureReply(r.reply);
   } catch (err) {
     showError(`Not sent: ${friendlyError(err)}`);
     onOllamaDown(err);
     if (!els.input.value) els.input.value = text; // give the text back to retry by hand
+    if (attached.items.length) {
+      // The app kept the images: they go back to the composer with the text.
+      sent.remove();
+      images.restore(attached.items);
+    }
     autoGrow();
   } finally {
     state.sending = false;

@@ -10,6 +10,8 @@
 // "Thinking…" block above the answer, open while it streams and collapsed (with its duration)
 // once the answer starts (`thinking_done`). A stored reply shows its trace collapsed.
 //
+// Images: a user message shows its images' thumbnails, `data:` URLs made in Rust (images.js).
+//
 // Safety: the only HTML ever inserted is `html_blocks[].html`, `tail_html`, the `html` of `done`,
 // `failed` and `cancelled`, and a loaded message's `html`, all sanitised in Rust. Everything else (user
 // text, tails, thinking traces, errors, stats) goes through textContent.
@@ -18,6 +20,7 @@ import { errorText } from "./ipc.js";
 import { tokPerSec } from "./format.js";
 import { enhanceCodeBlocks } from "./code.js";
 import { recordFlush } from "./perf.js";
+import { messageImages } from "./images.js";
 
 const BOTTOM_SLACK_PX = 24;
 const FALLBACK_FLUSH_MS = 100;
@@ -85,12 +88,13 @@ export class ChatView {
     }
   }
 
-  /** Appends a user message (plain text). */
-  addUser(text) {
+  /** Appends a user message (plain text), with its images' thumbnails (`images.js`). */
+  addUser(text, images) {
     this.dropEmptyHint();
     const m = el("article", "msg user");
     m.setAttribute("aria-label", "You");
-    m.append(el("div", "body", text));
+    if (Array.isArray(images) && images.length) m.append(messageImages(images));
+    if (text !== "" || !images || !images.length) m.append(el("div", "body", text));
     this.log.append(m);
     this.scrollToBottom(true);
     return m;
@@ -414,7 +418,7 @@ export class ChatView {
     this.clear();
     for (const m of messages) {
       if (m.role === "user") {
-        this.addUser(m.content ?? "");
+        this.addUser(m.content ?? "", m.images);
         continue;
       }
       const v = this.ensureReply(m.id);

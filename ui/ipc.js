@@ -23,6 +23,9 @@ export const Cmd = Object.freeze({
   cancelPull: "cancel_pull",
   pullState: "pull_state",
   checkNow: "check_now",
+  imageSupport: "image_support",
+  attachImage: "attach_image",
+  discardImage: "discard_image",
 });
 
 export const Ev = Object.freeze({

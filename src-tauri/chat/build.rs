@@ -24,6 +24,9 @@ fn main() {
             "cancel_pull",
             "pull_state",
             "check_now",
+            "image_support",
+            "attach_image",
+            "discard_image",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

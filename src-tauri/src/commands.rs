@@ -8,10 +8,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
+use yollayah_core::chat::Outgoing;
 use yollayah_core::history::{ConversationId, MessageStatus};
 
 use crate::error::{Error, Result};
-use crate::ipc::{ConversationRow, MessageRow, StatusReply, events};
+use crate::ipc::{ConversationRow, ImageSupport, MessageRow, StatusReply, events};
 use crate::service::ClientId;
 use crate::shell::Shell;
 use crate::startup::{Core, lock};
@@ -57,12 +58,51 @@ pub(crate) async fn handle(
             app: shell.status(),
             problems: core.problems.clone(),
         }),
-        Command::SendMessage { conversation, text } => {
-            if text.trim().is_empty() {
+        Command::SendMessage {
+            conversation,
+            text,
+            images,
+        } => {
+            // An image alone is a message ("what is this?" is often implied).
+            if text.trim().is_empty() && images.is_empty() {
                 return Err(Error::BadInput("the message is empty".into()));
             }
             check_text(&text, "message")?;
-            json(reply::send(core, conversation.map(ConversationId), text, emit).await?)
+            let prepared = core.attachments.take(&images, core.chat.image_limits())?;
+            let kept = prepared.clone();
+            let outgoing = Outgoing {
+                text,
+                images: prepared,
+                ..Outgoing::default()
+            };
+            match reply::send(core, conversation.map(ConversationId), outgoing, emit).await {
+                Ok(started) => json(started),
+                Err(err) => {
+                    // Refused before anything was stored (e.g. the model cannot see images):
+                    // the images stay attached, as the text stays in the composer.
+                    core.attachments.restore(&images, kept);
+                    Err(err)
+                }
+            }
+        }
+        Command::ImageSupport => json(image_support(core).await?),
+        Command::AttachImage { name, data } => {
+            let support = image_support(core).await?;
+            if !support.vision {
+                return Err(Error::Core(yollayah_core::Error::NoVision {
+                    model: support.model,
+                    suggestion: support.suggestion,
+                }));
+            }
+            json(
+                core.attachments
+                    .attach(&name, data, *core.chat.image_limits())
+                    .await?,
+            )
+        }
+        Command::DiscardImage { id } => {
+            core.attachments.discard(id);
+            Ok(Value::Null)
         }
         Command::CancelReply { reply } => {
             reply::cancel(core, reply);
@@ -109,6 +149,42 @@ pub(crate) async fn handle(
     }
 }
 
+/// Whether the chat model sees images (`/api/show` capabilities, cached by the engine) and,
+/// when not, the smallest pulled vision model to name instead.
+async fn image_support(core: &Core) -> Result<ImageSupport> {
+    let model = core.chat.model().to_owned();
+    let (_, vision) = core.chat.model_support().await?;
+    let suggestion = if vision {
+        None
+    } else {
+        match yollayah_core::models::list(&core.ollama).await {
+            Ok(all) => yollayah_core::models::vision_suggestion(&all).map(str::to_owned),
+            Err(err) => {
+                tracing::warn!(%err, "listing models for a vision suggestion failed");
+                None
+            }
+        }
+    };
+    let message = (!vision).then(|| {
+        yollayah_core::Error::NoVision {
+            model: model.clone(),
+            suggestion: suggestion.clone(),
+        }
+        .to_string()
+    });
+    let limits = core.chat.image_limits();
+    Ok(ImageSupport {
+        model,
+        vision,
+        suggestion,
+        message,
+        max_file_bytes: limits.max_file_bytes,
+        max_pixels: limits.max_pixels,
+        max_images: limits.max_images,
+        longest_side: limits.longest_side,
+    })
+}
+
 /// The most recently updated conversations.
 async fn list_conversations(core: &Core, limit: usize) -> Result<Vec<ConversationRow>> {
     let limit = limit.clamp(1, MAX_LIST);
@@ -131,12 +207,26 @@ async fn list_conversations(core: &Core, limit: usize) -> Result<Vec<Conversatio
 
 /// A conversation's messages, assistant ones with their sanitised HTML.
 async fn load_conversation(core: &Core, id: i64) -> Result<Vec<MessageRow>> {
+    // Thumbnails are made from the stored bytes on the history thread: a few ms per image,
+    // and nothing but the small copy crosses the socket.
     let messages = core
-        .with_history(move |h| h.messages(ConversationId(id)))
+        .with_history(move |h| {
+            let messages = h.messages(ConversationId(id))?;
+            let mut thumbs = Vec::new();
+            for m in &messages {
+                let mut rows = Vec::with_capacity(m.images.len());
+                for image in &m.images {
+                    let data = h.image_data(image.id)?;
+                    rows.push(crate::attach::stored_row(image, data.as_deref()));
+                }
+                thumbs.push(rows);
+            }
+            Ok(messages.into_iter().zip(thumbs).collect::<Vec<_>>())
+        })
         .await?;
     Ok(messages
         .into_iter()
-        .map(|m| {
+        .map(|(m, images)| {
             let (status, reason) = match m.status {
                 MessageStatus::Pending => ("pending", None),
                 MessageStatus::Streaming => ("streaming", None),
@@ -154,6 +244,7 @@ async fn load_conversation(core: &Core, id: i64) -> Result<Vec<MessageRow>> {
                 html,
                 thinking: m.thinking,
                 thinking_ms: m.thinking_ms,
+                images,
             }
         })
         .collect())

@@ -70,6 +70,57 @@ pub struct MessageRow {
     /// How long the model thought, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_ms: Option<u64>,
+    /// A user message's images, as thumbnails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRow>,
+}
+
+/// What `attach_image` returns: the image as prepared for the model, and its thumbnail. The
+/// window keeps only `id` and `thumb` (see [`crate::attach`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The number `send_message` names.
+    pub id: u64,
+    pub name: String,
+    /// A small JPEG or PNG as a `data:` URL.
+    pub thumb: String,
+    /// Size sent to the model.
+    pub width: u32,
+    pub height: u32,
+    /// Size of the file as attached.
+    pub original_width: u32,
+    pub original_height: u32,
+    /// Bytes sent to the model.
+    pub bytes: usize,
+}
+
+/// A stored image as `load_conversation` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRow {
+    pub id: i64,
+    pub width: u32,
+    pub height: u32,
+    /// A small copy as a `data:` URL; `None` if the stored bytes no longer decode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<String>,
+}
+
+/// What `image_support` returns: what the window needs to know before reading a file: can this model see images, and the
+/// limits (so an oversized file is refused without reading it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageSupport {
+    pub model: String,
+    pub vision: bool,
+    /// A pulled vision model to switch to, when this one is blind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// The refusal in words, when `vision` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub max_file_bytes: u64,
+    pub max_pixels: u64,
+    pub max_images: usize,
+    pub longest_side: u32,
 }
 
 /// What `send_message` and `retry_reply` return.

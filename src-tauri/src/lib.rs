@@ -10,6 +10,7 @@
 //! binary's start-up is `launch.rs`.
 
 mod actions;
+mod attach;
 mod autostart;
 mod chat_process;
 mod commands;

@@ -96,14 +96,14 @@ pub fn state(core: &Core) -> PickerState {
 }
 
 /// The engine chats go to now, and the message with the choices applied.
-pub fn outgoing(core: &Core, text: String) -> (ChatEngine, Outgoing) {
+pub fn outgoing(core: &Core, outgoing: Outgoing) -> (ChatEngine, Outgoing) {
     let choice = lock(&core.choice).clone();
     let engine = engine_for(core, choice.host.as_deref()).clone();
     let model = choice.model.clone().unwrap_or_else(|| engine.model());
     let outgoing = Outgoing {
         think: choice.think.get(&model).copied(),
         model: choice.model,
-        ..Outgoing::text(text)
+        ..outgoing
     };
     (engine, outgoing)
 }

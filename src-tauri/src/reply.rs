@@ -7,7 +7,7 @@
 //! window never parses Markdown or inserts unsanitised HTML.
 
 use tokio::sync::oneshot;
-use yollayah_core::chat::ReplyEvent;
+use yollayah_core::chat::{Outgoing, ReplyEvent};
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
@@ -83,16 +83,17 @@ impl Relay {
     }
 }
 
-/// Sends `text` in `conversation` (a new one when `None`) and returns once the reply has
-/// started; the reply streams on through `emit`.
+/// Sends `outgoing` (text and prepared images) in `conversation` (a new one when `None`) and
+/// returns once the reply has started; the reply streams on through `emit`. An `Err` means
+/// nothing was stored or sent.
 pub async fn send(
     core: &Core,
     conversation: Option<ConversationId>,
-    text: String,
+    outgoing: Outgoing,
     emit: impl Fn(ChatPayload) + Send + Sync + 'static,
 ) -> Result<Started> {
     // The picker's choices: which host, which model, thinking on or off.
-    let (engine, outgoing) = crate::picker::outgoing(core, text);
+    let (engine, outgoing) = crate::picker::outgoing(core, outgoing);
     let replies = core.replies.clone();
     let token = core.cancel.child_token();
     let (started_tx, started_rx) = oneshot::channel();
@@ -192,7 +193,25 @@ pub async fn retry(
             "no user message precedes reply {reply}"
         )));
     };
-    send(core, Some(conv), user.content.clone(), emit).await
+    // The question goes again with its images, read back from history.
+    let refs = user.images.clone();
+    let images = core
+        .with_history(move |h| {
+            let mut out = Vec::with_capacity(refs.len());
+            for image in &refs {
+                if let Some(data) = h.image_data(image.id)? {
+                    out.push(crate::attach::from_stored(image, data));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let outgoing = Outgoing {
+        text: user.content.clone(),
+        images,
+        ..Outgoing::default()
+    };
+    send(core, Some(conv), outgoing, emit).await
 }
 
 #[cfg(test)]

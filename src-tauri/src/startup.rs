@@ -101,6 +101,8 @@ pub struct Core {
     pub pulls: crate::pulls::Pulls,
     /// Stops the watchdog and the forwarder.
     pub cancel: CancellationToken,
+    /// Images attached in the chat window and not yet sent.
+    pub attachments: crate::attach::Attachments,
     /// The config's `[[hosts]]`, followed besides `[ollama]` (empty: nothing changes).
     pub hosts: Vec<crate::hosts::Followed>,
     /// How often a host without an agent is read (the watchdog's tick).
@@ -252,6 +254,7 @@ impl Core {
             history,
             samples: Mutex::new(GpuSamples::default()),
             replies: Arc::new(Mutex::new(HashMap::new())),
+            attachments: crate::attach::Attachments::default(),
             problems,
             opener: options.opener,
             pulls: crate::pulls::Pulls::default(),

@@ -24,9 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::startup::lock;
 
-/// The largest frame either side accepts (a message is at most 1 MiB of text; its rendering
-/// and JSON escaping stay well under this).
-pub const MAX_FRAME: u32 = 8 << 20;
+/// The largest frame either side accepts. The biggest legitimate frame is an attached image's
+/// file in base64 (`attach_image`: at most 25 MiB, 33.4 MiB encoded); a message is at most
+/// 1 MiB of text, and its rendering and JSON escaping stay well under 8 MiB. Both peers are the
+/// same user (checked), so this bounds a buggy window, not an attacker.
+pub const MAX_FRAME: u32 = 36 << 20;
 
 /// `$XDG_RUNTIME_DIR/yollayah-core.sock`, else a per-user folder under the temp dir.
 pub fn socket_path() -> PathBuf {
@@ -43,6 +45,9 @@ pub enum Command {
     SendMessage {
         conversation: Option<i64>,
         text: String,
+        /// Images attached with `attach_image`, by their ids (the text may then be empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<u64>,
     },
     /// Stops a streaming reply.
     CancelReply { reply: i64 },
@@ -62,6 +67,14 @@ pub enum Command {
     GpuHistory,
     /// The pulled chat models with a fit prediction each (`yollayah_core::models::ModelEntry`s).
     ListModels,
+    /// Whether the model sees images, with the size and count limits
+    /// ([`crate::ipc::ImageSupport`]).
+    ImageSupport,
+    /// Prepares a pasted, dropped or picked image (`data`: the file's bytes in base64) and
+    /// keeps it until sent ([`crate::ipc::Attachment`]). Refused for a model without vision.
+    AttachImage { name: String, data: String },
+    /// Forgets an attached image (removed from the composer before sending).
+    DiscardImage { id: u64 },
     /// The window painted its first frame (the tray logs how long "Open chat" took).
     Painted,
     /// The picker's choices ([`crate::picker::PickerState`]).
@@ -295,7 +308,30 @@ mod tests {
             req.command,
             Command::SendMessage {
                 conversation: None,
-                text: "hi".into()
+                text: "hi".into(),
+                images: vec![],
+            }
+        );
+        let with_images: Request = serde_json::from_value(json!({"seq": 5,
+            "cmd": "send_message", "conversation": 2, "text": "", "images": [7, 8]}))
+        .expect("images by id");
+        assert_eq!(
+            with_images.command,
+            Command::SendMessage {
+                conversation: Some(2),
+                text: String::new(),
+                images: vec![7, 8],
+            }
+        );
+        let attach: Request = serde_json::from_value(
+            json!({"seq": 6, "cmd": "attach_image", "name": "a.png", "data": "AAAA"}),
+        )
+        .expect("attach_image");
+        assert_eq!(
+            attach.command,
+            Command::AttachImage {
+                name: "a.png".into(),
+                data: "AAAA".into()
             }
         );
         let load: Request =

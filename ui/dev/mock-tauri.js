@@ -195,6 +195,13 @@
       document.documentElement.dataset.checkedNow = "1";
       return snapshot("down");
     },
+    // Images: the mock's model is llama3.2:3b, which cannot see them.
+    image_support: () => ({ model: "llama3.2:3b", vision: false, suggestion: "gemma3:4b",
+      message: "llama3.2:3b cannot see images; gemma3:4b can: switch to it to send images",
+      max_file_bytes: 25 << 20, max_pixels: 50000000, max_images: 4, longest_side: 1120 }),
+    attach_image: () => Promise.reject({ kind: "bad_input",
+      message: "llama3.2:3b cannot see images; gemma3:4b can: switch to it to send images" }),
+    discard_image: () => null,
     open_external: ({ url }) => {
       document.documentElement.dataset.lastExternal = url;
       return null;

@@ -72,6 +72,8 @@ pub enum ImageRejection {
     TooMany { count: usize, limit: usize },
     #[error("the image could not be re-encoded: {reason}")]
     Encode { reason: String },
+    #[error("the image did not arrive intact (not valid base64)")]
+    NotBase64,
 }
 
 /// An image ready to send and to store.
@@ -168,6 +170,40 @@ pub fn prepare(bytes: &[u8], limits: &ImageLimits) -> Result<PreparedImage, Imag
         original_height,
         source_format: name,
     })
+}
+
+/// [`prepare`] for bytes that arrive as base64 (the chat window sends a pasted, dropped or
+/// picked file this way). The size limit is checked on the encoded length first, so an
+/// oversized file is refused without decoding it.
+pub fn prepare_base64(text: &str, limits: &ImageLimits) -> Result<PreparedImage, ImageRejection> {
+    let text = text.trim();
+    // Base64 carries 3 bytes in 4 characters; padding makes this a slight overestimate.
+    let bytes = (text.len() as u64).div_ceil(4) * 3;
+    if bytes > limits.max_file_bytes.saturating_add(2) {
+        return Err(ImageRejection::FileTooLarge {
+            bytes,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| ImageRejection::NotBase64)?;
+    prepare(&data, limits)
+}
+
+/// Longest side of a thumbnail, in pixels: 2 × the 96 CSS px the window shows, for HiDPI.
+pub const THUMBNAIL_SIDE: u32 = 192;
+
+/// A small copy of an image for the window (a few KB as a `data:` URL), from the bytes of a
+/// prepared or stored image.
+pub fn thumbnail(bytes: &[u8]) -> Result<PreparedImage, ImageRejection> {
+    prepare(
+        bytes,
+        &ImageLimits {
+            longest_side: THUMBNAIL_SIDE,
+            ..ImageLimits::default()
+        },
+    )
 }
 
 /// Reads at most `max_file_bytes + 1` bytes of `path` and prepares it.
@@ -382,6 +418,35 @@ mod tests {
             check_count(5, &l),
             Err(ImageRejection::TooMany { count: 5, limit: 4 })
         );
+    }
+
+    #[test]
+    fn base64_input_is_size_checked_before_decoding_and_thumbnails_are_small() {
+        let l = ImageLimits::default();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(jpeg(800, 600));
+        let p = prepare_base64(&b64, &l).expect("prepared");
+        assert_eq!((p.width, p.height), (800, 600));
+        assert_eq!(
+            prepare_base64("not base64!", &l),
+            Err(ImageRejection::NotBase64)
+        );
+        let small = ImageLimits {
+            max_file_bytes: 100,
+            ..l
+        };
+        assert!(matches!(
+            prepare_base64(&b64, &small),
+            Err(ImageRejection::FileTooLarge { limit: 100, .. })
+        ));
+        let t = thumbnail(&p.data).expect("thumbnail");
+        assert_eq!((t.width, t.height), (192, 144));
+        assert!(
+            t.data.len() < p.data.len() / 3,
+            "{} vs {}",
+            t.data.len(),
+            p.data.len()
+        );
+        assert!(thumbnail(&png(40, 30, 128)).expect("png").mime == "image/png");
     }
 
     #[test]

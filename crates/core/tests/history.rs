@@ -281,3 +281,75 @@ fn the_question_and_its_reply_row_are_stored_together_or_not_at_all() {
         .collect();
     assert_eq!(contents, ["first", "ok"]);
 }
+
+#[test]
+fn images_are_stored_with_their_message_atomically_and_removed_with_the_conversation() {
+    use yollayah_core::history::NewImage;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let png = [0x89u8, b'P', b'N', b'G', 1, 2, 3];
+    let jpeg = [0xffu8, 0xd8, 0xff, 9, 9];
+    let images = [
+        NewImage {
+            mime: "image/jpeg",
+            width: 1120,
+            height: 840,
+            data: &jpeg,
+        },
+        NewImage {
+            mime: "image/png",
+            width: 40,
+            height: 30,
+            data: &png,
+        },
+    ];
+    let (c, keep) = {
+        let mut h = History::open(&path).unwrap();
+        let c = h.create_conversation("pics", "gemma3:4b", "p").unwrap();
+        let (_, r) = h.begin_exchange(c, "what is this?", &images).unwrap();
+        h.finish_reply(r, "a cat", None).unwrap();
+        let keep = h.create_conversation("other", "gemma3:4b", "p").unwrap();
+        h.begin_exchange(keep, "and this?", &images[1..]).unwrap();
+        (c, keep)
+    };
+    // Reopened from disk: the images are there, in order, with their bytes.
+    let mut h = History::open(&path).unwrap();
+    let msgs = h.messages(c).unwrap();
+    let refs = &msgs[0].images;
+    assert_eq!(
+        refs.iter()
+            .map(|i| (i.mime.as_str(), i.width, i.height))
+            .collect::<Vec<_>>(),
+        [("image/jpeg", 1120, 840), ("image/png", 40, 30)]
+    );
+    assert!(msgs[1].images.is_empty(), "the reply has none");
+    assert_eq!(
+        h.image_data(refs[0].id).unwrap().as_deref(),
+        Some(&jpeg[..])
+    );
+    assert_eq!(h.image_data(refs[1].id).unwrap().as_deref(), Some(&png[..]));
+
+    // A failed exchange stores no image: message and images are one transaction.
+    let other = Connection::open(&path).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER no_replies BEFORE INSERT ON messages WHEN NEW.role = 'assistant'
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let count = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM images", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&other), 3);
+    assert!(h.begin_exchange(c, "again", &images).is_err());
+    assert_eq!(count(&other), 3, "no image of the failed exchange remains");
+    other.execute_batch("DROP TRIGGER no_replies;").unwrap();
+
+    // Deleting the conversation deletes its images, and only its images.
+    h.delete_conversation(c).unwrap();
+    assert_eq!(h.image_data(refs[0].id).unwrap(), None);
+    assert_eq!(h.image_data(refs[1].id).unwrap(), None);
+    assert_eq!(count(&other), 1);
+    assert_eq!(h.messages(keep).unwrap()[0].images.len(), 1);
+}

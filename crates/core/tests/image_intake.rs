@@ -6,7 +6,9 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, RgbaImage};
-use yollayah_core::images::{ImageLimits, ImageRejection, prepare, prepare_file};
+use yollayah_core::images::{
+    ImageLimits, ImageRejection, prepare, prepare_base64, prepare_file, thumbnail,
+};
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
@@ -242,4 +244,45 @@ fn write_fuzz_seeds() {
     }
     std::fs::write(dir.join("giant.png"), png_claiming(60_000, 60_000)).expect("write");
     std::fs::write(dir.join("giant.gif"), gif_claiming(65_535, 65_535)).expect("write");
+}
+
+/// What the chat window sends (`attach_image`): base64 text. Every cut and stray character
+/// ends in a typed refusal or an image within the limits, and an oversized file is refused
+/// from the text's length alone.
+#[test]
+fn base64_input_cut_or_garbled_is_refused_clearly() {
+    use base64::Engine as _;
+    let limits = ImageLimits::default();
+    let mut rng = Rng(0x5eed_b64b_64b6_4b64);
+    for (_, bytes) in samples() {
+        let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let whole = prepare_base64(&text, &limits).expect("the whole file");
+        assert_eq!((whole.width, whole.height), (97, 61));
+        for cut in (0..text.len()).step_by(7) {
+            match prepare_base64(&text[..cut], &limits) {
+                Ok(img) => assert!(img.width <= limits.longest_side),
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+        for _ in 0..50 {
+            let mut t = text.clone().into_bytes();
+            let i = rng.below(t.len());
+            t[i] = b"!@#$%^&*( "[rng.below(10)];
+            let t = String::from_utf8(t).expect("ascii");
+            assert_eq!(prepare_base64(&t, &limits), Err(ImageRejection::NotBase64));
+        }
+        // Thumbnails of every sample decode and fit the thumbnail box.
+        let thumb = thumbnail(&whole.data).expect("thumbnail");
+        assert!(thumb.width.max(thumb.height) <= yollayah_core::images::THUMBNAIL_SIDE);
+    }
+    let small = ImageLimits {
+        max_file_bytes: 1000,
+        ..limits
+    };
+    // 4 MB of base64 claimed: refused without decoding (the text is not even valid).
+    let huge = "A".repeat(4 << 20);
+    assert!(matches!(
+        prepare_base64(&huge, &small),
+        Err(ImageRejection::FileTooLarge { limit: 1000, .. })
+    ));
 }

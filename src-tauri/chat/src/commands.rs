@@ -21,8 +21,33 @@ pub async fn send_message(
     tray: State<'_, Client>,
     conversation: Option<i64>,
     text: String,
+    images: Option<Vec<u64>>,
 ) -> Reply {
-    tray.call(Command::SendMessage { conversation, text }).await
+    tray.call(Command::SendMessage {
+        conversation,
+        text,
+        images: images.unwrap_or_default(),
+    })
+    .await
+}
+
+/// Whether the chat model sees images, and the size and count limits.
+#[tauri::command]
+pub async fn image_support(tray: State<'_, Client>) -> Reply {
+    tray.call(Command::ImageSupport).await
+}
+
+/// Prepares a pasted, dropped or picked image (`data`: the file in base64); returns its id
+/// and thumbnail. The full-size image stays in the tray.
+#[tauri::command]
+pub async fn attach_image(tray: State<'_, Client>, name: String, data: String) -> Reply {
+    tray.call(Command::AttachImage { name, data }).await
+}
+
+/// Forgets an attached image (removed before sending).
+#[tauri::command]
+pub async fn discard_image(tray: State<'_, Client>, id: u64) -> Reply {
+    tray.call(Command::DiscardImage { id }).await
 }
 
 /// Stops a streaming reply (it ends with a `cancelled` chat event).

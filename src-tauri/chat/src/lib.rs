@@ -50,6 +50,9 @@ pub fn run_app<R: Runtime>(
             commands::cancel_pull,
             commands::pull_state,
             commands::check_now,
+            commands::image_support,
+            commands::attach_image,
+            commands::discard_image,
         ])
         .build(tauri::generate_context!())?;
     app.manage(client);

@@ -22,6 +22,9 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
         .title("Yollayah")
         .inner_size(400.0, 560.0)
         .min_inner_size(320.0, 400.0)
+        // Files dropped on the window reach the page as HTML drag-and-drop (with their bytes),
+        // where ui/images.js attaches them; Tauri's own handler would swallow the drop.
+        .disable_drag_drop_handler()
         .build()?;
     Ok(())
 }

@@ -693,6 +693,43 @@ fn open_external_hands_only_web_links_to_the_desktop() {
 }
 
 #[test]
+fn images_on_a_model_without_vision_are_refused_naming_one_that_has_it() {
+    // A valid 1 × 1 PNG: the refusal is the model's, not the file's.
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let rig = rig();
+    let support = rig.call("image_support", json!({}));
+    assert_eq!(support["model"], MODEL, "{support}");
+    assert_eq!(support["vision"], false, "{support}");
+    // gemma3:4b is the simulator's one pulled vision model (`/api/tags` + `/api/show`).
+    assert_eq!(support["suggestion"], "gemma3:4b", "{support}");
+    assert_eq!(support["max_images"], 4);
+    assert_eq!(support["max_file_bytes"], 25 << 20);
+    let refusal = "llama3.2:3b cannot see images; gemma3:4b can: switch to it to send images";
+    assert_eq!(support["message"], refusal);
+    let err = rig.fail("attach_image", json!({"name": "dot.png", "data": PNG}));
+    assert_eq!(err["kind"], "bad_input", "{err}");
+    assert_eq!(err["message"], refusal);
+    // An image id the tray does not hold refuses the message; nothing is stored or sent.
+    let err = rig.fail(
+        "send_message",
+        json!({"conversation": null, "text": "", "images": [42]}),
+    );
+    assert_eq!(err["kind"], "bad_input", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no longer available"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.call("list_conversations", json!({"limit": 10})),
+        json!([])
+    );
+    assert_eq!(rig.call("discard_image", json!({"id": 42})), Value::Null);
+}
+
+#[test]
 fn only_the_chat_window_may_call_the_commands() {
     let rig = rig();
     let other = WebviewWindowBuilder::new(&rig.app, "intruder", Default::default())
@@ -714,6 +751,9 @@ fn only_the_chat_window_may_call_the_commands() {
         ("cancel_pull", json!({})),
         ("pull_state", json!({})),
         ("check_now", json!({})),
+        ("image_support", json!({})),
+        ("attach_image", json!({"name": "a.png", "data": "AAAA"})),
+        ("discard_image", json!({"id": 1})),
     ] {
         let refused = invoke_on(&other, cmd, args).expect_err("refused");
         assert!(

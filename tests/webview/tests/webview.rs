@@ -2015,3 +2015,295 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
         f("frames")
     );
 }
+
+/// Makes a 1600 × 1200 JPEG in the page (a canvas) and delivers it as the user would: a paste
+/// into the message box (a `paste` event carrying a `File`), or with `drop`, dropped on the
+/// window (a `drop` event carrying it). Where the engine does not carry a synthetic event's
+/// data, the next way is tried, the file picker's input last: the handlers are the same
+/// (`ui/images.js`). Returns which way was taken.
+fn paste_image(app: &App, drop: bool) -> String {
+    let r = app
+        .wd
+        .execute(
+            "const dropFirst = arguments[0];\
+             const c = document.createElement('canvas'); c.width = 1600; c.height = 1200;\
+             const g = c.getContext('2d');\
+             const grad = g.createLinearGradient(0, 0, 1600, 1200);\
+             grad.addColorStop(0, '#2f6fd0'); grad.addColorStop(1, '#f0a33a');\
+             g.fillStyle = grad; g.fillRect(0, 0, 1600, 1200);\
+             g.fillStyle = '#ffffff'; g.beginPath(); g.arc(800, 600, 300, 0, 7); g.fill();\
+             const b = atob(c.toDataURL('image/jpeg', 0.9).split(',')[1]);\
+             const u = new Uint8Array(b.length); for (let i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);\
+             const file = new File([u], 'photo.jpg', {type: 'image/jpeg'});\
+             const dt = new DataTransfer(); dt.items.add(file);\
+             const input = document.getElementById('input'); input.focus();\
+             if (!dropFirst) {\
+               const paste = new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true});\
+               if (!input.dispatchEvent(paste)) return 'paste';\
+             }\
+             const drop = new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true});\
+             if (!document.getElementById('log').dispatchEvent(drop)) return 'drop';\
+             const picker = document.getElementById('attach-file');\
+             picker.files = dt.files; picker.dispatchEvent(new Event('change'));\
+             return 'file input';",
+            &[json!(drop)],
+        )
+        .expect("deliver an image");
+    let way = r.as_str().unwrap_or("").to_owned();
+    eprintln!("image delivered by: {way}");
+    way
+}
+
+/// The composer's attachments: thumbnail sources, still-busy count, and the note.
+fn attachments(app: &App) -> Result<Value> {
+    app.js(
+        "return {chips: [...document.querySelectorAll('#attachments .attach-chip')].map(c => ({\
+                   busy: c.classList.contains('busy'), src: c.querySelector('img').getAttribute('src') || '',\
+                   title: c.title})),\
+                 note: document.getElementById('attach-note').hidden ? '' : document.getElementById('attach-note').textContent,\
+                 send_disabled: document.getElementById('send').disabled};",
+    )
+}
+
+#[test]
+fn an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history() {
+    let Some((_lock, bins)) =
+        start("an_image_pasted_is_sent_to_a_vision_model_and_shown_again_from_history")
+    else {
+        return;
+    };
+    let app = launch(
+        &bins,
+        200.0,
+        &Launch {
+            model: Some("gemma3:4b".into()),
+            ..Launch::default()
+        },
+    );
+    let way = paste_image(&app, false);
+    assert_eq!(way, "paste", "the paste handler took the image");
+    let ready = wait_for(
+        "the thumbnail",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let a = attachments(&app)?;
+            Ok((a["chips"].as_array().is_some_and(|c| c.len() == 1)
+                && a["chips"][0]["busy"] == false)
+                .then_some(a))
+        },
+    )
+    .expect("attached");
+    let chip = &ready["chips"][0];
+    let src = chip["src"].as_str().unwrap_or("");
+    assert!(src.starts_with("data:image/jpeg;base64,"), "{chip}");
+    // A thumbnail, not the image: the full-size bytes stay in the app.
+    assert!(src.len() < 30_000, "thumbnail of {} chars", src.len());
+    assert_eq!(
+        chip["title"], "photo.jpg (1600 × 1200, sent as 1120 × 840)",
+        "{chip}"
+    );
+    assert_eq!(ready["note"], "", "{ready}");
+    // An image alone may be sent: Send is on with an empty message box.
+    assert_eq!(ready["send_disabled"], false, "{ready}");
+
+    // A second one dropped on the window, then removed: it is not sent.
+    let way = paste_image(&app, true);
+    assert_eq!(way, "drop", "the drop handler took the image");
+    wait_for(
+        "the second thumbnail",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let a = attachments(&app)?;
+            Ok((a["chips"].as_array().is_some_and(|c| c.len() == 2)
+                && a["chips"][1]["busy"] == false)
+                .then_some(a))
+        },
+    )
+    .expect("two attached");
+    shot(&app, "image-attached");
+    app.wd
+        .click(
+            &app.wd
+                .find("#attachments .attach-chip:last-child .attach-remove")
+                .expect("the second image's remove button"),
+        )
+        .expect("remove it");
+    let left = attachments(&app).expect("attachments");
+    assert_eq!(
+        left["chips"].as_array().map(Vec::len),
+        Some(1),
+        "removed: {left}"
+    );
+    send(&app, "What is in this picture?");
+    assert!(
+        app.js("return document.querySelectorAll('#attachments .attach-chip').length;")
+            .expect("chips")
+            == 0,
+        "the composer is emptied"
+    );
+    let done = wait_done(&app, Duration::from_secs(60));
+    let reply = last_reply(&app).expect("reply");
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("I see 1 image."),
+        "the simulator got one image: {reply} {done}"
+    );
+    let sent = app
+        .js(
+            "const m = [...document.querySelectorAll('#log .msg.user')].pop();\
+             return {thumbs: [...m.querySelectorAll('img.msg-thumb')].map(i => i.getAttribute('src').slice(0, 23)),\
+                     text: m.querySelector('.body').textContent};",
+        )
+        .expect("sent message");
+    assert_eq!(sent["thumbs"], json!(["data:image/jpeg;base64,"]), "{sent}");
+    assert_eq!(sent["text"], "What is in this picture?");
+    shot(&app, "image-sent");
+
+    // The request on the wire: the user message carries the image, base64 of a JPEG
+    // downscaled to 1120 px.
+    let chats: Vec<Value> = app
+        .sim
+        .requests()
+        .expect("recorded requests")
+        .into_iter()
+        .filter(|r| r["path"] == "/api/chat")
+        .collect();
+    let last = chats.last().expect("a chat request");
+    let user = last["body"]["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .expect("the user message");
+    assert_eq!(user["content"], "What is in this picture?");
+    let images = user["images"].as_array().expect("images on the wire");
+    assert_eq!(images.len(), 1, "{user}");
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(images[0].as_str().expect("a string"))
+        .expect("base64");
+    assert_eq!(&bytes[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    assert!(
+        bytes.len() > 2_000 && bytes.len() < 400_000,
+        "{} bytes",
+        bytes.len()
+    );
+
+    // Reload the page and open the conversation from history: the thumbnail is back.
+    app.js("window.__beforeReload = true; setTimeout(() => location.reload(), 0); return true;")
+        .expect("reload");
+    wait_for(
+        "the window to boot again",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let r = app
+                .js(
+                    "return !window.__beforeReload && document.readyState === 'complete' \
+                     && !!document.getElementById('chats-toggle') \
+                     && document.getElementById('badge')?.textContent !== '…';",
+                )
+                .unwrap_or(Value::Bool(false));
+            Ok((r == true).then_some(()))
+        },
+    )
+    .expect("reloaded");
+    app.wd
+        .click(&app.wd.find("#chats-toggle").expect("Chats"))
+        .expect("open Chats");
+    wait_for(
+        "the conversation in the list",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let r = app.js("return !!document.querySelector('#chats-list button[data-id]');")?;
+            Ok((r == true).then_some(()))
+        },
+    )
+    .expect("a conversation");
+    app.wd
+        .click(
+            &app.wd
+                .find("#chats-list button[data-id]")
+                .expect("the item"),
+        )
+        .expect("open it");
+    let loaded = wait_for(
+        "the stored image",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let r = app.js(
+                "const i = document.querySelector('#log .msg.user img.msg-thumb');\
+                 return i && {src: i.getAttribute('src').slice(0, 23), title: i.title,\
+                              loaded: i.complete && i.naturalWidth > 0, w: i.naturalWidth, h: i.naturalHeight};",
+            )?;
+            Ok((!r.is_null() && r["loaded"] == true).then_some(r))
+        },
+    )
+    .expect("the image is shown again");
+    assert_eq!(loaded["src"], "data:image/jpeg;base64,", "{loaded}");
+    assert_eq!(loaded["title"], "1120 × 840", "{loaded}");
+    assert_eq!(
+        (loaded["w"].clone(), loaded["h"].clone()),
+        (json!(192), json!(144))
+    );
+}
+
+#[test]
+fn attaching_on_a_model_without_vision_is_refused_naming_a_vision_model() {
+    let Some((_lock, bins)) =
+        start("attaching_on_a_model_without_vision_is_refused_naming_a_vision_model")
+    else {
+        return;
+    };
+    let app = launch(&bins, 200.0, &Launch::default());
+    paste_image(&app, false);
+    let refused = wait_for(
+        "the refusal",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let a = attachments(&app)?;
+            Ok((a["note"] != "").then_some(a))
+        },
+    )
+    .expect("refused");
+    assert_eq!(
+        refused["note"],
+        format!("{MODEL} cannot see images; gemma3:4b can: switch to it to send images"),
+        "{refused}"
+    );
+    assert_eq!(refused["chips"], json!([]), "nothing attached: {refused}");
+    // The attach button says so too, without opening a file dialog.
+    app.js("document.getElementById('attach-note').hidden = true; return true;")
+        .expect("hide the note");
+    app.wd
+        .click(&app.wd.find("#attach").expect("the attach button"))
+        .expect("click attach");
+    let again = wait_for(
+        "the refusal again",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let a = attachments(&app)?;
+            Ok((a["note"] != "").then_some(a))
+        },
+    )
+    .expect("refused again");
+    assert!(
+        again["note"].as_str().unwrap_or("").contains("gemma3:4b"),
+        "{again}"
+    );
+    shot(&app, "image-refused");
+    let with_images = app
+        .sim
+        .requests()
+        .expect("recorded requests")
+        .into_iter()
+        .filter(|r| r["path"] == "/api/chat" && r["body"].to_string().contains("\"images\""))
+        .count();
+    assert_eq!(with_images, 0, "no image was sent");
+}
