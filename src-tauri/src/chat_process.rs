@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::notify::Notice;
@@ -15,6 +15,14 @@ use crate::startup::lock;
 
 /// The chat binary's name; it is installed beside the tray's.
 pub const CHAT_BIN: &str = "yollayah-chat";
+
+/// Set in the environment of the tray when it re-executed itself with `GDK_GL=disable`
+/// (launch.rs, `without_gl`): that is for the tray's sake, and its chat window must not inherit
+/// it. It lives here, beside its reader, so that this module does not depend on the launcher.
+pub(crate) const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
+
+/// Unix ms at which "Open chat" was handled, passed to the chat process for its timing log.
+const OPEN_AT_ENV: &str = "YOLLAYAH_OPEN_AT_MS";
 
 /// Where the chat binary is: `$YOLLAYAH_CHAT_BIN`, else beside our own executable.
 pub fn chat_program() -> PathBuf {
@@ -66,7 +74,11 @@ impl ChatProcess {
         }
         let mut cmd = Command::new(&self.program);
         cmd.arg("--socket").arg(&self.socket).stdin(Stdio::null());
-        if crate::launch::gl_disabled_by_us() {
+        // The chat logs its start-up steps against this moment (yollayah-chat's `timing`).
+        if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            cmd.env(OPEN_AT_ENV, format!("{:.3}", now.as_secs_f64() * 1000.0));
+        }
+        if std::env::var_os(NO_GL_MARK).is_some() {
             // GL is off for the tray's own sake; the webview keeps its usual rendering.
             cmd.env_remove("GDK_GL");
         }

@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::actions::{AppCommand, dispatch};
-use crate::chat_process::{ChatProcess, chat_program};
+use crate::chat_process::{ChatProcess, NO_GL_MARK, chat_program};
 use crate::error::{Error, Result};
 use crate::startup::{CoreOptions, GpuSource};
 use crate::{notify, single_instance, tray, wire};
@@ -17,12 +17,12 @@ struct Args {
     demo: bool,
     /// `--open-chat`: start with the chat window open.
     open_chat: bool,
+    /// `--headless`: everything but the tray icon, no GTK (the memory measurement on the GPU
+    /// machine, which has no display: docs/benchmarks.md).
+    headless: bool,
 }
 
-const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat]";
-
-/// Set in the environment of the re-executed tray (see [`without_gl`]).
-const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
+const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat] [--headless]";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     let mut out = Args::default();
@@ -30,6 +30,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
         match arg.as_str() {
             "--demo" => out.demo = true,
             "--open-chat" => out.open_chat = true,
+            "--headless" => out.headless = true,
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown argument {other:?} ({USAGE})"
@@ -138,24 +139,35 @@ fn try_run() -> Result<()> {
     })?;
     let on_open = shell.clone();
     single_instance::serve(listener, move || dispatch(&on_open, AppCommand::OpenChat))?;
-    gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
-    tray::install(&shell)?;
-    tray::check_host(&shell);
-    // SIGTERM (logout, systemd, kill) ends the app as Quit does.
-    let on_term = shell.clone();
-    runtime.spawn(async move {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            on_term.quit();
+    if args.headless {
+        tracing::info!("running headless (no tray icon) until SIGTERM");
+        runtime.block_on(async {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+            }
+        });
+    } else {
+        gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
+        tray::install(&shell)?;
+        tray::check_host(&shell);
+        // SIGTERM (logout, systemd, kill) ends the app as Quit does.
+        let on_term = shell.clone();
+        runtime.spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                on_term.quit();
+            }
+        });
+        if args.open_chat {
+            dispatch(&shell, AppCommand::OpenChat);
         }
-    });
-    if args.open_chat {
-        dispatch(&shell, AppCommand::OpenChat);
+        tracing::info!("tray running");
+        gtk::main();
     }
-    tracing::info!("tray running");
-    gtk::main();
     shell.quit();
     let _ = std::fs::remove_file(&instance);
     let _ = std::fs::remove_file(&socket);
@@ -167,24 +179,25 @@ fn try_run() -> Result<()> {
     Ok(())
 }
 
-/// Whether this process was re-executed with GL off; its chat window must not inherit that.
-pub(crate) fn gl_disabled_by_us() -> bool {
-    std::env::var_os(NO_GL_MARK).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn arguments_are_demo_open_chat_or_nothing() {
+    fn arguments_are_demo_open_chat_headless_or_nothing() {
         assert_eq!(parse_args([]).expect("none"), Args::default());
         assert_eq!(
             parse_args(["--demo".to_owned(), "--open-chat".to_owned()]).expect("both"),
             Args {
                 demo: true,
-                open_chat: true
+                open_chat: true,
+                headless: false
             }
+        );
+        assert!(
+            parse_args(["--headless".to_owned()])
+                .expect("headless")
+                .headless
         );
         assert!(matches!(
             parse_args(["--dmeo".to_owned()]),
