@@ -21,6 +21,9 @@ pub const CHAT_BIN: &str = "yollayah-chat";
 /// it. It lives here, beside its reader, so that this module does not depend on the launcher.
 pub(crate) const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
 
+/// WebKitGTK's switch for rendering without accelerated compositing.
+const NO_COMPOSITING_ENV: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
 /// Unix ms at which "Open chat" was handled, passed to the chat process for its timing log.
 const OPEN_AT_ENV: &str = "YOLLAYAH_OPEN_AT_MS";
 
@@ -79,8 +82,14 @@ impl ChatProcess {
             cmd.env(OPEN_AT_ENV, format!("{:.3}", now.as_secs_f64() * 1000.0));
         }
         if std::env::var_os(NO_GL_MARK).is_some() {
-            // GL is off for the tray's own sake; the webview keeps its usual rendering.
+            // GL is off for the tray's own sake; GTK in the chat process may use it.
             cmd.env_remove("GDK_GL");
+        }
+        // The chat is text: WebKit's accelerated compositing buys it nothing, and setting it up
+        // (a GL context in the web process, under Xvfb Mesa's llvmpipe) delayed the first paint
+        // by hundreds of ms (docs/benchmarks.md, "Open chat"). A user's own setting wins.
+        if std::env::var_os(NO_COMPOSITING_ENV).is_none() {
+            cmd.env(NO_COMPOSITING_ENV, "1");
         }
         let mut child = cmd
             .spawn()

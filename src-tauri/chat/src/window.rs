@@ -1,6 +1,7 @@
 //! The chat window. Closing it destroys it, and with the last window the process exits: the
 //! idle tray runs no webview processes (the webview is most of a Tauri app's memory).
 
+use tauri::webview::PageLoadEvent;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use tauri::Result;
@@ -22,6 +23,10 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
         .title("Yollayah")
         .inner_size(400.0, 560.0)
         .min_inner_size(320.0, 400.0)
+        .on_page_load(|_, payload| match payload.event() {
+            PageLoadEvent::Started => crate::timing::mark("page load started"),
+            PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+        })
         .build()?;
     Ok(())
 }
