@@ -2,13 +2,25 @@
 # Measures the tray app (release build, demo mode) on a throwaway virtual desktop: launch →
 # tray registered, launch → first verdict in the menu, idle PSS and CPU with the chat window
 # closed, "Open chat" click → window mapped and → first paint (the page reports it; the tray
-# logs it), PSS with the chat open, WebKit processes and PSS 2 s after closing it. PSS is
+# logs it), where that time goes (the chat process and the page log each start-up step against
+# the click), then the median of OPENS (default 5) more opens, PSS with the chat open, WebKit
+# processes and PSS 2 s after closing it. PSS is
 # summed over the tray and every process under it (the chat window's process and its web
 # processes). A measurement, not a test: it prints figures and fails only if the app does not
 # come up.
-#   scripts/measure-tray.sh
+#   scripts/measure-tray.sh [--compare]
+# --compare: twice, before/after the chat's compositing change (docs/benchmarks.md): with
+# WEBKIT_DISABLE_COMPOSITING_MODE=0 (compositing on, as before), then with the tray's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--compare" ]; then
+  echo "### before: WebKit's accelerated compositing on (WEBKIT_DISABLE_COMPOSITING_MODE=0)"
+  WEBKIT_DISABLE_COMPOSITING_MODE=0 "$0"
+  echo "### after: the tray's default (compositing off in the chat process)"
+  env -u WEBKIT_DISABLE_COMPOSITING_MODE "$0"
+  exit 0
+fi
 
 if [ -z "${YOLLAYAH_E2E:-}" ]; then
   # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead; the tray starts the

@@ -10,7 +10,7 @@ dest=${1:?usage: stage-tray.sh DEST [TRAY_BIN]}/.gpu-carry/lean-tray
 bin=${2:-target/release/yollayah-tray}
 rm -rf "$dest"; mkdir -p "$dest/lib"
 cp "$bin" "$dest/yollayah-tray"
-cp scripts/gpu/tray-idle.sh "$dest/"
+cp scripts/gpu/tray-idle.sh scripts/gpu/fake-ollama.py "$dest/"
 ldd "$bin" | awk '$3 ~ /^\// { print $3 }' |
   grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r lib; do cp -L "$lib" "$dest/lib/"; done

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The tray's idle memory without a display: `yollayah-tray --headless` (the core, the chat
-# socket, the watchdog ticking against an absent Ollama, NVML loaded by the GPU probe; no GTK
-# init and no tray icon) for 20 s, then its PSS and RSS, whether libnvidia-ml is mapped, the
+# socket, the watchdog ticking against fake-ollama.py — up, no model loaded — so that it reads
+# the GPU and loads NVML; no GTK init and no tray icon) for 20 s, then its PSS and RSS, whether libnvidia-ml is mapped, the
 # biggest mappings by PSS and its CPU over 10 s. Twice: with the real GPU (NVML) and with the
 # simulator's GPU view (`YOLLAYAH_GPU_SOURCE=sim`: no NVML). Runs on the GPU machine (carried
-# by stage-tray.sh with the libraries the binary links that the machine lacks) and here.
+# by stage-tray.sh with fake-ollama.py and the libraries the binary links that the machine lacks) and here.
 #   tray-idle.sh [TRAY_BIN]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,5 +40,9 @@ echo "tray-idle: $(uname -n), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 missing=$(ldd "$bin" | grep 'not found' || true)
 [ -z "$missing" ] || { echo "missing libraries: $missing"; exit 1; }
+python3 "$here/fake-ollama.py" 11434 &
+fake=$!
+trap 'kill "$fake" 2>/dev/null' EXIT
+sleep 1
 measure "headless, real GPU (NVML)"
 measure "headless, simulator's GPU view (no NVML)" YOLLAYAH_GPU_SOURCE=sim
