@@ -2,13 +2,25 @@
 # Measures the tray app (release build, demo mode) on a throwaway virtual desktop: launch →
 # tray registered, launch → first verdict in the menu, idle PSS and CPU with the chat window
 # closed, "Open chat" click → window mapped and → first paint (the page reports it; the tray
-# logs it), PSS with the chat open, WebKit processes and PSS 2 s after closing it. PSS is
+# logs it), where that time goes (the chat process and the page log each start-up step against
+# the click), then the median of OPENS (default 5) more opens, PSS with the chat open, WebKit
+# processes and PSS 2 s after closing it. PSS is
 # summed over the tray and every process under it (the chat window's process and its web
 # processes). A measurement, not a test: it prints figures and fails only if the app does not
 # come up.
-#   scripts/measure-tray.sh
+#   scripts/measure-tray.sh [--compare]
+# --compare: twice, before/after the chat's compositing change (docs/benchmarks.md): with
+# WEBKIT_DISABLE_COMPOSITING_MODE=0 (compositing on, as before), then with the tray's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--compare" ]; then
+  echo "### before: WebKit's accelerated compositing on (WEBKIT_DISABLE_COMPOSITING_MODE=0)"
+  WEBKIT_DISABLE_COMPOSITING_MODE=0 "$0"
+  echo "### after: the tray's default (compositing off in the chat process)"
+  env -u WEBKIT_DISABLE_COMPOSITING_MODE "$0"
+  exit 0
+fi
 
 if [ -z "${YOLLAYAH_E2E:-}" ]; then
   # YOLLAYAH_TRAY_BIN measures another build (e.g. a debug one) instead; the tray starts the
@@ -114,12 +126,40 @@ win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
 painted() { grep -q 'chat window painted' "$tmp/err"; }
 wait_for "the chat's first paint" painted
 painted_ms=$(grep -o 'chat window painted [0-9]* ms' "$tmp/err" | head -1 | grep -o '[0-9]*' | head -1)
+# The chat process's and the page's steps, against the moment the tray handled the click.
+steps=$(sed -n 's/.*chat start-up: \(.*\) +\(-\?[0-9]*\) ms$/\2\t\1/p' "$tmp/err" | sort -n |
+  awk -F'\t' '{ printf "  %6d ms  %s\n", $1, $2 }')
+shell_ms=$(sed -n 's/.*chat start-up: page shell +\([0-9]*\) ms$/\1/p' "$tmp/err" | head -1)
 xdotool windowfocus --sync "$win" key --clearmodifiers Escape
 gone() { [ -z "$(xdotool search --onlyvisible --name '^Yollayah$' 2>/dev/null)" ]; }
 wait_for "the chat window to close" gone
 sleep 2
 webkit_left=$(for p in $(tree "$pid") $web_pids; do c=$(cat "/proc/$p/comm" 2>/dev/null || true); case $c in WebKit*) echo "$c($p)";; esac; done | sort -u | tr '\n' ' ')
 pss_after=$(pss)
+
+# More opens, for the spread: each one click → mapped, → shell painted, → status shown; the
+# window is closed and its processes gone before the next.
+opens=${OPENS:-5}
+mapped_all=() shell_all=() status_all=()
+for i in $(seq "$opens"); do
+  n_before=$(grep -c 'chat window painted' "$tmp/err" || true)
+  s_before=$(grep -c 'chat start-up: page shell' "$tmp/err" || true)
+  t_again=$(now_ms)
+  click "Open chat"
+  wait_for "the chat window" chat_mapped
+  mapped_all+=($(($(now_ms) - t_again)))
+  painted_again() { [ "$(grep -c 'chat window painted' "$tmp/err")" -gt "$n_before" ]; }
+  wait_for "the chat's paint" painted_again
+  status_all+=("$(grep -o 'chat window painted [0-9]* ms' "$tmp/err" | tail -1 | grep -o '[0-9]*' | head -1)")
+  if [ "$(grep -c 'chat start-up: page shell' "$tmp/err")" -gt "$s_before" ]; then
+    shell_all+=("$(sed -n 's/.*chat start-up: page shell +\([0-9]*\) ms$/\1/p' "$tmp/err" | tail -1)")
+  fi
+  win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
+  xdotool windowfocus --sync "$win" key --clearmodifiers Escape
+  wait_for "the chat window to close" gone
+  sleep 1
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
 click "Quit"
 wait "$pid" 2>/dev/null || true
 
@@ -130,7 +170,14 @@ launch → first verdict in menu $((t_verdict - t0)) ms   ("$verdict")
 idle, chat closed: PSS          $pss_closed
 idle, chat closed: CPU          ${cpu_idle}% of a core (10 s)
 Open chat click → window mapped $((t_mapped - t_click)) ms
-Open chat click → first paint   ${painted_ms:-?} ms   (tray's clock: click handled → page's second frame)
+Open chat click → first paint   ${shell_ms:-?} ms   (the page's shell: markup and stylesheet, second frame)
+Open chat click → status shown  ${painted_ms:-?} ms   (tray's clock: click handled → second frame with the status)
+where the time goes, first open (from the click handled in the tray):
+$steps
+$opens more opens, median (each):
+  click → window mapped  $(median "${mapped_all[@]}") ms  (${mapped_all[*]})
+  click → shell painted  $(median "${shell_all[@]}") ms  (${shell_all[*]})
+  click → status shown   $(median "${status_all[@]}") ms  (${status_all[*]})
 chat open: PSS                  $pss_open
 2 s after closing: WebKit left  ${webkit_left:-none}
 2 s after closing: PSS          $pss_after

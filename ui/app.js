@@ -13,6 +13,22 @@ import { ImageComposer } from "./images.js";
 
 const $ = (id) => document.getElementById(id);
 
+// Start-up marks (Unix ms), sent with `painted`: the chat process logs them against the moment
+// "Open chat" was handled, to show where the time to the first paint goes.
+const now = () => performance.timeOrigin + performance.now();
+const marks = { navigation: performance.timeOrigin, module: now() };
+const afterTwoFrames = (name) =>
+  new Promise((done) =>
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        marks[name] = now();
+        done();
+      }),
+    ),
+  );
+// The static shell (the markup and stylesheet, before any data) on screen.
+const shellPainted = afterTwoFrames("shell");
+
 const els = {
   log: $("log"),
   input: $("input"),
@@ -343,9 +359,11 @@ async function boot() {
   models.loadChoice();
   pull.resume();
   els.input.focus();
+  marks.data = now();
   // The second frame callback runs once the first full frame has been painted: the tray logs
-  // "Open chat" → painted from this.
-  requestAnimationFrame(() => requestAnimationFrame(() => invoke(Cmd.painted).catch(() => {})));
+  // "Open chat" → painted from this (the window with the model's status in it).
+  await Promise.all([shellPainted, afterTwoFrames("painted")]);
+  invoke(Cmd.painted, { marks }).catch(() => {});
 }
 
 boot().catch((err) => showError(`Could not start: ${errorText(err)}`));

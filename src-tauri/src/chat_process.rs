@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::notify::Notice;
@@ -15,6 +15,17 @@ use crate::startup::lock;
 
 /// The chat binary's name; it is installed beside the tray's.
 pub const CHAT_BIN: &str = "yollayah-chat";
+
+/// Set in the environment of the tray when it re-executed itself with `GDK_GL=disable`
+/// (launch.rs, `without_gl`): that is for the tray's sake, and its chat window must not inherit
+/// it. It lives here, beside its reader, so that this module does not depend on the launcher.
+pub(crate) const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
+
+/// WebKitGTK's switch for rendering without accelerated compositing.
+const NO_COMPOSITING_ENV: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// Unix ms at which "Open chat" was handled, passed to the chat process for its timing log.
+const OPEN_AT_ENV: &str = "YOLLAYAH_OPEN_AT_MS";
 
 /// Where the chat binary is: `$YOLLAYAH_CHAT_BIN`, else beside our own executable.
 pub fn chat_program() -> PathBuf {
@@ -68,9 +79,19 @@ impl ChatProcess {
         }
         let mut cmd = Command::new(&self.program);
         cmd.arg("--socket").arg(&self.socket).stdin(Stdio::null());
-        if crate::launch::gl_disabled_by_us() {
-            // GL is off for the tray's own sake; the webview keeps its usual rendering.
+        // The chat logs its start-up steps against this moment (yollayah-chat's `timing`).
+        if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            cmd.env(OPEN_AT_ENV, format!("{:.3}", now.as_secs_f64() * 1000.0));
+        }
+        if std::env::var_os(NO_GL_MARK).is_some() {
+            // GL is off for the tray's own sake; GTK in the chat process may use it.
             cmd.env_remove("GDK_GL");
+        }
+        // The chat is text: WebKit's accelerated compositing buys it nothing, and setting it up
+        // (a GL context in the web process, under Xvfb Mesa's llvmpipe) delayed the first paint
+        // by hundreds of ms (docs/benchmarks.md, "Open chat"). A user's own setting wins.
+        if std::env::var_os(NO_COMPOSITING_ENV).is_none() {
+            cmd.env(NO_COMPOSITING_ENV, "1");
         }
         let mut child = cmd
             .spawn()

@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::actions::{AppCommand, dispatch};
-use crate::chat_process::{ChatProcess, chat_program};
+use crate::chat_process::{ChatProcess, NO_GL_MARK, chat_program};
 use crate::error::{Error, Result};
 use crate::startup::{CoreOptions, GpuSource};
 use crate::{notify, single_instance, tray, wire};
@@ -20,12 +20,12 @@ struct Args {
     /// `--toggle-chat`: have the running tray open the chat, or close it when open; with no
     /// tray running, start one with the chat open (what a desktop shortcut wants).
     toggle_chat: bool,
+    /// `--headless`: everything but the tray icon, no GTK (the memory measurement on the GPU
+    /// machine, which has no display: docs/benchmarks.md).
+    headless: bool,
 }
 
-const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat | --toggle-chat]";
-
-/// Set in the environment of the re-executed tray (see [`without_gl`]).
-const NO_GL_MARK: &str = "YOLLAYAH_TRAY_NO_GL";
+const USAGE: &str = "usage: yollayah-tray [--demo] [--open-chat | --toggle-chat] [--headless]";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     let mut out = Args::default();
@@ -34,6 +34,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
             "--demo" => out.demo = true,
             "--open-chat" => out.open_chat = true,
             "--toggle-chat" => out.toggle_chat = true,
+            "--headless" => out.headless = true,
             other => {
                 return Err(Error::BadInput(format!(
                     "unknown argument {other:?} ({USAGE})"
@@ -156,25 +157,36 @@ fn try_run() -> Result<()> {
         };
         dispatch(&on_request, cmd);
     })?;
-    gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
-    tray::install(&shell)?;
-    tray::check_host(&shell);
-    crate::shortcut::start(&shell, shell.core.shortcut);
-    // SIGTERM (logout, systemd, kill) ends the app as Quit does.
-    let on_term = shell.clone();
-    runtime.spawn(async move {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            on_term.quit();
+    if args.headless {
+        tracing::info!("running headless (no tray icon) until SIGTERM");
+        runtime.block_on(async {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+            }
+        });
+    } else {
+        gtk::init().map_err(|e| Error::Tray(format!("GTK: {e}")))?;
+        tray::install(&shell)?;
+        tray::check_host(&shell);
+        crate::shortcut::start(&shell, shell.core.shortcut);
+        // SIGTERM (logout, systemd, kill) ends the app as Quit does.
+        let on_term = shell.clone();
+        runtime.spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                on_term.quit();
+            }
+        });
+        if args.open_chat || args.toggle_chat {
+            dispatch(&shell, AppCommand::OpenChat);
         }
-    });
-    if args.open_chat || args.toggle_chat {
-        dispatch(&shell, AppCommand::OpenChat);
+        tracing::info!("tray running");
+        gtk::main();
     }
-    tracing::info!("tray running");
-    gtk::main();
     shell.quit();
     let _ = std::fs::remove_file(&instance);
     let _ = std::fs::remove_file(&socket);
@@ -186,17 +198,12 @@ fn try_run() -> Result<()> {
     Ok(())
 }
 
-/// Whether this process was re-executed with GL off; its chat window must not inherit that.
-pub(crate) fn gl_disabled_by_us() -> bool {
-    std::env::var_os(NO_GL_MARK).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn arguments_are_demo_open_chat_toggle_chat_or_nothing() {
+    fn arguments_are_demo_open_chat_toggle_chat_headless_or_nothing() {
         assert_eq!(parse_args([]).expect("none"), Args::default());
         assert_eq!(
             parse_args(["--demo".to_owned(), "--open-chat".to_owned()]).expect("both"),
@@ -204,12 +211,18 @@ mod tests {
                 demo: true,
                 open_chat: true,
                 toggle_chat: false,
+                headless: false,
             }
         );
         assert!(
             parse_args(["--toggle-chat".to_owned()])
                 .expect("toggle")
                 .toggle_chat
+        );
+        assert!(
+            parse_args(["--headless".to_owned()])
+                .expect("headless")
+                .headless
         );
         assert!(matches!(
             parse_args(["--dmeo".to_owned()]),

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::{StatusCode, Url};
+use reqwest::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::IncidentId;
+pub use crate::config::check_agent_url;
 use crate::config::{HostConfig, OllamaConfig};
 use crate::error::{Error, Result};
 use crate::events::{OllamaState, Verdict};
@@ -34,25 +35,6 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub(crate) const MAX_LINE: usize = 4 << 20;
 /// Events buffered for a slow consumer before the reader waits (the agent then resyncs us).
 const EVENT_QUEUE: usize = 64;
-
-/// Checks an agent URL: `http(s)://host[:port]`, nothing after the path.
-pub fn check_agent_url(url: &str) -> std::result::Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| {
-        format!("{url:?} is not a URL ({e}); write the agent's address as http://host:9811")
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "{url:?} must start with http:// or https:// (the agent's address, e.g. http://gpu-box:9811)"
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("{url:?} must not have a query or fragment"));
-    }
-    Ok(parsed)
-}
 
 /// A bearer token read from a file. `Debug` prints its length only; it is never logged.
 #[derive(Clone)]

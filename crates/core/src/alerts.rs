@@ -539,14 +539,6 @@ impl AlertAction {
             AlertAction::Raise(a) | AlertAction::Resolve(a) => a,
         }
     }
-
-    /// The event to publish.
-    pub fn into_event(self) -> crate::events::Event {
-        match self {
-            AlertAction::Raise(a) => crate::events::Event::AlertRaised(a),
-            AlertAction::Resolve(a) => crate::events::Event::AlertResolved(a),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use reqwest::Url;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
@@ -509,7 +510,7 @@ fn ollama_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D:
 
 fn agent_url<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
     let v = String::deserialize(d)?;
-    crate::agent_client::check_agent_url(&v).map_err(serde::de::Error::custom)?;
+    check_agent_url(&v).map_err(serde::de::Error::custom)?;
     Ok(Some(v))
 }
 
@@ -692,6 +693,25 @@ impl ClientConfig {
             ..ClientConfig::new(host.connectable_url())
         })
     }
+}
+
+/// Checks an agent URL: `http(s)://host[:port]`, nothing after the path.
+pub fn check_agent_url(url: &str) -> std::result::Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| {
+        format!("{url:?} is not a URL ({e}); write the agent's address as http://host:9811")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "{url:?} must start with http:// or https:// (the agent's address, e.g. http://gpu-box:9811)"
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("{url:?} must not have a query or fragment"));
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ pub enum Error {
     Image {
         name: String,
         #[source]
-        reason: crate::images::ImageRejection,
+        reason: ImageRejection,
     },
 
     /// Images were attached for a model without the `vision` capability.
@@ -252,4 +252,29 @@ fn at(line_col: &Option<(usize, usize)>) -> String {
         Some((line, col)) => format!(":{line}:{col}"),
         None => String::new(),
     }
+}
+
+/// Why an image was refused; the message is meant for the user as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRejection {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is {bytes} bytes; images up to {limit} bytes are accepted")]
+    FileTooLarge { bytes: u64, limit: u64 },
+    #[error("this is not a PNG, JPEG, WebP or GIF image{}", detected.as_ref().map(|d| format!(" (it looks like {d})")).unwrap_or_default())]
+    UnsupportedFormat { detected: Option<String> },
+    #[error("the image is {width} × {height} pixels; at most {limit} megapixels are accepted", limit = limit_pixels / 1_000_000)]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        limit_pixels: u64,
+    },
+    #[error("the {format} image is damaged or truncated: {reason}")]
+    Malformed { format: String, reason: String },
+    #[error("{count} images were attached; at most {limit} can be sent in one message")]
+    TooMany { count: usize, limit: usize },
+    #[error("the image could not be re-encoded: {reason}")]
+    Encode { reason: String },
+    #[error("the image did not arrive intact (not valid base64)")]
+    NotBase64,
 }

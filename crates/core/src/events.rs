@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use crate::alerts::Alert;
-use crate::alerts::FixAction;
+use crate::alerts::{AlertAction, FixAction};
 use crate::diagnose::ModelDiagnosis;
 use crate::fit::FitMismatch;
 use crate::gpu::NvmlStatus;
@@ -196,5 +196,15 @@ impl Snapshot {
     /// The diagnosis of the configured model, if it has one.
     pub fn target(&self) -> Option<&ModelDiagnosis> {
         self.diagnoses.iter().find(|d| d.model == self.model)
+    }
+}
+
+impl From<AlertAction> for Event {
+    /// The event that publishes an alert policy's decision.
+    fn from(action: AlertAction) -> Self {
+        match action {
+            AlertAction::Raise(a) => Event::AlertRaised(a),
+            AlertAction::Resolve(a) => Event::AlertResolved(a),
+        }
     }
 }

@@ -21,6 +21,8 @@ use base64::Engine as _;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde::Serialize;
 
+// `ImageRejection` lives in error.rs, under the crate's `Error` that carries it.
+pub use crate::error::ImageRejection;
 use crate::error::{Error, Result};
 
 /// JPEG quality of re-encoded images: artefacts are invisible to the models at this level and
@@ -49,31 +51,6 @@ impl Default for ImageLimits {
             max_images: 4,
         }
     }
-}
-
-/// Why an image was refused; the message is meant for the user as is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImageRejection {
-    #[error("the file is empty")]
-    Empty,
-    #[error("the file is {bytes} bytes; images up to {limit} bytes are accepted")]
-    FileTooLarge { bytes: u64, limit: u64 },
-    #[error("this is not a PNG, JPEG, WebP or GIF image{}", detected.as_ref().map(|d| format!(" (it looks like {d})")).unwrap_or_default())]
-    UnsupportedFormat { detected: Option<String> },
-    #[error("the image is {width} × {height} pixels; at most {limit} megapixels are accepted", limit = limit_pixels / 1_000_000)]
-    TooManyPixels {
-        width: u32,
-        height: u32,
-        limit_pixels: u64,
-    },
-    #[error("the {format} image is damaged or truncated: {reason}")]
-    Malformed { format: String, reason: String },
-    #[error("{count} images were attached; at most {limit} can be sent in one message")]
-    TooMany { count: usize, limit: usize },
-    #[error("the image could not be re-encoded: {reason}")]
-    Encode { reason: String },
-    #[error("the image did not arrive intact (not valid base64)")]
-    NotBase64,
 }
 
 /// An image ready to send and to store.

@@ -1018,7 +1018,7 @@ impl State {
         };
         for d in diagnoses {
             if let Some(action) = self.alerts.observe(d, &seen, now) {
-                self.publish(action.into_event());
+                self.publish(Event::from(action));
             }
         }
     }

@@ -104,9 +104,16 @@ pub async fn list_models(tray: State<'_, Client>) -> Reply {
     tray.call(Command::ListModels).await
 }
 
-/// The page painted its first frame (the tray logs the time from "Open chat").
+/// The page painted its first frame (the tray logs the time from "Open chat"). `marks` are the
+/// page's start-up moments (name → Unix ms), logged here against "Open chat".
 #[tauri::command]
-pub async fn painted(tray: State<'_, Client>) -> Reply {
+pub async fn painted(
+    tray: State<'_, Client>,
+    marks: Option<std::collections::BTreeMap<String, f64>>,
+) -> Reply {
+    for (name, at) in marks.iter().flatten() {
+        crate::timing::mark_at(&format!("page {name}"), *at);
+    }
     tray.call(Command::Painted).await
 }
 

@@ -8,6 +8,7 @@
 //! talks to it through the socket.
 
 mod commands;
+pub mod timing;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -116,6 +117,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
 
 /// The binary's entry point.
 pub fn run() {
+    let entered = timing::now_ms();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -123,6 +125,8 @@ pub fn run() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    timing::start(entered);
+    timing::mark_at("main entered (exec and dynamic linking before it)", entered);
     if let Err(err) = try_run() {
         tracing::error!(%err, "yollayah-chat failed");
         eprintln!("yollayah-chat: {err}");
@@ -159,8 +163,11 @@ fn try_run() -> Result<(), Box<dyn std::error::Error>> {
         )
     };
     let (client, heard) = connect(&socket)?;
+    timing::mark("socket connected");
     let app = run_app(Builder::default(), client, heard)?;
+    timing::mark("app built (GTK up)");
     window::open(app.handle())?;
+    timing::mark("window and webview created");
     app.run(move |_, event| {
         if let RunEvent::Exit = event {
             if let Some(shell) = &shell {

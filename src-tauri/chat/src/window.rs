@@ -1,6 +1,7 @@
 //! The chat window. Closing it destroys it, and with the last window the process exits: the
 //! idle tray runs no webview processes (the webview is most of a Tauri app's memory).
 
+use tauri::webview::PageLoadEvent;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use tauri::Result;
@@ -25,6 +26,10 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
         // Files dropped on the window reach the page as HTML drag-and-drop (with their bytes),
         // where ui/images.js attaches them; Tauri's own handler would swallow the drop.
         .disable_drag_drop_handler()
+        .on_page_load(|_, payload| match payload.event() {
+            PageLoadEvent::Started => crate::timing::mark("page load started"),
+            PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+        })
         .build()?;
     Ok(())
 }
