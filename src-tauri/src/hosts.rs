@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use yollayah_core::Error as CoreError;
@@ -27,6 +27,10 @@ use crate::view::TrayState;
 /// The longest menu line for one host, in characters.
 pub const LINE_MAX: usize = 60;
 
+/// How long a failed warm stays on its host's line. The agent sends a snapshot every tick, which
+/// would replace the failure within seconds, before anyone has opened the menu to read it.
+const WARM_FAILURE_HELD: Duration = Duration::from_secs(30);
+
 /// How one host reads in the menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostLine {
@@ -40,6 +44,10 @@ pub struct HostLine {
     pub detail: Option<String>,
     /// Whether the host has an agent (and so a "Warm" item that goes through it).
     pub agent: bool,
+    /// Until when the text (a failed warm) outlives the host's snapshots; the state still follows
+    /// them.
+    #[serde(skip)]
+    pub held_until: Option<Instant>,
 }
 
 impl HostLine {
@@ -50,6 +58,7 @@ impl HostLine {
             line: short_line(name, text),
             detail,
             agent,
+            held_until: None,
         }
     }
 }
@@ -184,6 +193,20 @@ fn set_line(shell: &Shell, index: usize, line: HostLine) {
     });
 }
 
+/// A host's routine reading: replaces the line unless a failed warm is still being shown, whose
+/// words then stay while the icon's state follows the reading.
+fn refresh_line(shell: &Shell, index: usize, line: HostLine) {
+    shell.set_view(|view| {
+        if let Some(slot) = view.hosts.get_mut(index) {
+            if slot.held_until.is_some_and(|until| Instant::now() < until) {
+                slot.state = line.state;
+            } else {
+                *slot = line;
+            }
+        }
+    });
+}
+
 /// A remote incident's notice id: remote incident numbers are the agent's own and would
 /// collide with the local watchdog's, so each host gets its own range (top bit set, host index
 /// above bit 48).
@@ -210,7 +233,7 @@ async fn follow_agent(shell: Arc<Shell>, index: usize, name: String, agent: Agen
     let mut events = agent.follow(shell.core.cancel.child_token());
     while let Some(event) = events.recv().await {
         match event {
-            AgentEvent::Snapshot(snap) => set_line(
+            AgentEvent::Snapshot(snap) => refresh_line(
                 &shell,
                 index,
                 HostLine::new(
@@ -351,22 +374,28 @@ pub fn warm(shell: &Arc<Shell>, index: usize) {
     shell.runtime().clone().spawn(async move {
         match agent.warm(None).await {
             Ok(reply) => {
-                tracing::info!(host = %name, model = %reply.model, "warmed through the agent")
+                tracing::info!(host = %name, model = %reply.model, "warmed through the agent");
+                // A failure shown from an earlier click is over: the next snapshot tells.
+                shell.set_view(|view| {
+                    if let Some(slot) = view.hosts.get_mut(index) {
+                        slot.held_until = None;
+                    }
+                });
             }
             Err(err) => {
                 tracing::warn!(host = %name, %err, "warm through the agent failed");
                 let message = err.to_string();
-                set_line(
-                    &shell,
-                    index,
-                    HostLine::new(
-                        &name,
-                        true,
-                        TrayState::Unknown,
-                        &format!("warm failed: {}", error_text(&err, agent.token_file())),
-                        Some(message.clone()),
-                    ),
-                );
+                let text = format!("warm failed: {}", error_text(&err, agent.token_file()));
+                shell.set_view(|view| {
+                    if let Some(slot) = view.hosts.get_mut(index) {
+                        // The host's placement has not changed: only the words do.
+                        let state = slot.state;
+                        *slot = HostLine {
+                            held_until: Some(Instant::now() + WARM_FAILURE_HELD),
+                            ..HostLine::new(&name, true, state, &text, Some(message.clone()))
+                        };
+                    }
+                });
                 shell.notify(warm_failed(&name, index, message));
                 shell.record_error(&err.into());
             }
