@@ -374,7 +374,6 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-
 fn assert_acyclic(src: &Path, known: &[(&str, &str)]) {
     let mut g = graph(src);
     for (from, to) in known {
