@@ -6,6 +6,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::chat_process::crash_notice;
 use crate::error::Error;
 use crate::notify::NoticeAction;
 use crate::shell::Shell;
@@ -148,8 +149,8 @@ impl FromStr for MenuId {
 pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     tracing::debug!(?cmd, "app command");
     let outcome = match cmd {
-        AppCommand::OpenChat => shell.chat.open(shell),
-        AppCommand::ToggleChat => shell.chat.toggle(shell),
+        AppCommand::OpenChat => shell.chat.open(&shell.clients, report_crash(shell)),
+        AppCommand::ToggleChat => shell.chat.toggle(&shell.clients, report_crash(shell)),
         AppCommand::WarmHost(index) => {
             crate::hosts::warm(shell, index);
             Ok(())
@@ -201,6 +202,20 @@ fn on_watchdog(shell: &Arc<Shell>, cmd: AppCommand) {
             report(&shell, cmd, &err.into());
         }
     });
+}
+
+/// What a crash of the chat process started now does: logged, shown in the status and as a
+/// notice, as long as the app still runs (the reaper holds only a weak reference).
+fn report_crash(shell: &Arc<Shell>) -> impl FnOnce(String) + Send + 'static {
+    let shell = Arc::downgrade(shell);
+    move |problem| {
+        let Some(shell) = shell.upgrade() else {
+            return;
+        };
+        tracing::warn!("{problem}");
+        shell.record_error(&Error::Internal(problem.clone()));
+        shell.notify(crash_notice(problem));
+    }
 }
 
 fn report(shell: &Shell, cmd: AppCommand, err: &Error) {

@@ -17,7 +17,7 @@ use yollayah_core::images::{self, ImageLimits, ImageRejection, PreparedImage};
 
 use crate::error::{Error, Result};
 use crate::ipc::{Attachment, ImageRow};
-use crate::startup::lock;
+use crate::lock::lock;
 
 /// Images waiting to be sent, all windows together: a few messages' worth.
 pub const MAX_PENDING: usize = 16;

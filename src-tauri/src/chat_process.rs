@@ -5,13 +5,13 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clients::Clients;
 use crate::error::{Error, Result};
+use crate::lock::lock;
 use crate::notify::Notice;
-use crate::shell::Shell;
-use crate::startup::lock;
 
 /// The chat binary's name; it is installed beside the tray's.
 pub const CHAT_BIN: &str = "yollayah-chat";
@@ -69,12 +69,18 @@ impl ChatProcess {
         lock(&self.running).pid.is_some()
     }
 
-    /// Opens the chat: brings the window forward when its process runs, else starts one.
-    pub fn open(&self, shell: &Arc<Shell>) -> Result<()> {
+    /// Opens the chat: brings the window forward (through `clients`) when its process runs,
+    /// else starts one; if that one crashes, `crashed` hears why, in plain words. Takes the
+    /// parts it needs, not the shell: the shell holds this (issue 14: no import cycles).
+    pub fn open(
+        &self,
+        clients: &Clients,
+        crashed: impl FnOnce(String) + Send + 'static,
+    ) -> Result<()> {
         let mut running = lock(&self.running);
         running.opened_at = Some(Instant::now());
         if running.pid.is_some() {
-            shell.clients.focus();
+            clients.focus();
             return Ok(());
         }
         let mut cmd = Command::new(&self.program);
@@ -99,11 +105,10 @@ impl ChatProcess {
         running.pid = Some(child.id());
         running.stopping = false;
         drop(running);
-        let weak = Arc::downgrade(shell);
         let state = self.running.clone();
         std::thread::Builder::new()
             .name("chat-process".into())
-            .spawn(move || reap(&mut child, &state, &weak))
+            .spawn(move || reap(&mut child, &state, crashed))
             .map_err(|e| Error::io("starting the chat reaper", e))?;
         Ok(())
     }
@@ -118,12 +123,16 @@ impl ChatProcess {
 
     /// Closes the chat if its process runs, else opens it (the global shortcut,
     /// `--toggle-chat`).
-    pub fn toggle(&self, shell: &Arc<Shell>) -> Result<()> {
+    pub fn toggle(
+        &self,
+        clients: &Clients,
+        crashed: impl FnOnce(String) + Send + 'static,
+    ) -> Result<()> {
         if self.is_running() {
             self.stop();
             Ok(())
         } else {
-            self.open(shell)
+            self.open(clients, crashed)
         }
     }
 
@@ -142,7 +151,7 @@ impl ChatProcess {
 }
 
 /// Waits for the chat process; a crash is reported, a close is not.
-fn reap(child: &mut Child, state: &Mutex<Running>, shell: &Weak<Shell>) {
+fn reap(child: &mut Child, state: &Mutex<Running>, crashed: impl FnOnce(String)) {
     let outcome = child.wait();
     let asked = {
         let mut running = lock(state);
@@ -152,21 +161,22 @@ fn reap(child: &mut Child, state: &Mutex<Running>, shell: &Weak<Shell>) {
     if asked {
         return;
     }
-    let Some(shell) = shell.upgrade() else {
-        return;
-    };
     let problem = match outcome {
         Ok(status) if status.success() => return,
         Ok(status) => format!("The chat window crashed ({status}); Open chat starts a new one."),
         Err(err) => format!("Lost track of the chat window: {err}"),
     };
-    tracing::warn!("{problem}");
-    shell.record_error(&Error::Internal(problem.clone()));
-    shell.notify(Notice {
+    crashed(problem);
+}
+
+/// The desktop notice for a crashed chat window (`problem`: what [`ChatProcess::open`]'s
+/// `crashed` heard).
+pub fn crash_notice(problem: String) -> Notice {
+    Notice {
         id: yollayah_core::alerts::IncidentId(u64::MAX),
         summary: "Yollayah: the chat window crashed".into(),
         body: problem,
         actions: Vec::new(),
         replaces: None,
-    });
+    }
 }

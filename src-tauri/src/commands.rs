@@ -11,11 +11,12 @@ use time::format_description::well_known::Rfc3339;
 use yollayah_core::chat::Outgoing;
 use yollayah_core::history::{ConversationId, MessageStatus};
 
+use crate::clients::ClientId;
+use crate::core_state::Core;
 use crate::error::{Error, Result};
 use crate::ipc::{ConversationRow, ImageSupport, MessageRow, StatusReply, events};
-use crate::service::ClientId;
+use crate::lock::lock;
 use crate::shell::Shell;
-use crate::startup::{Core, lock};
 use crate::wire::Command;
 use crate::{picker, reply};
 
@@ -140,7 +141,17 @@ pub(crate) async fn handle(
             shell.chat.painted();
             Ok(Value::Null)
         }
-        Command::PullModel { name } => json(crate::pulls::start(shell, &name)?),
+        Command::PullModel { name } => {
+            let windows = shell.clone();
+            json(crate::pulls::start(
+                &core.pulls,
+                &core.ollama,
+                &core.cancel,
+                shell.runtime(),
+                move |payload| windows.clients.broadcast(events::PULL, payload),
+                &name,
+            )?)
+        }
         Command::CancelPull { id } => {
             core.pulls.cancel(id);
             Ok(Value::Null)

@@ -7,26 +7,14 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
 use yollayah_core::alerts::FixAction;
-use yollayah_core::events::{Alert, Event, Snapshot, Verdict};
+use yollayah_core::events::{Alert, Event, Snapshot};
 
 use crate::ipc::events;
+use crate::lock::lock;
 use crate::notify::{Notice, NoticeAction};
 use crate::samples::GpuSample;
 use crate::shell::Shell;
-use crate::startup::lock;
-use crate::view::{TrayState, TrayView};
-
-/// The tray icon state for a verdict.
-pub fn tray_state(verdict: Verdict) -> TrayState {
-    match verdict {
-        Verdict::Gpu => TrayState::Gpu,
-        Verdict::Partial { .. } => TrayState::Partial,
-        Verdict::Cpu => TrayState::Cpu,
-        Verdict::Warming => TrayState::Warming,
-        Verdict::Down => TrayState::Down,
-        Verdict::NotLoaded | Verdict::Unknown | Verdict::Unverified { .. } => TrayState::Unknown,
-    }
-}
+use crate::view::{TrayView, tray_state};
 
 /// Brings `view` up to date with `snap`. The diagnosis line is the snapshot's advice; when all
 /// is well, a startup problem (broken config, history) is shown instead, so it stays visible.
@@ -119,22 +107,10 @@ pub fn spawn(shell: &Arc<Shell>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::TrayState;
     use yollayah_core::alerts::IncidentId;
+    use yollayah_core::events::Verdict;
     use yollayah_core::placement::Placement;
-
-    #[test]
-    fn every_verdict_has_its_tray_state() {
-        assert_eq!(tray_state(Verdict::Gpu), TrayState::Gpu);
-        assert_eq!(
-            tray_state(Verdict::Partial { cpu_pct: 40 }),
-            TrayState::Partial
-        );
-        assert_eq!(tray_state(Verdict::Cpu), TrayState::Cpu);
-        assert_eq!(tray_state(Verdict::Warming), TrayState::Warming);
-        assert_eq!(tray_state(Verdict::Down), TrayState::Down);
-        assert_eq!(tray_state(Verdict::NotLoaded), TrayState::Unknown);
-        assert_eq!(tray_state(Verdict::Unknown), TrayState::Unknown);
-    }
 
     #[test]
     fn snapshot_fills_the_view_and_problems_show_when_all_is_well() {

@@ -11,102 +11,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use yollayah_core::Error as CoreError;
 use yollayah_core::agent_client::{AgentClient, AgentEvent, RemoteAlert};
 use yollayah_core::alerts::IncidentId;
-use yollayah_core::config::{Config, HostConfig};
+use yollayah_core::config::Config;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
 use yollayah_core::placement::Placement;
 
-use crate::forward::tray_state;
+use crate::core_state::Followed;
 use crate::notify::Notice;
 use crate::shell::Shell;
-use crate::view::TrayState;
-
-/// The longest menu line for one host, in characters.
-pub const LINE_MAX: usize = 60;
+use crate::view::{HostLine, TrayState, tray_state};
 
 /// How long a failed warm stays on its host's line. The agent sends a snapshot every tick, which
 /// would replace the failure within seconds, before anyone has opened the menu to read it.
 const WARM_FAILURE_HELD: Duration = Duration::from_secs(30);
-
-/// How one host reads in the menu.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HostLine {
-    /// The `[[hosts]]` name.
-    pub name: String,
-    /// The host's share of the icon.
-    pub state: TrayState,
-    /// `name: state`, at most [`LINE_MAX`] characters.
-    pub line: String,
-    /// The whole story when the line had to be short (an agent's error, the way to verify).
-    pub detail: Option<String>,
-    /// Whether the host has an agent (and so a "Warm" item that goes through it).
-    pub agent: bool,
-    /// Until when the text (a failed warm) outlives the host's snapshots; the state still follows
-    /// them.
-    #[serde(skip)]
-    pub held_until: Option<Instant>,
-}
-
-impl HostLine {
-    fn new(name: &str, agent: bool, state: TrayState, text: &str, detail: Option<String>) -> Self {
-        HostLine {
-            name: name.to_owned(),
-            state,
-            line: short_line(name, text),
-            detail,
-            agent,
-            held_until: None,
-        }
-    }
-}
-
-/// `name: text`, cut to [`LINE_MAX`] characters (with `…`) so a long headline or error cannot
-/// widen the menu.
-pub fn short_line(name: &str, text: &str) -> String {
-    let full = format!("{name}: {text}");
-    if full.chars().count() <= LINE_MAX {
-        return full;
-    }
-    let mut cut: String = full.chars().take(LINE_MAX - 1).collect();
-    cut.push('…');
-    cut
-}
-
-/// How bad a state is for the icon: the icon shows the worst state across the local server and
-/// every host. Down, then CPU, then partial: those need the user. Then unknown (which covers
-/// unverified and refused tokens: the tray cannot vouch for that host), then warming (about to
-/// be fine), then GPU.
-fn severity(state: TrayState) -> u8 {
-    match state {
-        TrayState::Down => 5,
-        TrayState::Cpu => 4,
-        TrayState::Partial => 3,
-        TrayState::Unknown => 2,
-        TrayState::Warming => 1,
-        TrayState::Gpu => 0,
-    }
-}
-
-/// The worst of `states` by the rule of [`severity`]; `first` when there is nothing else.
-pub fn worst(first: TrayState, rest: impl IntoIterator<Item = TrayState>) -> TrayState {
-    rest.into_iter()
-        .fold(first, |a, b| if severity(b) > severity(a) { b } else { a })
-}
-
-/// One followed host: its config and how it is read.
-#[derive(Debug)]
-pub struct Followed {
-    /// The `[[hosts]]` entry.
-    pub config: HostConfig,
-    /// Its agent; `Err` when the host cannot be followed at all (token file unreadable or too
-    /// open, a bad URL), said in the host's line.
-    pub agent: Result<Option<AgentClient>, String>,
-    /// The host's Ollama, read for hosts without an agent.
-    pub ollama: Option<OllamaClient>,
-}
 
 /// The hosts of `config`, ready to follow. Reads the token files now, so a bad one shows at
 /// start.
@@ -406,31 +325,6 @@ pub fn warm(shell: &Arc<Shell>, index: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_short_and_name_the_host() {
-        assert_eq!(
-            short_line("gpu", "llama3.2:3b · 100% GPU"),
-            "gpu: llama3.2:3b · 100% GPU"
-        );
-        let long = short_line("gpu-box", &"x".repeat(200));
-        assert_eq!(long.chars().count(), LINE_MAX);
-        assert!(
-            long.starts_with("gpu-box: x") && long.ends_with('…'),
-            "{long}"
-        );
-    }
-
-    #[test]
-    fn the_icon_shows_the_worst_state() {
-        use TrayState::*;
-        assert_eq!(worst(Gpu, []), Gpu);
-        assert_eq!(worst(Gpu, [Cpu, Partial]), Cpu);
-        assert_eq!(worst(Cpu, [Down]), Down);
-        assert_eq!(worst(Gpu, [Unknown, Warming]), Unknown);
-        assert_eq!(worst(Partial, [Unknown, Gpu]), Partial);
-        assert_eq!(worst(Warming, [Gpu]), Warming);
-    }
 
     #[test]
     fn auth_errors_read_short_and_remote_ids_never_meet_local_ones() {

@@ -11,7 +11,8 @@ use yollayah_core::chat::ReplyStats;
 use yollayah_core::events::Snapshot;
 use yollayah_core::pull::PullStatus;
 
-use crate::shell::Status;
+use crate::notify::NotifierHealth;
+use crate::view::TrayView;
 
 /// Names of the events the app emits to the chat window.
 pub mod events {
@@ -35,6 +36,54 @@ pub struct StatusReply {
     pub app: Status,
     /// Startup problems (config, persona, history) in plain words.
     pub problems: Vec<String>,
+}
+
+/// What `status` returns under `app`: the view plus the health of the desktop integration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// What the tray shows.
+    pub view: TrayView,
+    /// Whether a StatusNotifierWatcher owns the session bus name, i.e. whether the tray icon
+    /// can appear at all; `None` until checked (and in headless tests).
+    pub tray_host: Option<bool>,
+    /// Health of desktop notifications.
+    pub notifications: NotifierHealth,
+    /// The last failure of a shell action (menu command, tray update, bus check, chat process).
+    pub last_error: Option<String>,
+    /// How the global shortcut is bound.
+    pub shortcut: ShortcutState,
+}
+
+/// How the shortcut is bound, for `status` (`app.shortcut`) and the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum ShortcutState {
+    /// `toggle_chat = "off"`.
+    Off,
+    /// Not bound yet (start-up, or the desktop's dialog is open).
+    Binding {
+        /// The configured shortcut.
+        shortcut: String,
+    },
+    /// Bound through the desktop portal.
+    Portal {
+        /// The configured (preferred) shortcut.
+        shortcut: String,
+        /// What the desktop says the trigger is (the user may have chosen another).
+        trigger: Option<String>,
+    },
+    /// Grabbed on the X11 root window.
+    X11 {
+        /// The shortcut.
+        shortcut: String,
+    },
+    /// Neither route works here.
+    Unavailable {
+        /// The configured shortcut.
+        shortcut: String,
+        /// Why, in plain words.
+        reason: String,
+    },
 }
 
 /// A row of `list_conversations`.

@@ -13,7 +13,9 @@ mod actions;
 mod attach;
 mod autostart;
 mod chat_process;
+mod clients;
 mod commands;
+mod core_state;
 #[cfg(feature = "demo")]
 mod demo;
 mod error;
@@ -21,6 +23,7 @@ mod forward;
 mod hosts;
 pub mod ipc;
 mod launch;
+mod lock;
 mod models;
 mod notify;
 mod picker;
@@ -43,13 +46,13 @@ use std::sync::Arc;
 pub use actions::{AppCommand, MenuId, dispatch};
 pub use chat_process::{CHAT_BIN, ChatProcess, chat_program};
 pub use error::{Error, Result};
-pub use hosts::{HostLine, LINE_MAX};
+pub use ipc::Status;
 pub use launch::{core_options, run};
 pub use notify::{Backend, DbusBackend, Notice, NoticeAction, Shown};
-pub use shell::{Shell, Status};
+pub use shell::Shell;
 pub use startup::{CoreOptions, GpuSource};
 pub use user_files::UserFiles;
-pub use view::{TrayState, TrayView};
+pub use view::{HostLine, LINE_MAX, TrayState, TrayView};
 
 /// Starts the core, the forwarder and the chat windows' socket at `socket`: everything of the
 /// tray process but the tray itself (the binary adds it; tests and `yollayah-chat --standalone`
@@ -67,13 +70,15 @@ pub fn start(
         Some(files) => files,
         None => UserFiles::from_env()?,
     };
-    let core = startup::Core::start(options)?;
+    let core = core_state::Core::start(options)?;
     for problem in &core.problems {
         tracing::warn!("{problem}");
     }
     let listener = service::bind(socket)?;
     let uid = service::owner_uid(socket)?;
-    let shell = Shell::new(core, notifications, files, chat)?;
+    let shell = Shell::new(core, notifications, files, chat, |shell, action| {
+        dispatch(shell, action.into())
+    })?;
     shell.set_view(|view| view.hosts = hosts::initial_lines(&shell.core.hosts));
     service::serve(&shell, listener, uid);
     forward::spawn(&shell);

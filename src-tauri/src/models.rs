@@ -8,8 +8,8 @@ use yollayah_core::gpu::GpuSnapshot;
 use yollayah_core::models::{self, ModelEntry};
 use yollayah_core::ollama::env::OllamaEnv;
 
+use crate::core_state::Core;
 use crate::error::Result;
-use crate::startup::Core;
 
 const GIB: u64 = 1 << 30;
 

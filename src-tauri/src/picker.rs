@@ -15,37 +15,9 @@ use yollayah_core::chat::{ChatEngine, Outgoing};
 use yollayah_core::models::{self, ModelEntry};
 use yollayah_core::ollama::types::Think;
 
+use crate::core_state::Core;
 use crate::error::{Error, Result};
-use crate::startup::{Core, lock};
-
-/// What the user picked. `None` everywhere is the config's behaviour.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChatChoice {
-    /// The model that answers; `None`: the watched one.
-    pub model: Option<String>,
-    /// Thinking per model; a model missing here gets the server's default (on).
-    pub think: BTreeMap<String, Think>,
-    /// The `[[hosts]]` name chats go to; `None`: `[ollama]`.
-    pub host: Option<String>,
-}
-
-/// A `[[hosts]]` entry chats can go to.
-pub struct ChatHost {
-    pub name: String,
-    pub url: String,
-    /// Chats with that host's Ollama: same persona, profile and history, no watchdog (the
-    /// tray's one watchdog follows `[ollama]`).
-    pub engine: ChatEngine,
-}
-
-impl std::fmt::Debug for ChatHost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatHost")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
+use crate::lock::lock;
 
 /// A host as the picker lists it.
 #[derive(Debug, Clone, Serialize)]

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use yollayah_core::ollama::client::OllamaClient;
 use yollayah_core::pull::{self, PullStatus};
 
 use crate::error::{Error, Result};
-use crate::ipc::{PullPayload, PullStarted, events};
-use crate::shell::Shell;
-use crate::startup::lock;
+use crate::ipc::{PullPayload, PullStarted};
+use crate::lock::lock;
 
 /// Most progress events a second.
 pub const MAX_RATE_HZ: u32 = 10;
@@ -128,13 +128,23 @@ fn progress(id: u64, name: &str, status: &PullStatus) -> PullPayload {
     }
 }
 
-/// Starts pulling `name`; progress and the outcome arrive as events.
-pub fn start(shell: &Arc<Shell>, name: &str) -> Result<PullStarted> {
+/// Starts pulling `name` from `ollama` on `runtime`; progress and the outcome go to
+/// `broadcast` (every window's `yollayah://pull`). `cancel` is the core's: its end ends the pull.
+///
+/// Takes the parts it uses rather than the shell: the core's state holds [`Pulls`], so this
+/// module must not depend on the shell or the core (issue 14: no import cycles).
+pub fn start(
+    pulls: &Arc<Pulls>,
+    ollama: &OllamaClient,
+    cancel: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
+    broadcast: impl Fn(&PullPayload) + Send + 'static,
+    name: &str,
+) -> Result<PullStarted> {
     let name = check_name(name)?;
-    let core = &shell.core;
-    let cancel = core.cancel.child_token();
+    let cancel = cancel.child_token();
     let (id, tx, rx) = {
-        let mut inner = lock(&core.pulls.inner);
+        let mut inner = lock(&pulls.inner);
         if let Some(a) = &inner.active {
             let running = match &*a.state.borrow() {
                 PullPayload::Progress { name, .. } => name.clone(),
@@ -167,13 +177,12 @@ pub fn start(shell: &Arc<Shell>, name: &str) -> Result<PullStarted> {
         });
         (id, tx, rx)
     };
-    let runtime = shell.runtime().clone();
-    runtime.spawn(forward(shell.clone(), rx));
-    let task_shell = shell.clone();
+    runtime.spawn(forward(broadcast, rx));
+    let task_pulls = pulls.clone();
+    let ollama = ollama.clone();
     let task_name = name.clone();
     runtime.spawn(async move {
-        let core = &task_shell.core;
-        let result = pull::pull(&core.ollama, &task_name, &cancel, |s| {
+        let result = pull::pull(&ollama, &task_name, &cancel, |s| {
             tx.send_replace(progress(id, &task_name, s));
         })
         .await;
@@ -203,7 +212,7 @@ pub fn start(shell: &Arc<Shell>, name: &str) -> Result<PullStarted> {
             }
         };
         // The pull is over before the window hears so: a new one may start at once.
-        core.pulls.finish(id, outcome.clone());
+        task_pulls.finish(id, outcome.clone());
         tx.send_replace(outcome);
     });
     Ok(PullStarted { id, name })
@@ -211,11 +220,11 @@ pub fn start(shell: &Arc<Shell>, name: &str) -> Result<PullStarted> {
 
 /// Sends the pull's state to every window, at most [`MAX_RATE_HZ`] times a second, until its
 /// outcome has been sent.
-async fn forward(shell: Arc<Shell>, mut rx: watch::Receiver<PullPayload>) {
+async fn forward(broadcast: impl Fn(&PullPayload), mut rx: watch::Receiver<PullPayload>) {
     loop {
         let payload = rx.borrow_and_update().clone();
         let last = !matches!(payload, PullPayload::Progress { .. });
-        shell.clients.broadcast(events::PULL, &payload);
+        broadcast(&payload);
         if last {
             break;
         }

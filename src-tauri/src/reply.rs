@@ -11,9 +11,10 @@ use yollayah_core::chat::{Outgoing, ReplyEvent};
 use yollayah_core::history::{ConversationId, MessageStatus};
 use yollayah_render::{IncrementalRenderer, render_all};
 
+use crate::core_state::Core;
 use crate::error::{Error, Result};
 use crate::ipc::{ChatPayload, HtmlBlock, Started};
-use crate::startup::{Core, lock};
+use crate::lock::lock;
 
 /// Turns one reply's [`ReplyEvent`]s into payloads.
 #[derive(Debug, Default)]

@@ -3,98 +3,21 @@
 //! (another uid, a malformed or oversized frame, an unknown command) loses its connection;
 //! nothing it sends reaches the core.
 
-use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::shell::Shell;
-use crate::startup::lock;
 use crate::wire::{Request, ServerMessage, WireError, read_frame, write_frame};
-
-/// A connected chat window.
-pub type ClientId = u64;
 
 /// Frames queued for one slow client before it is dropped (a window that stops reading must
 /// not make the tray hold an ever-growing queue).
 const QUEUE: usize = 1024;
-
-/// The connected chat windows.
-#[derive(Debug, Default)]
-pub struct Clients {
-    next: AtomicU64,
-    out: Mutex<HashMap<ClientId, mpsc::Sender<Vec<u8>>>>,
-}
-
-impl Clients {
-    fn add(&self, tx: mpsc::Sender<Vec<u8>>) -> ClientId {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.out).insert(id, tx);
-        id
-    }
-
-    fn remove(&self, id: ClientId) {
-        lock(&self.out).remove(&id);
-    }
-
-    /// Whether any chat window is connected (no window: no event is serialised).
-    pub fn any(&self) -> bool {
-        !lock(&self.out).is_empty()
-    }
-
-    fn send(&self, id: ClientId, msg: &ServerMessage) {
-        let Ok(frame) = serde_json::to_vec(msg) else {
-            return;
-        };
-        let mut out = lock(&self.out);
-        if let Some(tx) = out.get(&id) {
-            if tx.try_send(frame).is_err() {
-                tracing::warn!(id, "chat window not reading; disconnecting it");
-                out.remove(&id);
-            }
-        }
-    }
-
-    fn ids(&self) -> Vec<ClientId> {
-        lock(&self.out).keys().copied().collect()
-    }
-
-    /// Sends the event `name` to the window `id`.
-    pub fn send_event(&self, id: ClientId, name: &str, payload: &impl Serialize) {
-        match serde_json::to_value(payload) {
-            Ok(payload) => self.send(
-                id,
-                &ServerMessage::Event {
-                    name: name.to_owned(),
-                    payload,
-                },
-            ),
-            Err(err) => tracing::warn!(%err, "event not encodable"),
-        }
-    }
-
-    /// Sends the event `name` to every window.
-    pub fn broadcast(&self, name: &str, payload: &impl Serialize) {
-        for id in self.ids() {
-            self.send_event(id, name, payload);
-        }
-    }
-
-    /// Asks every window to come forward.
-    pub fn focus(&self) {
-        for id in self.ids() {
-            self.send(id, &ServerMessage::Focus);
-        }
-    }
-}
 
 /// Listens at `path`: a stale file left by a crash is replaced, and the socket is made 0600.
 /// Must run inside a tokio runtime.

@@ -6,32 +6,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use serde::Serialize;
-
 use crate::chat_process::ChatProcess;
+use crate::clients::Clients;
+use crate::core_state::Core;
 use crate::error::Error;
-use crate::notify::{Backend, Notice, Notifier, NotifierHealth};
-use crate::service::Clients;
-use crate::shortcut::ShortcutState;
-use crate::startup::{Core, lock};
+use crate::ipc::{ShortcutState, Status};
+use crate::lock::lock;
+use crate::notify::{Backend, Notice, NoticeAction, Notifier};
 use crate::user_files::UserFiles;
 use crate::view::TrayView;
-
-/// What `status` returns under `app`: the view plus the health of the desktop integration.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// What the tray shows.
-    pub view: TrayView,
-    /// Whether a StatusNotifierWatcher owns the session bus name, i.e. whether the tray icon
-    /// can appear at all; `None` until checked (and in headless tests).
-    pub tray_host: Option<bool>,
-    /// Health of desktop notifications.
-    pub notifications: NotifierHealth,
-    /// The last failure of a shell action (menu command, tray update, bus check, chat process).
-    pub last_error: Option<String>,
-    /// How the global shortcut is bound.
-    pub shortcut: ShortcutState,
-}
 
 /// Draws a view on the tray (on GTK's thread); set by the tray once it exists.
 pub type Redraw = Box<dyn Fn() + Send + Sync>;
@@ -59,20 +42,22 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// The shell around a started `core`. Notification buttons are dispatched as commands.
-    /// Must run inside the tokio runtime that runs the core.
+    /// The shell around a started `core`. Notification buttons go to `on_action` (the app
+    /// dispatches them as commands: passed in, because the actions work on the shell and the
+    /// shell must not depend on them). Must run inside the tokio runtime that runs the core.
     pub fn new(
         core: Core,
         notifications: impl Backend,
         files: UserFiles,
         chat: ChatProcess,
+        on_action: impl Fn(&Arc<Shell>, NoticeAction) + Send + Sync + 'static,
     ) -> crate::Result<Arc<Shell>> {
         // The notifier's button callback needs the shell, which owns the notifier.
         let me: Arc<OnceLock<Weak<Shell>>> = Arc::default();
         let weak = me.clone();
         let notifier = Notifier::spawn(notifications, move |action| {
             if let Some(shell) = weak.get().and_then(Weak::upgrade) {
-                crate::actions::dispatch(&shell, action.into());
+                on_action(&shell, action);
             }
         })?;
         let view = TrayView {

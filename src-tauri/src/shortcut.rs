@@ -17,44 +17,12 @@ pub(crate) mod x11;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use serde::Serialize;
 use yollayah_core::shortcut::{Accelerator, Binding};
 
 use crate::actions::{AppCommand, dispatch};
+use crate::ipc::ShortcutState;
 use crate::notify::Notice;
 use crate::shell::Shell;
-
-/// How the shortcut is bound, for `status` (`app.shortcut`) and the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "via", rename_all = "snake_case")]
-pub enum ShortcutState {
-    /// `toggle_chat = "off"`.
-    Off,
-    /// Not bound yet (start-up, or the desktop's dialog is open).
-    Binding {
-        /// The configured shortcut.
-        shortcut: String,
-    },
-    /// Bound through the desktop portal.
-    Portal {
-        /// The configured (preferred) shortcut.
-        shortcut: String,
-        /// What the desktop says the trigger is (the user may have chosen another).
-        trigger: Option<String>,
-    },
-    /// Grabbed on the X11 root window.
-    X11 {
-        /// The shortcut.
-        shortcut: String,
-    },
-    /// Neither route works here.
-    Unavailable {
-        /// The configured shortcut.
-        shortcut: String,
-        /// Why, in plain words.
-        reason: String,
-    },
-}
 
 /// How long the portal may take to say whether it offers global shortcuts at all.
 const PORTAL_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,21 +5,21 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use yollayah_core::chat::{ChatEngine, SharedHistory};
 use yollayah_core::config::Config;
-use yollayah_core::history::{self, History};
+use yollayah_core::history::History;
 use yollayah_core::machine::Machine;
 use yollayah_core::ollama::client::{ClientConfig, OllamaClient};
 use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::persona::PersonaSource;
 use yollayah_core::profile::ModelProfile;
-use yollayah_core::shortcut::Binding;
 use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
+use crate::core_state::{ChatHost, Core};
 use crate::error::Result;
 use crate::samples::GpuSamples;
 use crate::user_files::UserFiles;
@@ -78,46 +78,6 @@ impl Default for CoreOptions {
     }
 }
 
-/// The running core, managed by Tauri: what the IPC commands, the actions and the forwarder
-/// work with.
-pub struct Core {
-    /// The watchdog (state, warm, unload, mute).
-    pub watchdog: WatchdogHandle,
-    /// Sends chats; shares `history` and the watchdog's profile.
-    pub chat: ChatEngine,
-    /// Ollama, for what the chat engine and the watchdog do not cover (the model list).
-    pub ollama: OllamaClient,
-    /// The history store.
-    pub history: SharedHistory,
-    /// The sparkline's data.
-    pub samples: Mutex<GpuSamples>,
-    /// Cancellation of every reply still streaming, by reply id.
-    pub replies: Arc<Mutex<HashMap<i64, CancellationToken>>>,
-    /// What went wrong at startup and what was done instead, in plain words.
-    pub problems: Vec<String>,
-    /// The program `open_external` runs.
-    pub opener: PathBuf,
-    /// The model pull started from the popup, if any.
-    pub pulls: crate::pulls::Pulls,
-    /// Stops the watchdog and the forwarder.
-    pub cancel: CancellationToken,
-    /// Images attached in the chat window and not yet sent.
-    pub attachments: crate::attach::Attachments,
-    /// The config's `[[hosts]]`, followed besides `[ollama]` (empty: nothing changes).
-    pub hosts: Vec<crate::hosts::Followed>,
-    /// How often a host without an agent is read (the watchdog's tick).
-    pub host_tick: Duration,
-    /// `[shortcut] toggle_chat`: the global shortcut the tray binds.
-    pub shortcut: Binding,
-    /// What the model picker chose (model, thinking, host).
-    pub choice: Mutex<crate::picker::ChatChoice>,
-    /// The `[[hosts]]` chats can be sent to, each with its own engine.
-    pub chat_hosts: Vec<crate::picker::ChatHost>,
-    /// The in-process simulator of demo mode: held only so it lives as long as the core.
-    #[cfg(feature = "demo")]
-    _sim: Option<ollama_sim::SimHandle>,
-}
-
 /// A chat engine per `[[hosts]]` entry (its Ollama URL), sharing the persona, profile and
 /// history; a host whose URL is unusable is left out and said in `problems`.
 fn chat_hosts(
@@ -126,11 +86,11 @@ fn chat_hosts(
     watchdog: &WatchdogHandle,
     history: &SharedHistory,
     problems: &mut Vec<String>,
-) -> Vec<crate::picker::ChatHost> {
+) -> Vec<ChatHost> {
     let mut out = Vec::new();
     for host in &config.hosts {
         match ClientConfig::from_config(config, Some(&host.url)).and_then(OllamaClient::new) {
-            Ok(client) => out.push(crate::picker::ChatHost {
+            Ok(client) => out.push(ChatHost {
                 name: host.name.clone(),
                 url: client.base_url().to_owned(),
                 engine: ChatEngine::new(
@@ -147,12 +107,8 @@ fn chat_hosts(
     out
 }
 
-/// Locks plain data; a poisoned lock means another thread panicked mid-update, and the data
-/// is still the best there is.
-pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
+// Building lives here, at the top (it reads config, persona and history and knows every
+// feature's start-up); the struct lives in `core_state`, below the features that use it.
 impl Core {
     /// Starts the core. Must run inside a tokio runtime (the watchdog is spawned on it).
     pub fn start(options: CoreOptions) -> Result<Core> {
@@ -257,7 +213,7 @@ impl Core {
             attachments: crate::attach::Attachments::default(),
             problems,
             opener: options.opener,
-            pulls: crate::pulls::Pulls::default(),
+            pulls: Arc::default(),
             cancel,
             hosts,
             host_tick,
@@ -267,19 +223,5 @@ impl Core {
             #[cfg(feature = "demo")]
             _sim: options.sim,
         })
-    }
-
-    /// Runs `f` on the history store on a blocking thread (SQLite calls block).
-    pub async fn with_history<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut History) -> yollayah_core::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        Ok(history::with_history(&self.history, f).await?)
-    }
-
-    /// Stops the watchdog and the forwarder.
-    pub fn shutdown(&self) {
-        self.cancel.cancel();
-        self.watchdog.shutdown();
     }
 }

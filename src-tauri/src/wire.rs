@@ -22,7 +22,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::startup::lock;
+use crate::lock::lock;
 
 /// The largest frame either side accepts. The biggest legitimate frame is an attached image's
 /// file in base64 (`attach_image`: at most 25 MiB, 33.4 MiB encoded); a message is at most

@@ -374,19 +374,6 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Edges of the tray known to close cycles, left for a later change (each needs types moved out
-/// of `hosts`, or the shell ↔ socket-service ↔ commands knot untied: files other work owns). The
-/// test removes them before looking for cycles, so any *new* cycle fails; and it fails when
-/// one of them is gone, so the list only shrinks.
-const TRAY_KNOWN_BACK_EDGES: &[(&str, &str)] = &[
-    ("service", "commands"),
-    ("service", "shell"),
-    ("shell", "actions"),
-    ("shell", "chat_process"),
-    ("startup", "hosts"),
-    ("view", "hosts"),
-];
-
 fn assert_acyclic(src: &Path, known: &[(&str, &str)]) {
     let mut g = graph(src);
     for (from, to) in known {
@@ -417,7 +404,7 @@ fn core_modules_have_no_import_cycles() {
 
 #[test]
 fn tray_modules_have_no_import_cycles() {
-    assert_acyclic(&workspace().join("src-tauri/src"), TRAY_KNOWN_BACK_EDGES);
+    assert_acyclic(&workspace().join("src-tauri/src"), &[]);
 }
 
 #[test]

@@ -150,7 +150,8 @@ fn cpu_use_is_measured_over_an_interval() {
         .find(|r| r.pid == pid)
         .expect("still there");
     let (ticks_after, at_after) = (cpu_ticks(pid), Instant::now());
-    let truth = (ticks_after - ticks_before) as f64 / clock_ticks_per_second()
+    let truth = (ticks_after - ticks_before) as f64
+        / clock_ticks_per_second()
         / (at_after - at_before).as_secs_f64()
         * 100.0;
     assert!(
@@ -159,7 +160,10 @@ fn cpu_use_is_measured_over_an_interval() {
         r.cpu_percent
     );
     if truth >= 10.0 {
-        assert!(r.cpu_percent > 0.0, "a runner using {truth:.1} % read as idle");
+        assert!(
+            r.cpu_percent > 0.0,
+            "a runner using {truth:.1} % read as idle"
+        );
     }
     drop(busy);
 }
@@ -175,7 +179,11 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 fn clock_ticks_per_second() -> f64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
