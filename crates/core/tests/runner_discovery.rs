@@ -170,20 +170,22 @@ fn cpu_use_is_measured_over_an_interval() {
 
 /// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14 and 15).
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the runner's stat");
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Field 3 (state) is fields[0] here, so utime (14) and stime (15) are 11 and 12.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
 fn clock_ticks_per_second() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .unwrap()
+        .expect("CLK_TCK")
 }
 
 #[test]
