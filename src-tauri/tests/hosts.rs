@@ -5,9 +5,6 @@
 //! a host without an agent reads "unverified (no agent)"; a wrong token shows the agent
 //! client's 401 message in that host's line, and a warm with a read-only token its 403.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -19,69 +16,15 @@ use yollayah_core::persona::Persona;
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogSettings};
 use yollayah_tray::{
-    AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, HostLine, LINE_MAX, Notice, Shell,
-    Shown, TrayState, UserFiles, dispatch,
+    AppCommand, ChatProcess, CoreOptions, GpuSource, LINE_MAX, TrayState, UserFiles, dispatch,
 };
+
+mod common;
+use common::{DEADLINE, Recorder, line, secret_file, until_line};
 
 const MODEL: &str = "llama3.2:3b";
 const READ: &str = "read-0123456789abcdef0123456789abcdef";
 const WRITE: &str = "write-0123456789abcdef0123456789abcdef";
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A notification daemon that keeps what it is asked to show (the desktop is a system edge).
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Notice>>>);
-
-impl Backend for Recorder {
-    fn capabilities(&mut self) -> yollayah_tray::Result<Vec<String>> {
-        Ok(vec!["body".into()])
-    }
-
-    fn show(&mut self, notice: &Notice, _: Option<u32>, _: bool) -> yollayah_tray::Result<Shown> {
-        let mut shown = self.0.lock().expect("lock");
-        shown.push(notice.clone());
-        Ok(Shown {
-            id: u32::try_from(shown.len()).expect("few"),
-            wait: None,
-        })
-    }
-}
-
-impl Recorder {
-    fn find(&self, f: impl Fn(&Notice) -> bool) -> Option<Notice> {
-        self.0.lock().expect("lock").iter().find(|n| f(n)).cloned()
-    }
-}
-
-fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("{secret}\n")).expect("write secret");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    p
-}
-
-fn line<'a>(view: &'a [HostLine], name: &str) -> &'a HostLine {
-    view.iter()
-        .find(|h| h.name == name)
-        .unwrap_or_else(|| panic!("no line for {name}: {view:?}"))
-}
-
-/// Waits until host `name`'s line satisfies `f`; panics with the last line after [`DEADLINE`].
-async fn until_line(shell: &Shell, name: &str, f: impl Fn(&HostLine) -> bool) -> HostLine {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let view = shell.view();
-        let l = line(&view.hosts, name).clone();
-        if f(&l) {
-            return l;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "{name} never got there: {l:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn post(url: &str, path: &str, body: &str) {
     let out = std::process::Command::new("curl")
@@ -182,20 +125,8 @@ token_file = "{read}"
     )
     .expect("config");
 
-    let options = CoreOptions {
-        ollama_url: Some(local.url()),
-        gpu: GpuSource::Simulator,
-        config_path: Some(config),
-        history_path: Some(None),
-        tick: Some(Duration::from_millis(300)),
-        warm_on_start: Some(false),
-        files: Some(UserFiles::under(d)),
-        ..CoreOptions::default()
-    };
-    let socket = d.join("core.sock");
-    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
-    let notices = Recorder::default();
-    let shell = yollayah_tray::start(options, notices.clone(), &socket, chat).expect("core starts");
+    let (shell, notices) =
+        common::start_following(d, local.url(), config, Duration::from_millis(300));
     assert!(shell.core.problems.is_empty(), "{:?}", shell.core.problems);
     let names: Vec<String> = shell.view().hosts.iter().map(|h| h.name.clone()).collect();
     assert_eq!(names, ["gpu", "bare", "badtoken", "viewer"]);
@@ -259,7 +190,7 @@ token_file = "{read}"
     };
     assert!(alert.summary.contains(MODEL), "{alert:?}");
     // The bare host still cannot tell.
-    assert_eq!(line(&shell.view().hosts, "bare").state, TrayState::Unknown);
+    assert_eq!(line(&shell, "bare").state, TrayState::Unknown);
 
     shell.quit();
     cancel.cancel();
@@ -305,20 +236,8 @@ async fn an_unreachable_host_reads_down_and_the_icon_follows() {
         format!("[[hosts]]\nname = \"closet\"\nurl = \"{gone}\"\n"),
     )
     .expect("config");
-    let options = CoreOptions {
-        ollama_url: Some(local.url()),
-        gpu: GpuSource::Simulator,
-        config_path: Some(config),
-        history_path: Some(None),
-        tick: Some(Duration::from_millis(200)),
-        warm_on_start: Some(false),
-        files: Some(UserFiles::under(dir.path())),
-        ..CoreOptions::default()
-    };
-    let socket = dir.path().join("core.sock");
-    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
-    let shell =
-        yollayah_tray::start(options, Recorder::default(), &socket, chat).expect("core starts");
+    let (shell, _) =
+        common::start_following(dir.path(), local.url(), config, Duration::from_millis(200));
     let l = until_line(&shell, "closet", |l| l.state == TrayState::Down).await;
     assert_eq!(l.line, "closet: Ollama not reachable");
     assert!(!l.agent);

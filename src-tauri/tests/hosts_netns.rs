@@ -14,10 +14,8 @@
 //! Needs root and iproute2; without them it prints why and skips (CI runs as root).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -29,16 +27,15 @@ use yollayah_core::persona::Persona;
 use yollayah_core::profile::ModelProfile;
 use yollayah_core::watchdog::{self, WatchdogSettings};
 use yollayah_testkit::netns::NetNs;
-use yollayah_tray::{
-    AppCommand, Backend, ChatProcess, CoreOptions, GpuSource, HostLine, LINE_MAX, Notice, Shell,
-    Shown, TrayState, UserFiles, dispatch,
-};
+use yollayah_tray::{AppCommand, LINE_MAX, TrayState, dispatch};
+
+mod common;
+use common::{DEADLINE, secret_file, until_line};
 
 const MODEL: &str = "llama3.2:3b";
 const READ: &str = "read-0123456789abcdef0123456789abcdef";
 const WRITE: &str = "write-0123456789abcdef0123456789abcdef";
 const WRONG: &str = "wrong-0123456789abcdef0123456789abcdef";
-const DEADLINE: Duration = Duration::from_secs(30);
 /// Set (to the namespace's address) when the entry point below should serve.
 const LISTEN_ENV: &str = "YOLLAYAH_TEST_NS_REMOTE";
 /// The directory holding the agent's `read` and `write` token files.
@@ -163,70 +160,6 @@ impl Drop for Remote {
     }
 }
 
-/// A notification daemon that keeps what it is asked to show (the desktop is a system edge).
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Notice>>>);
-
-impl Backend for Recorder {
-    fn capabilities(&mut self) -> yollayah_tray::Result<Vec<String>> {
-        Ok(vec!["body".into()])
-    }
-
-    fn show(&mut self, notice: &Notice, _: Option<u32>, _: bool) -> yollayah_tray::Result<Shown> {
-        let mut shown = self.0.lock().expect("lock");
-        shown.push(notice.clone());
-        Ok(Shown {
-            id: u32::try_from(shown.len()).expect("few"),
-            wait: None,
-        })
-    }
-}
-
-impl Recorder {
-    async fn until(&self, what: &str, f: impl Fn(&Notice) -> bool) -> Notice {
-        let end = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(n) = self.0.lock().expect("lock").iter().find(|n| f(n)) {
-                return n.clone();
-            }
-            assert!(tokio::time::Instant::now() < end, "no notice: {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("{secret}\n")).expect("write secret");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    p
-}
-
-fn line(shell: &Shell, name: &str) -> HostLine {
-    let view = shell.view();
-    view.hosts
-        .iter()
-        .find(|h| h.name == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no line for {name}: {:?}", view.hosts))
-}
-
-/// Waits until host `name`'s line satisfies `f`; panics with the last line after [`DEADLINE`].
-async fn until_line(shell: &Shell, name: &str, f: impl Fn(&HostLine) -> bool) -> HostLine {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let l = line(shell, name);
-        if f(&l) {
-            return l;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "{name} never got there: {l:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -313,20 +246,8 @@ async fn the_tray_follows_a_remote_host_across_a_network_namespace() {
         ),
     )
     .expect("config");
-    let options = CoreOptions {
-        ollama_url: Some(local.url()),
-        gpu: GpuSource::Simulator,
-        config_path: Some(config),
-        history_path: Some(None),
-        tick: Some(Duration::from_millis(300)),
-        warm_on_start: Some(false),
-        files: Some(UserFiles::under(d)),
-        ..CoreOptions::default()
-    };
-    let socket = d.join("core.sock");
-    let chat = ChatProcess::new("/bin/false".into(), socket.clone());
-    let notices = Recorder::default();
-    let shell = yollayah_tray::start(options, notices.clone(), &socket, chat).expect("core starts");
+    let (shell, notices) =
+        common::start_following(d, local.url(), config, Duration::from_millis(300));
     assert!(shell.core.problems.is_empty(), "{:?}", shell.core.problems);
     let names: Vec<String> = shell.view().hosts.iter().map(|h| h.name.clone()).collect();
     assert_eq!(names, ["bare", "gpu", "viewer", "wrong", "none"]);
