@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 use yollayah_agent::{AgentConfig, Limits};
-use yollayah_core::ollama::env::OllamaEnv;
-use yollayah_core::watchdog::{self, WatchdogSettings};
 
 use crate::context::{Context, Globals};
 use crate::doctor::GpuSource;
@@ -42,14 +40,6 @@ pub struct Args {
 /// Runs the agent until SIGTERM or Ctrl-C; exits 0 then.
 pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     let ctx = Context::load(globals)?;
-    let persona = ctx.persona()?;
-    let profile = ctx.profile(&persona);
-    let machine = args.gpu.machine(ctx.client.base_url())?;
-    let mut settings = WatchdogSettings::from_config(&ctx.config);
-    if args.no_warm {
-        settings.rewarm = false;
-        settings.warm_on_start = false;
-    }
     let config = AgentConfig {
         listen: args.listen,
         read_token_file: args.read_token_file,
@@ -59,14 +49,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
         limits: Limits::default(),
     };
     let cancel = CancellationToken::new();
-    let handle = watchdog::spawn(
-        ctx.client.clone(),
-        machine,
-        profile,
-        OllamaEnv::from_process_env(),
-        settings,
-        cancel.clone(),
-    );
+    let handle = crate::watch::spawn_watchdog(&ctx, &args.gpu, args.no_warm, cancel.clone())?;
     let agent = match yollayah_agent::start(config, handle.clone(), cancel.clone()).await {
         Ok(a) => a,
         Err(e) => {

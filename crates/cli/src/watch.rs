@@ -11,7 +11,7 @@ use yollayah_core::events::{Event, Snapshot, Verdict, WarmEvent};
 use yollayah_core::ollama::env::OllamaEnv;
 use yollayah_core::placement::Placement;
 use yollayah_core::warm::WarmReason;
-use yollayah_core::watchdog::{self, WatchdogSettings};
+use yollayah_core::watchdog::{self, WatchdogHandle, WatchdogSettings};
 
 use crate::context::{Context, Globals};
 use crate::doctor::GpuSource;
@@ -40,14 +40,6 @@ pub struct Args {
 /// Runs `watch` until Ctrl-C or SIGTERM; then exits 0.
 pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     let ctx = Context::load(globals)?;
-    let persona = ctx.persona()?;
-    let profile = ctx.profile(&persona);
-    let machine = args.gpu.machine(ctx.client.base_url())?;
-    let mut settings = WatchdogSettings::from_config(&ctx.config);
-    if args.no_warm {
-        settings.rewarm = false;
-        settings.warm_on_start = false;
-    }
     let notifier = if args.notify {
         notifier(&ctx.config)
     } else {
@@ -55,14 +47,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     };
     let cancel = CancellationToken::new();
     // Subscribe before the task's first tick so the first snapshot is not missed.
-    let handle = watchdog::spawn(
-        ctx.client.clone(),
-        machine,
-        profile,
-        OllamaEnv::from_process_env(),
-        settings,
-        cancel.clone(),
-    );
+    let handle = spawn_watchdog(&ctx, &args.gpu, args.no_warm, cancel.clone())?;
     let mut events = handle.subscribe();
     if !args.json {
         println!(
@@ -273,6 +258,32 @@ fn warm_line(w: &WarmEvent) -> String {
             with.join(", ")
         ),
     }
+}
+
+/// The watchdog `watch` and `agent` run: the persona's model profile, GPU facts from `gpu`,
+/// and with `no_warm` observation only (no warm at start, no re-warm).
+pub fn spawn_watchdog(
+    ctx: &Context,
+    gpu: &GpuSource,
+    no_warm: bool,
+    cancel: CancellationToken,
+) -> Result<WatchdogHandle> {
+    let persona = ctx.persona()?;
+    let profile = ctx.profile(&persona);
+    let machine = gpu.machine(ctx.client.base_url())?;
+    let mut settings = WatchdogSettings::from_config(&ctx.config);
+    if no_warm {
+        settings.rewarm = false;
+        settings.warm_on_start = false;
+    }
+    Ok(watchdog::spawn(
+        ctx.client.clone(),
+        machine,
+        profile,
+        OllamaEnv::from_process_env(),
+        settings,
+        cancel,
+    ))
 }
 
 #[cfg(test)]
