@@ -776,7 +776,8 @@ async fn the_portal_shortcut_toggles_the_chat() {
     assert_eq!(string_in(props, "preferred_trigger"), "LOGO+y");
     assert!(!string_in(props, "description").is_empty());
 
-    let activate = || async {
+    let (portal, session) = (&portal, &session);
+    let activate = |shortcut: &'static str| async move {
         portal
             .emit_signal(
                 None::<&str>,
@@ -785,7 +786,7 @@ async fn the_portal_shortcut_toggles_the_chat() {
                 "Activated",
                 &(
                     ObjectPath::try_from(session.as_str()).expect("session path"),
-                    "toggle-chat",
+                    shortcut,
                     0u64,
                     HashMap::<String, OwnedVariant>::new(),
                 ),
@@ -794,27 +795,13 @@ async fn the_portal_shortcut_toggles_the_chat() {
             .expect("emit Activated");
     };
     // Activated opens the chat; Activated again closes it.
-    activate().await;
+    activate("toggle-chat").await;
     chat_opened(pid, "the portal's Activated").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    activate().await;
+    activate("toggle-chat").await;
     chat_closed(pid, "the portal's second Activated").await;
     // An activation of a shortcut the tray does not own changes nothing.
-    portal
-        .emit_signal(
-            None::<&str>,
-            PORTAL_PATH,
-            SHORTCUTS,
-            "Activated",
-            &(
-                ObjectPath::try_from(session.as_str()).expect("session path"),
-                "someone-else",
-                0u64,
-                HashMap::<String, OwnedVariant>::new(),
-            ),
-        )
-        .await
-        .expect("emit Activated");
+    activate("someone-else").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         descendants_named(pid, "yollayah-chat").is_empty(),
