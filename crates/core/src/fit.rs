@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::diagnose::memory::{self, FitModel};
 use crate::diagnose::{Code, Evidence, Finding, Severity};
-use crate::gpu::GpuSnapshot;
+use crate::gpu::{GpuSnapshot, NvmlStatus};
 use crate::ollama::types::{PsModel, ShowResponse};
 use crate::placement::Placement;
 
@@ -125,8 +125,9 @@ pub fn predict(
     } else {
         num_ctx
     };
-    if !gpu.is_ok() {
-        return unknown(ctx, "no GPU information (NVML unavailable)");
+    if let NvmlStatus::Unavailable { reason } = &gpu.nvml {
+        // The snapshot says why: NVML's own error, or a server on another machine.
+        return unknown(ctx, &format!("no GPU information ({reason})"));
     }
     // The GPU Ollama would pick for a single-GPU load: the one with the most free memory.
     let Some(card) = gpu.gpus.iter().max_by_key(|g| g.memory_free) else {

@@ -482,3 +482,38 @@ async fn predictions_agree_with_the_simulated_placement() {
     })
     .await;
 }
+
+/// A server on another machine: the watchdog has no GPU facts for it, so nothing is predicted
+/// from this machine's GPU, and each model says why.
+#[tokio::test]
+async fn a_remote_server_gets_no_prediction_and_says_why() {
+    bounded(async {
+        let sim = ollama_sim::start(fast_scenario()).await.expect("sim");
+        let client = common::client(&sim);
+        let gpu = yollayah_core::machine::MachineView::none(
+            "Ollama runs on another machine (remote scope)",
+        )
+        .gpu;
+        let list = models::list_with_predictions(&client, &gpu, 4096, &FitSettings::default())
+            .await
+            .expect("list");
+        let chat = models::chat_models(&list);
+        assert!(!chat.is_empty());
+        for m in chat {
+            let fit = m.fit.as_ref().expect("a fit entry");
+            assert!(
+                matches!(fit.prediction, FitPrediction::Unknown { .. }),
+                "{}: {:?}",
+                m.name,
+                fit.prediction
+            );
+            assert!(
+                fit.summary.contains("another machine"),
+                "{}: {}",
+                m.name,
+                fit.summary
+            );
+        }
+    })
+    .await;
+}
