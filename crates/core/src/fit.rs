@@ -127,7 +127,7 @@ pub fn predict(
     };
     if let NvmlStatus::Unavailable { reason } = &gpu.nvml {
         // The snapshot says why: NVML's own error, or a server on another machine.
-        return unknown(ctx, &format!("no GPU information ({reason})"));
+        return unknown(ctx, &format!("no GPU information: {reason}"));
     }
     // The GPU Ollama would pick for a single-GPU load: the one with the most free memory.
     let Some(card) = gpu.gpus.iter().max_by_key(|g| g.memory_free) else {
