@@ -777,8 +777,7 @@ async fn action(shared: &Shared, route: Route, req: Request<Incoming>) -> Respon
     match route {
         Route::Warm => match tokio::time::timeout(limit, shared.watchdog.warm()).await {
             Ok(Ok(outcome)) => {
-                // One tick so the answer says where the model landed.
-                shared.watchdog.kick_and_wait(Duration::from_secs(5)).await;
+                // The watchdog answers a warm after the tick that follows the load.
                 let (placement, cpu_share_pct) =
                     source::watched_placement(&shared.watchdog.latest());
                 json(

@@ -142,6 +142,12 @@ impl KeepWarm {
         self.warm_in_flight = true;
     }
 
+    /// A warm ended that no longer speaks for the model (an unload or a switch came after it
+    /// started): nothing is learnt, only that it is over.
+    pub fn warm_abandoned(&mut self) {
+        self.warm_in_flight = false;
+    }
+
     /// A warm or re-assert succeeded at `wall`.
     pub fn warm_succeeded(&mut self, wall: OffsetDateTime) {
         self.warm_in_flight = false;

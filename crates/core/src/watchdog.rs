@@ -331,6 +331,7 @@ pub fn spawn(
         last: None,
         placements: HashMap::new(),
         warming: None,
+        warm_epoch: 0,
         warm_waiters: Vec::new(),
         warm_done_tx,
         paused_by_unload: false,
@@ -350,10 +351,16 @@ pub fn spawn(
     }
 }
 
+/// A warm waiter and what it will hear.
+type WarmReply = (oneshot::Sender<Result<WarmOutcome>>, Result<WarmOutcome>);
+
 struct WarmDone {
     result: Result<u64>,
-    reason: WarmReason,
     reassert: bool,
+    /// The model this warm loaded (the profile's when it started).
+    model: String,
+    /// [`State::warm_epoch`] when it started.
+    epoch: u64,
 }
 
 struct LastTick {
@@ -390,6 +397,10 @@ struct State {
     placements: HashMap<String, Placement>,
     /// Reason of the warm in flight.
     warming: Option<WarmReason>,
+    /// Bumped by anything that makes a warm in flight stale: an unload sent after it started
+    /// (Ollama may carry it out after the load answers, fact sheet §5) or a switch of the
+    /// watched model. A stale warm's answer proves nothing about now, so it answers no waiter.
+    warm_epoch: u64,
     warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
@@ -473,8 +484,10 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = interval.tick() => state.tick().await,
             Some(done) = warm_done.recv() => {
-                state.finish_warm(done);
+                let replies = state.finish_warm(done);
+                // Waiters hear after the tick, so `latest()` already shows where it landed.
                 state.tick().await;
+                state.answer_warm(replies);
             }
             Some(cmd) = commands.recv() => match cmd {
                 Command::Kick(done) => {
@@ -492,6 +505,7 @@ async fn run(
                     }
                 }
                 Command::Unload(reply) => {
+                    state.warm_epoch += 1;
                     let result = state.client.unload(&state.profile.model).await;
                     if result.is_ok() {
                         state.paused_by_unload = true;
@@ -552,6 +566,7 @@ impl State {
         );
         self.profile = profile.clone();
         self.profile_tx.send_replace(profile);
+        self.warm_epoch += 1;
         self.paused_by_unload = false;
         self.reloading = false;
         self.loaded_ctx = None;
@@ -649,6 +664,7 @@ impl State {
         let client = self.client.clone();
         let profile = self.profile.clone();
         let tx = self.warm_done_tx.clone();
+        let epoch = self.warm_epoch;
         let options = self.warm_options();
         let embedding = self
             .show
@@ -683,8 +699,9 @@ impl State {
             let _ = tx
                 .send(WarmDone {
                     result,
-                    reason,
                     reassert,
+                    model: profile.model.clone(),
+                    epoch,
                 })
                 .await;
         });
@@ -716,43 +733,76 @@ impl State {
         options
     }
 
-    fn finish_warm(&mut self, done: WarmDone) {
+    /// Books a finished warm and takes the waiters it answers, each with its reply (the
+    /// placement is filled in by [`answer_warm`](Self::answer_warm) after the next tick).
+    fn finish_warm(&mut self, done: WarmDone) -> Vec<WarmReply> {
         self.warming = None;
-        self.reloading = false;
-        let model = self.profile.model.clone();
-        match &done.result {
-            Ok(load_ms) => {
-                self.record_own_load(*load_ms);
-                self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
-                if !done.reassert {
-                    self.publish(Event::Warm(WarmEvent::Finished {
-                        model: model.clone(),
-                        load_ms: *load_ms,
-                    }));
+        let stale = done.epoch != self.warm_epoch;
+        let model = done.model.clone();
+        if stale {
+            // The keep-warm state of the watched model learns nothing from it, but whoever
+            // showed "warming" must hear that it ended.
+            self.keep_warm.warm_abandoned();
+            self.reloading = self.reloading && !self.warm_waiters.is_empty();
+        } else {
+            self.reloading = false;
+            match &done.result {
+                Ok(load_ms) => {
+                    self.record_own_load(*load_ms);
+                    self.keep_warm.warm_succeeded(OffsetDateTime::now_utc());
                 }
-            }
-            Err(e) => {
-                self.keep_warm.warm_failed(Instant::now());
-                self.publish(Event::Warm(WarmEvent::Failed {
-                    model: model.clone(),
-                    error: e.to_string(),
-                    retry: self.settings.rewarm,
-                }));
+                Err(_) => self.keep_warm.warm_failed(Instant::now()),
             }
         }
-        let _ = done.reason;
-        for waiter in self.warm_waiters.drain(..) {
-            let reply = match &done.result {
-                Ok(load_ms) => Ok(WarmOutcome {
-                    model: model.clone(),
-                    load_ms: *load_ms,
-                    placement: None,
-                }),
-                Err(e) => Err(Error::WarmFailed {
-                    model: model.clone(),
-                    reason: e.to_string(),
-                }),
-            };
+        match &done.result {
+            Ok(load_ms) if !done.reassert => self.publish(Event::Warm(WarmEvent::Finished {
+                model: model.clone(),
+                load_ms: *load_ms,
+            })),
+            Ok(_) => {}
+            Err(e) => self.publish(Event::Warm(WarmEvent::Failed {
+                model: model.clone(),
+                error: e.to_string(),
+                retry: self.settings.rewarm && !stale,
+            })),
+        }
+        if stale {
+            let switched = model != self.profile.model;
+            if !self.warm_waiters.is_empty()
+                || (switched && self.settings.rewarm && !self.paused_by_unload)
+            {
+                self.start_warm(WarmReason::Requested, false);
+            }
+            return Vec::new();
+        }
+        let reply = || match &done.result {
+            Ok(load_ms) => Ok(WarmOutcome {
+                model: model.clone(),
+                load_ms: *load_ms,
+                placement: None,
+            }),
+            Err(e) => Err(Error::WarmFailed {
+                model: model.clone(),
+                reason: e.to_string(),
+            }),
+        };
+        self.warm_waiters
+            .drain(..)
+            .map(|waiter| (waiter, reply()))
+            .collect()
+    }
+
+    /// Answers warm waiters, with the placement the tick after the load saw.
+    fn answer_warm(&self, replies: Vec<WarmReply>) {
+        let latest = self.latest.borrow().clone();
+        for (waiter, mut reply) in replies {
+            if let Ok(outcome) = &mut reply {
+                outcome.placement = latest
+                    .diagnoses
+                    .iter()
+                    .find(|d| d.model == outcome.model && d.loaded)
+                    .map(|d| d.placement.placement);
+            }
             let _ = waiter.send(reply);
         }
     }

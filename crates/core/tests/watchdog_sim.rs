@@ -642,3 +642,61 @@ async fn embedding_model_is_warmed_with_embed() {
     })
     .await;
 }
+
+/// Ollama carries out an unload that arrives during a load once that load's request ends
+/// (fact sheet §5). A warm asked for after such an unload must load again: answering it with
+/// the earlier load's result said "loaded" about a model that was gone (seen in CI through the
+/// agent's `POST /api/v1/warm`, which answered `placement: null`).
+#[tokio::test]
+async fn a_warm_after_an_unload_is_not_answered_by_the_load_before_it() {
+    bounded(async {
+        let scenario = Scenario {
+            load_ms: 600,
+            ..fast_scenario()
+        };
+        let mut rig = Rig::start(scenario, settings()).await;
+        rig.events.wait_for("the start-up warm", is_started).await;
+        rig.watchdog.unload().await.expect("unload");
+        let outcome = rig.watchdog.warm().await.expect("warm");
+        assert!(
+            rig.sim.loaded_models().iter().any(|m| m == MODEL),
+            "answered {outcome:?} but the simulator has {:?}",
+            rig.sim.loaded_models()
+        );
+        // The answer comes after the tick that follows the load, so it says where it landed.
+        assert_eq!(
+            outcome.placement,
+            Some(yollayah_core::placement::Placement::Gpu)
+        );
+        assert!(rig.watchdog.latest().target().is_some_and(|d| d.loaded));
+    })
+    .await;
+}
+
+/// Switching the watched model while the old one is still loading: the switch's warm used to be
+/// skipped (one warm at a time) and the old load's end was reported under the new name.
+#[tokio::test]
+async fn a_switch_during_a_warm_warms_the_new_model() {
+    bounded(async {
+        let scenario = Scenario {
+            load_ms: 600,
+            ..fast_scenario()
+        };
+        let mut rig = Rig::start(scenario, settings()).await;
+        rig.events.wait_for("the start-up warm", is_started).await;
+        rig.watchdog.watch_model(OTHER).await.expect("watch");
+        let finished = |name: &'static str| {
+            move |e: &Event| {
+                matches!(e, Event::Warm(WarmEvent::Finished { model, .. }) if model == name)
+            }
+        };
+        rig.events
+            .wait_for("the old load reported as itself", finished(MODEL))
+            .await;
+        rig.events
+            .wait_for("the new model warmed", finished(OTHER))
+            .await;
+        assert!(rig.sim.loaded_models().iter().any(|m| m == OTHER));
+    })
+    .await;
+}
