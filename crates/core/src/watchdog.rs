@@ -401,7 +401,8 @@ struct State {
     /// (Ollama may carry it out after the load answers, fact sheet §5) or a switch of the
     /// watched model. A stale warm's answer proves nothing about now, so it answers no waiter.
     warm_epoch: u64,
-    warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
+    /// Who waits for a warm, with [`warm_epoch`](Self::warm_epoch) when they asked.
+    warm_waiters: Vec<(u64, oneshot::Sender<Result<WarmOutcome>>)>,
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
     /// A reload (unload, then warm) is in flight: its warm takes the server's default context.
@@ -499,7 +500,7 @@ async fn run(
                 Command::Warm(reply) => {
                     state.keep_warm.user_requested();
                     state.paused_by_unload = false;
-                    state.warm_waiters.push(reply);
+                    state.warm_waiters.push((state.warm_epoch, reply));
                     if state.warming.is_none() {
                         state.start_warm(WarmReason::Requested, false);
                     }
@@ -522,7 +523,7 @@ async fn run(
                     state.keep_warm.user_requested();
                     state.paused_by_unload = false;
                     state.reloading = true;
-                    state.warm_waiters.push(reply);
+                    state.warm_waiters.push((state.warm_epoch, reply));
                     if state.warming.is_none() {
                         state.start_warm(WarmReason::Requested, false);
                     }
@@ -738,6 +739,13 @@ impl State {
     fn finish_warm(&mut self, done: WarmDone) -> Vec<WarmReply> {
         self.warming = None;
         let stale = done.epoch != self.warm_epoch;
+        // Who asked before an unload or a switch hears this warm's result (the later unload
+        // wins); who asked after needs a load of its own.
+        let (answered, later): (Vec<_>, Vec<_>) = self
+            .warm_waiters
+            .drain(..)
+            .partition(|(epoch, _)| *epoch <= done.epoch);
+        self.warm_waiters = later;
         let model = done.model.clone();
         if stale {
             // The keep-warm state of the watched model learns nothing from it, but whoever
@@ -766,14 +774,11 @@ impl State {
                 retry: self.settings.rewarm && !stale,
             })),
         }
-        if stale {
-            let switched = model != self.profile.model;
-            if !self.warm_waiters.is_empty()
-                || (switched && self.settings.rewarm && !self.paused_by_unload)
-            {
-                self.start_warm(WarmReason::Requested, false);
-            }
-            return Vec::new();
+        let switched = model != self.profile.model;
+        if !self.warm_waiters.is_empty()
+            || (stale && switched && self.settings.rewarm && !self.paused_by_unload)
+        {
+            self.start_warm(WarmReason::Requested, false);
         }
         let reply = || match &done.result {
             Ok(load_ms) => Ok(WarmOutcome {
@@ -786,9 +791,9 @@ impl State {
                 reason: e.to_string(),
             }),
         };
-        self.warm_waiters
-            .drain(..)
-            .map(|waiter| (waiter, reply()))
+        answered
+            .into_iter()
+            .map(|(_, waiter)| (waiter, reply()))
             .collect()
     }
 
