@@ -84,6 +84,23 @@ async fn partial_is_exit_5_with_ctx_advice() {
             (1024..131072).contains(&suggested),
             "suggested_num_ctx {suggested}"
         );
+        // The human report spells out the same commands, ready to paste.
+        let commands: Vec<&str> = top["commands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        assert!(!commands.is_empty(), "{top:#}");
+        let human = home.run(&args[..args.len() - 1]).await;
+        assert_eq!(human.code, 5, "{human:?}");
+        for c in commands {
+            assert!(
+                human.stdout.contains(&format!("$ {c}")),
+                "{c} missing from:\n{}",
+                human.stdout
+            );
+        }
         sim.shutdown().await;
     })
     .await;

@@ -485,7 +485,14 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = interval.tick() => state.tick().await,
             Some(done) = warm_done.recv() => {
-                let replies = state.finish_warm(done);
+                let (replies, unload_again) = state.finish_warm(done);
+                if unload_again {
+                    // The user unloaded while this load ran, and the server may have seen
+                    // the unload first: make the later request win whatever the order.
+                    if let Err(e) = state.client.unload(&state.profile.model).await {
+                        tracing::warn!("unload after an abandoned warm: {e}");
+                    }
+                }
                 // Waiters hear after the tick, so `latest()` already shows where it landed.
                 state.tick().await;
                 state.answer_warm(replies);
@@ -736,7 +743,9 @@ impl State {
 
     /// Books a finished warm and takes the waiters it answers, each with its reply (the
     /// placement is filled in by [`answer_warm`](Self::answer_warm) after the next tick).
-    fn finish_warm(&mut self, done: WarmDone) -> Vec<WarmReply> {
+    /// Also says whether the model must be unloaded again: an unload came while this warm
+    /// ran and nothing asked for the model since.
+    fn finish_warm(&mut self, done: WarmDone) -> (Vec<WarmReply>, bool) {
         self.warming = None;
         let stale = done.epoch != self.warm_epoch;
         // Who asked before an unload or a switch hears this warm's result (the later unload
@@ -775,6 +784,8 @@ impl State {
             })),
         }
         let switched = model != self.profile.model;
+        let unload_again =
+            stale && !switched && self.paused_by_unload && self.warm_waiters.is_empty();
         if !self.warm_waiters.is_empty()
             || (stale && switched && self.settings.rewarm && !self.paused_by_unload)
         {
@@ -791,10 +802,11 @@ impl State {
                 reason: e.to_string(),
             }),
         };
-        answered
+        let replies = answered
             .into_iter()
             .map(|(_, waiter)| (waiter, reply()))
-            .collect()
+            .collect();
+        (replies, unload_again)
     }
 
     /// Answers warm waiters, with the placement the tick after the load saw.

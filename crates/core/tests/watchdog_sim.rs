@@ -702,7 +702,9 @@ async fn a_switch_during_a_warm_warms_the_new_model() {
 }
 
 /// The other order: Warm, then Unload while that load runs. The later request wins: the warm
-/// is answered with its load, and the model ends up unloaded (not warmed again for the waiter).
+/// is answered with its load, and the model ends up unloaded, not warmed again for the waiter,
+/// even when the unload reached the server before the load did (the warm first asks
+/// `/api/show`, so either can arrive first).
 #[tokio::test]
 async fn an_unload_during_a_requested_warm_wins() {
     bounded(async {
@@ -721,11 +723,17 @@ async fn an_unload_during_a_requested_warm_wins() {
         rig.watchdog.unload().await.expect("unload");
         let outcome = warm.await.expect("join").expect("warm answered");
         assert_eq!(outcome.model, MODEL);
-        assert_eq!(outcome.placement, None, "the model was unloaded after it");
+        // Its placement may still show the model: the server unloads once that request has
+        // ended, which can come after the tick that followed it.
         rig.watchdog.kick_and_wait(Duration::from_secs(3)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         rig.watchdog.kick_and_wait(Duration::from_secs(3)).await;
-        assert!(rig.sim.loaded_models().is_empty(), "warmed again");
+        assert!(
+            rig.sim.loaded_models().is_empty(),
+            "warmed again: {} loads, events {}",
+            rig.sim.load_count(),
+            rig.events.describe()
+        );
         assert_eq!(rig.sim.load_count(), 1);
     })
     .await;
