@@ -478,6 +478,36 @@ fn unsupported_gpu_architecture() {
 }
 
 #[test]
+fn incident_17290_driver_too_old_for_the_build() {
+    let d = one("incident_17290_driver.json", "llama3.1:8b");
+    assert_eq!(d.placement.placement, Placement::Cpu);
+    assert_eq!(top(&d), Code::DriverTooOld, "{d:#?}");
+    let f = d.top().unwrap();
+    assert_eq!(f.text("driver_version"), Some("535.309.01"));
+    assert_eq!(f.number("required_driver"), Some(570.0));
+    // Not a lost backend (no reload helps) and not a memory problem (both P40s are empty).
+    for wrong in [
+        Code::GpuBackendLost,
+        Code::CtxTooLarge,
+        Code::VramHeldByOtherProcess,
+        Code::UnexplainedOffload,
+    ] {
+        assert!(!codes(&d).contains(&wrong), "{wrong}: {:?}", codes(&d));
+    }
+    // #16415: the same 535 driver under 0.30.0 (the log said "570 or newer").
+    let mut b = bundle("incident_17290_driver.json");
+    b.ollama_version = Some("0.30.0".into());
+    assert_eq!(top(&diagnose(&b.observation())[0]), Code::DriverTooOld);
+    // Before 0.30 Ollama made no such check: 535 is no explanation then.
+    b.ollama_version = Some("0.29.3".into());
+    assert!(!codes(&diagnose(&b.observation())[0]).contains(&Code::DriverTooOld));
+    // A driver that meets the minimum is no explanation either.
+    let mut b = bundle("incident_17290_driver.json");
+    b.gpu.driver_version = Some("570.172.08".into());
+    assert!(!codes(&diagnose(&b.observation())[0]).contains(&Code::DriverTooOld));
+}
+
+#[test]
 fn gpus_hidden_by_cuda_visible_devices() {
     let d = one("gpus_hidden.json", "llama3.1:8b");
     assert_eq!(codes(&d), vec![Code::GpusHidden]);

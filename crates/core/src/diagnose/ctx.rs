@@ -163,6 +163,15 @@ pub(crate) struct Facts<'a> {
 
 /// A GPU the installed Ollama cannot use.
 #[derive(Debug, Clone)]
+/// The NVIDIA driver is older than the installed Ollama's CUDA build needs: Ollama drops every
+/// GPU at discovery and runs on the CPU.
+pub(crate) struct DriverIssue {
+    /// As NVML reports it, e.g. `535.183.01`.
+    pub driver: String,
+    /// The oldest driver branch this Ollama accepts.
+    pub required: u32,
+}
+
 pub(crate) struct ArchIssue {
     pub gpu: String,
     pub index: u32,
@@ -204,6 +213,7 @@ pub(crate) struct Ctx<'a> {
     /// Another runner of the same server holds GPU memory: `(pid, bytes)`.
     pub sibling_on_gpu: Option<(u32, u64)>,
     pub arch_issue: Option<ArchIssue>,
+    pub driver_issue: Option<DriverIssue>,
     pub history: Option<&'a ModelLoads>,
 }
 
@@ -237,11 +247,17 @@ impl<'a> Ctx<'a> {
     /// hidden GPU, a broken driver); memory rules stay quiet then.
     pub fn forced_off_gpu(&self) -> bool {
         self.num_gpu_zero_explains()
-            || self.arch_issue.is_some()
+            || self.build_skips_gpu()
             || self.nvml_failure == Some(NvmlFailure::VersionMismatch)
             || (self.obs.gpu.is_ok()
                 && !self.obs.gpu.gpus.is_empty()
                 && self.obs.gpu.gpus.iter().all(|g| !self.visibility.shows(g)))
+    }
+
+    /// The installed Ollama cannot use the GPU at all (its architecture is not compiled in,
+    /// or the driver is too old for its CUDA build): no memory or backend story applies.
+    pub fn build_skips_gpu(&self) -> bool {
+        self.arch_issue.is_some() || self.driver_issue.is_some()
     }
 
     /// Evidence that a client (not the Modelfile, not the app) asked for num_gpu 0.
@@ -319,6 +335,24 @@ fn arch_unsupported(cc: (u32, u32), version: Option<Version>) -> Option<&'static
         );
     }
     None
+}
+
+/// The oldest NVIDIA driver branch `version` of Ollama accepts, where known. From 0.30 on,
+/// Ollama checks the driver at discovery and drops GPUs below it ("NVIDIA driver too old …
+/// required_driver=\"570 or newer\"", ollama/ollama#16415 on a compute 6.1 card; #17290 the
+/// same with driver 535 on two P40s). 570 is the figure of that log line; whether newer
+/// boards need more (CUDA 13 wants 580) is **a guess** left out: only 570 is asserted.
+fn min_driver(version: Option<Version>) -> Option<u32> {
+    (version? >= Version(0, 30, 0)).then_some(570)
+}
+
+fn driver_too_old(driver: &str, version: Option<Version>) -> Option<DriverIssue> {
+    let major: u32 = driver.split('.').next()?.trim().parse().ok()?;
+    let required = min_driver(version)?;
+    (major < required).then(|| DriverIssue {
+        driver: driver.to_owned(),
+        required,
+    })
 }
 
 fn projector_bytes(show: &ShowResponse) -> Option<u64> {
@@ -772,6 +806,14 @@ impl<'a> Ctx<'a> {
         } else {
             None
         };
+        let driver_issue = if obs.gpu.is_ok() && loaded && !full_gpu && runner_off_gpu {
+            obs.gpu
+                .driver_version
+                .as_deref()
+                .and_then(|d| driver_too_old(d, version))
+        } else {
+            None
+        };
         let history = obs
             .history
             .and_then(|h| h.get(blob.unwrap_or(name)).or_else(|| h.get(name)));
@@ -800,6 +842,7 @@ impl<'a> Ctx<'a> {
             ps_cpu_only,
             sibling_on_gpu,
             arch_issue,
+            driver_issue,
             history,
         }
     }

@@ -156,7 +156,7 @@ fn push_ps_vs_runner(x: &mut Finding, cx: &Ctx<'_>) {
 pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
     if !cx.loaded
         || cx.num_gpu_zero_explains()
-        || cx.arch_issue.is_some()
+        || cx.build_skips_gpu()
         || cx.sibling_on_gpu.is_some()
     {
         return None;
@@ -212,7 +212,7 @@ pub(crate) fn ps_contradicts_nvml(cx: &Ctx<'_>) -> Option<Finding> {
         .report
         .runner_gpu_layers
         .is_some_and(|n| n >= 0 && cx.report.block_count.map_or(n == 0, |b| (n as u64) < b));
-    let explained = cx.backend_lost_ps_gpu || cx.arch_issue.is_some() || client_layers;
+    let explained = cx.backend_lost_ps_gpu || cx.build_skips_gpu() || client_layers;
     let mut x = Finding::new(
         Code::PsContradictsNvml,
         Severity::Warning,
