@@ -170,6 +170,44 @@ async fn cpu_is_exit_6_with_num_gpu_zero() {
     .await;
 }
 
+/// ollama/ollama#17290 and #16415 on the wire: Ollama 0.32.1 on driver 535 drops the GPU at
+/// discovery; NVML still shows an idle, healthy board. The cause is the driver, not memory and
+/// not a lost backend, and nothing offers a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_driver_too_old_for_the_server_is_named() {
+    bounded(async {
+        let mut sc = demo();
+        sc.version = "0.32.1".into();
+        sc.driver_version = Some("535.309.01".into());
+        let sim = sim(sc).await;
+        let home = Home::new();
+        let url = sim.url();
+        let args = [
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
+            "--json",
+        ];
+        let r = home.run(&args).await;
+        assert_eq!(r.code, 6, "{r:?}");
+        let j = r.json();
+        assert_eq!(j["verdict"], "cpu");
+        let d = diagnosis(&j, "llama3.2:3b");
+        assert_eq!(d["placement"]["ps_processor"], "100% CPU");
+        let top = &d["findings"][0];
+        assert_eq!(top["code"], "DRIVER_TOO_OLD", "{d:#}");
+        assert!(top["remedy"].as_str().unwrap().contains("570"), "{top:#}");
+        assert!(!codes(d).contains(&"GPU_BACKEND_LOST".to_owned()), "{d:#}");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn not_loaded_is_exit_4() {
     bounded(async {
