@@ -337,19 +337,8 @@ fn arch_unsupported(cc: (u32, u32), version: Option<Version>) -> Option<&'static
     None
 }
 
-/// The oldest NVIDIA driver branch `version` of Ollama accepts, where known. From 0.30 on,
-/// Ollama checks the driver at discovery and drops GPUs below it ("NVIDIA driver too old …
-/// required_driver=\"570 or newer\"", ollama/ollama#16415 on a compute 6.1 card; #17290 the
-/// same with driver 535 on two P40s). 570 is the figure of that log line; whether newer
-/// boards need more (CUDA 13 wants 580) is **a guess** left out: only 570 is asserted.
-fn min_driver(version: Option<Version>) -> Option<u32> {
-    (version? >= Version(0, 30, 0)).then_some(570)
-}
-
 fn driver_too_old(driver: &str, version: Option<Version>) -> Option<DriverIssue> {
-    let major: u32 = driver.split('.').next()?.trim().parse().ok()?;
-    let required = min_driver(version)?;
-    (major < required).then(|| DriverIssue {
+    server::driver_too_old(driver, version?).map(|required| DriverIssue {
         driver: driver.to_owned(),
         required,
     })
