@@ -95,7 +95,7 @@ pub fn restore(history: &SharedHistory, chat_hosts: &[ChatHost]) -> ChatChoice {
     let stored = match history.load_choice() {
         Ok(stored) => stored,
         Err(err) => {
-            tracing::warn!(%err, "the model picker's stored choice cannot be read; the config decides");
+            tracing::warn!(%err, "the picker's stored choice cannot be read; the config decides");
             return ChatChoice::default();
         }
     };
@@ -106,7 +106,7 @@ pub fn restore(history: &SharedHistory, chat_hosts: &[ChatHost]) -> ChatChoice {
         tracing::info!(
             host,
             model = choice.model.as_deref().unwrap_or(""),
-            "the chosen chat host is no longer in [[hosts]]; chats go to [ollama] with the watched model"
+            "the chosen chat host is no longer in [[hosts]]; chats go to [ollama], watched model"
         );
         choice.host = None;
         choice.model = None;
@@ -129,7 +129,7 @@ async fn persist(core: &Core) {
         })
         .await;
     if let Err(err) = saved {
-        tracing::warn!(%err, "the model picker's choice was not saved; it holds until the tray restarts");
+        tracing::warn!(%err, "the picker's choice was not saved; it holds until the tray restarts");
     }
 }
 
@@ -150,7 +150,7 @@ async fn forget_what_is_gone(core: &Core, host: Option<&str>, rows: &[ModelEntry
                 "the chosen chat model is no longer on the server; chats go to the watched model"
             );
             choice.note = Some(format!(
-                "{model} is no longer on this server: chats go to {watched}, the watched model, again."
+                "{model} is no longer on this server: the watched model, {watched}, answers again."
             ));
             choice.model = None;
             changed = true;
@@ -162,7 +162,7 @@ async fn forget_what_is_gone(core: &Core, host: Option<&str>, rows: &[ModelEntry
             {
                 tracing::info!(
                     model = m.name,
-                    "the model no longer takes the stored thinking choice; the server's default applies"
+                    "the model no longer takes the stored thinking choice; server default applies"
                 );
                 choice.think.remove(&m.name);
                 changed = true;
