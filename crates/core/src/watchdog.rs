@@ -399,7 +399,8 @@ struct State {
     warming: Option<WarmReason>,
     /// Bumped by anything that makes a warm in flight stale: an unload sent after it started
     /// (Ollama may carry it out after the load answers, fact sheet §5) or a switch of the
-    /// watched model. A stale warm's answer proves nothing about now, so it answers no waiter.
+    /// watched model. A stale warm answers only the waiters who asked before that, and its
+    /// success teaches keep-warm nothing.
     warm_epoch: u64,
     /// Who waits for a warm, with [`warm_epoch`](Self::warm_epoch) when they asked.
     warm_waiters: Vec<(u64, oneshot::Sender<Result<WarmOutcome>>)>,
