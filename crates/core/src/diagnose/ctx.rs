@@ -159,6 +159,10 @@ pub(crate) struct Facts<'a> {
     /// Projector bytes from `/api/show` `projector_info` (parameter count × type size).
     pub projector_bytes: Option<u64>,
     pub request_options: Option<&'a Options>,
+    /// `(total VRAM, default)` when the context is Ollama's VRAM-based default (fact sheet §5,
+    /// §12) as far as we can see: nothing here set num_ctx and it equals the tier for the
+    /// visible GPUs' total, capped to the training context.
+    pub tier_default: Option<(u64, u64)>,
 }
 
 /// A GPU the installed Ollama cannot use.
@@ -433,6 +437,7 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         .filter(|g| vis.shows(g))
         .map(|g| g.memory_total)
         .sum();
+    let tier = vram_tier_default(total_vram);
     let (ctx, ctx_source) = if let Some(c) = args.ctx_total.filter(|c| *c > 0) {
         (c / parallel.max(1), "runner -c")
     } else if let Some(c) = ps.and_then(|p| p.context_length).filter(|c| *c > 0) {
@@ -444,15 +449,16 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
     } else if let Some(c) = env_u64(&obs.env.context_length).filter(|c| *c > 0) {
         (cap(c), "OLLAMA_CONTEXT_LENGTH")
     } else {
-        let tier = if total_vram >= 47 * GIB {
-            262_144
-        } else if total_vram >= 23 * GIB {
-            32_768
-        } else {
-            4_096
-        };
         (cap(tier), "VRAM tier default")
     };
+    // The tiers exist from 0.15.5 (ollama/ollama#14116, PR #13946); before, the default was
+    // 2048 or 4096 whatever the VRAM.
+    let tiered = version.is_none_or(|v| v >= Version(0, 15, 5));
+    let unset = option_i64(request_options, "num_ctx").is_none_or(|c| c <= 0)
+        && param_i64(params, "num_ctx").is_none_or(|c| c <= 0)
+        && env_u64(&obs.env.context_length).is_none_or(|c| c == 0);
+    let tier_default =
+        (tiered && unset && total_vram > 0 && ctx == cap(tier)).then_some((total_vram, tier));
 
     let old_runner_argv = runner.is_some() && era == Era::Old;
     let flash_off = match args.flash_attn {
@@ -548,6 +554,19 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         projector,
         projector_bytes,
         request_options,
+        tier_default,
+    }
+}
+
+/// Ollama's default context for `total_vram` bytes of GPU memory (`routes.go` `Serve`, logged
+/// as `vram-based default context`): ≥ 47 GiB → 262144, ≥ 23 GiB → 32768, else 4096.
+pub(crate) fn vram_tier_default(total_vram: u64) -> u64 {
+    if total_vram >= 47 * GIB {
+        262_144
+    } else if total_vram >= 23 * GIB {
+        32_768
+    } else {
+        4_096
     }
 }
 

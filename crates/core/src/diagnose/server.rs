@@ -87,9 +87,7 @@ impl Era {
 
 /// A `llama-server` runner (Ollama ≥ 0.30), which gets `-ngl` only when a client set num_gpu.
 pub fn is_llama_server(r: &Runner) -> bool {
-    let argv0 = r.cmdline.first().map(String::as_str).unwrap_or("");
-    let base = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
-    r.exe.starts_with("llama-server") || base.starts_with("llama-server")
+    r.is_llama_server()
 }
 
 /// Flash attention as the server would use it when nothing in the runner's argv says.

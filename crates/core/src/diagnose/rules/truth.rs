@@ -177,19 +177,47 @@ pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
     } else {
         return None;
     };
+    let container = cx.runner.and_then(|r| r.container.as_deref());
+    let (remedy, commands) = match container {
+        // ollama/ollama#4604, #8962, #12323 (fix documented by PR #7519): under systemd's cgroup
+        // driver a container loses its GPU devices when systemd re-applies cgroups, hours or
+        // days after it started; the host's driver is fine.
+        Some("docker") => (
+            "Ollama runs in a docker container, which loses its GPU devices when systemd re-applies cgroups (the host's driver is fine, so reloading modules there will not help). Restart the container now; to stop it recurring, set Docker's cgroup driver to cgroupfs (\"exec-opts\": [\"native.cgroupdriver=cgroupfs\"] in /etc/docker/daemon.json) and restart Docker.".to_owned(),
+            vec![
+                "docker ps --filter ancestor=ollama/ollama --format '{{.Names}}'".to_owned(),
+                "docker restart <container>".to_owned(),
+                "sudo nano /etc/docker/daemon.json   # add \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"]".to_owned(),
+                "sudo systemctl restart docker".to_owned(),
+            ],
+        ),
+        Some(rt) => (
+            format!(
+                "Ollama runs in a {rt} container that no longer reaches the GPU; the host's driver is fine, so reloading modules there will not help. Restart the container; if it recurs after hours of running, the runtime's systemd cgroup driver is the likely cause, as it is for docker."
+            ),
+            Vec::new(),
+        ),
+        None => (
+            "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama."
+                .to_owned(),
+            vec![
+                "sudo systemctl stop ollama".to_owned(),
+                "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm".to_owned(),
+                "sudo systemctl start ollama".to_owned(),
+            ],
+        ),
+    };
     let mut x = Finding::new(
         Code::GpuBackendLost,
         Severity::Cause,
         score,
         title.into(),
-        "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama."
-            .into(),
+        remedy,
     );
-    x.commands = vec![
-        "sudo systemctl stop ollama".to_owned(),
-        "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm".to_owned(),
-        "sudo systemctl start ollama".to_owned(),
-    ];
+    x.commands = commands;
+    if let Some(rt) = container {
+        x.evidence.push(Evidence::t("container", rt));
+    }
     push_ps_vs_runner(&mut x, cx);
     if let (Some(m), Some(b)) = (cx.fit, cx.budget) {
         x.evidence
