@@ -876,3 +876,22 @@ fn incident_4604_docker_loses_the_gpu() {
     assert!(f.remedy.contains("podman container"), "{}", f.remedy);
     assert!(f.commands.iter().all(|c| !c.contains("nvidia_uvm")));
 }
+
+#[test]
+fn incident_10505_reserved_memory_over_two_gpus_is_still_full_gpu() {
+    // Every layer asked for (num_gpu 999 ≥ 48 layers) and the runner holds 12 GiB over both
+    // cards against ps's 15.2 GB: reserved, not spilled. Before: a partial verdict.
+    let d = one("incident_10505_ps_reserved.json", "qwen2.5:14b");
+    assert_eq!(d.placement.runner_gpu_bytes, Some(12 << 30));
+    assert_eq!(d.placement.placement, Placement::Gpu, "{d:#?}");
+    assert!(!d.placement.contradiction);
+    assert!(
+        d.findings
+            .iter()
+            .all(|f| f.severity != yollayah_core::diagnose::Severity::Cause),
+        "{:#?}",
+        d.findings
+    );
+    // num_gpu 999 caps nothing.
+    assert!(!codes(&d).contains(&Code::NumGpuSet));
+}
