@@ -371,7 +371,11 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         Some(b) => {
             // The runtime baseline is the runner's, not the model's.
             let model_bytes = b.saturating_sub(baseline);
-            if model_bytes + below_tol < ps.size_vram && all_layers && model_bytes > near_zero {
+            // At least half the claim held: a runner that fell back or lost layers holds far less
+            // (#6160's over-reservation was 16 of 22 GB).
+            let over_reserved =
+                all_layers && model_bytes > near_zero && model_bytes * 2 >= ps.size_vram;
+            if model_bytes + below_tol < ps.size_vram && over_reserved {
                 // Every layer is on the GPU and the runner holds real model memory: the
                 // shortfall is reserved-but-unallocated memory in Ollama's figure (its
                 // pre-0.30 estimate ignored flash attention and reserves the largest graph,
@@ -733,6 +737,18 @@ mod tests {
         );
         assert_eq!(lost.placement, Placement::Cpu);
         assert!(lost.contradiction);
+        // Nor is a runner holding a third of the claim: no estimate is that far off.
+        let third = judge(
+            &p,
+            Some(&old_runner(LAYERS as u32 + 1)),
+            &gpu(&[(PID, "ollama_llama_se", CLAIM / 3)]),
+            &Scope::Local,
+        );
+        assert!(
+            matches!(third.placement, Placement::Partial { .. }),
+            "{third:?}"
+        );
+        assert!(third.contradiction);
         // Without the layer count the shortfall stays a split.
         let unknown = judge(
             &p,
