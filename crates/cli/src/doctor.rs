@@ -221,7 +221,8 @@ pub async fn capture(
     let mut bundle = CaptureBundle::new(client.base_url(), view.gpu);
     bundle.scope = scope;
     bundle.runners = view.runners;
-    bundle.env = OllamaEnv::from_process_env();
+    // The running server's environment where it can be read here, else ours (noted as such).
+    bundle.env = view.server_env.or_ours(&OllamaEnv::from_process_env());
     bundle.requested_models = model.map(|m| vec![m.to_owned()]).unwrap_or_default();
     let (version, ps) = match (version, ps) {
         (Ok(v), Ok(ps)) => (v, ps),
@@ -399,6 +400,7 @@ fn print_human(r: &Report<'_>, bundle: &CaptureBundle, captured: Option<&std::pa
                 "  runner pid {pid} holds {} MiB of GPU memory{}",
                 bytes >> 20,
                 match agrees {
+                    _ if p.ps_undercounts => " (more than /api/ps counts: all on the GPU)",
                     Some(true) => " (agrees with /api/ps)",
                     Some(false) => " (CONTRADICTS /api/ps)",
                     None => "",

@@ -414,7 +414,13 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
             "CUDA_VISIBLE_DEVICES hides the GPU.",
             "Fix CUDA_VISIBLE_DEVICES for Ollama.",
         ),
-        Code::NoBufferFallback
+        Code::OldEstimateSpill => pair(
+            "Ollama's estimate is too high.",
+            "Update Ollama or set num_gpu.",
+        ),
+        // A warning next to a GPU verdict: never the cause of an alert.
+        Code::PsUndercounts
+        | Code::NoBufferFallback
         | Code::NvmlUnavailable
         | Code::NotLoaded
         | Code::PlacementUnverified
@@ -501,6 +507,7 @@ pub fn advice(d: &ModelDiagnosis, seen: &Seen<'_>) -> Option<Advice> {
                 | Code::DriverLibraryMismatch
                 | Code::NvidiaDriverMissing
                 | Code::GpusHidden
+                | Code::OldEstimateSpill
         )
     });
     let fits = fits_after_reload(d, seen);
@@ -746,6 +753,7 @@ mod tests {
             contradiction: false,
             suspicious_no_buffer_fallback: false,
             cpu_busy_gpu_idle: false,
+            ps_undercounts: false,
             runner_pid: Some(100),
             runner_gpu_bytes: Some(GIB),
             runner_gpu_layers: None,
@@ -791,6 +799,7 @@ mod tests {
             },
             runners: Vec::new(),
             full_scan: false,
+            server_env: crate::ollama::env::ServerEnv::Missing("test".into()),
         }
     }
 
@@ -1218,6 +1227,7 @@ mod tests {
             Code::DriverTooOld,
             Code::DriverLibraryMismatch,
             Code::NvidiaDriverMissing,
+            Code::OldEstimateSpill,
         ] {
             let (cause, fix) = line_for(&finding(code, GIB), &m, None).expect("a cause line");
             // The menu shows cause and fix on one line.
@@ -1244,6 +1254,8 @@ mod tests {
                 assert!(!l.contains(code), "internal term {code:?} in {l:?}");
             }
         }
+        // A warning that stands next to a GPU verdict is never an alert's cause.
+        assert_eq!(line_for(&finding(Code::PsUndercounts, GIB), &m, None), None);
         for f in FixAction::ReloadOnGpu.label().chars() {
             assert!(f.is_ascii());
         }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuProbe, GpuSnapshot, NvmlProbe, Runner, RunnerScanner, SnapshotProbe};
+use crate::ollama::env::{OllamaEnv, ServerEnv};
 
 /// GPU and runner facts of one moment.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct MachineView {
     /// Whether the whole process table was scanned for this view (asked for, or because a
     /// known runner vanished or changed its model).
     pub full_scan: bool,
+    /// The running `ollama serve`'s environment (read once per server pid), or why not.
+    pub server_env: ServerEnv,
 }
 
 /// How long [`Machine::observe_sampled`] waits between its two process samples: CPU use is
@@ -116,12 +119,14 @@ impl Machine {
                     gpu: probe.snapshot(),
                     runners,
                     full_scan: scanner.full_scans() != before,
+                    server_env: scanner.server_env().clone(),
                 }
             }
             Machine::Recorded { probe, runners } => MachineView {
                 gpu: probe.snapshot(),
                 runners: runners.clone(),
                 full_scan: rescan,
+                server_env: ServerEnv::Missing("a recorded snapshot has no processes".to_owned()),
             },
             Machine::Simulator { http, url, known } => match fetch_sim(http, url).await {
                 Ok(s) => {
@@ -144,12 +149,18 @@ impl Machine {
                         gpu: s.gpu,
                         runners,
                         full_scan,
+                        server_env: ServerEnv::Missing(
+                            "the simulated machine has no server process".to_owned(),
+                        ),
                     }
                 }
                 Err(e) => MachineView {
                     gpu: GpuSnapshot::unavailable(format!("simulator GPU view: {e}")),
                     runners: Vec::new(),
                     full_scan: false,
+                    server_env: ServerEnv::Missing(
+                        "the simulated machine has no server process".to_owned(),
+                    ),
                 },
             },
         }
@@ -173,11 +184,19 @@ impl Machine {
 impl MachineView {
     /// No facts: for a remote server, whose GPU this machine cannot see.
     pub fn none(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
         MachineView {
+            server_env: ServerEnv::Missing(reason.clone()),
             gpu: GpuSnapshot::unavailable(reason),
             runners: Vec::new(),
             full_scan: false,
         }
+    }
+
+    /// The environment to diagnose with: the server's where it was read, else `ours` marked
+    /// with why.
+    pub fn env_or(&self, ours: &OllamaEnv) -> OllamaEnv {
+        self.server_env.or_ours(ours)
     }
 }
 

@@ -166,6 +166,10 @@ pub struct PlacementReport {
     pub suspicious_no_buffer_fallback: bool,
     /// The runner burns several cores while the GPU sits idle.
     pub cpu_busy_gpu_idle: bool,
+    /// `/api/ps` claims 100 % GPU and the runner holds clearly more than `size_vram`: the
+    /// claim stands (the model is all on the GPU), its figure under-counts (#17251, #16763).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ps_undercounts: bool,
     pub runner_pid: Option<u32>,
     /// GPU memory NVML attributes to the runner, over all GPUs; `None` = unknown.
     pub runner_gpu_bytes: Option<u64>,
@@ -192,6 +196,28 @@ pub struct PlacementInput<'a> {
     pub block_count: Option<u64>,
     /// Where the GPU facts come from; remote means there are none.
     pub scope: &'a Scope,
+}
+
+/// Whether every NVML entry of `runner`'s pid names a runner process. NVML pids are the
+/// host's; seen from inside a container (unreadable names) or for a pid reused by another
+/// program, the memory under that pid may be another process's, so it proves nothing.
+fn nvml_entry_is_runner(gpu: &GpuSnapshot, runner: &Runner) -> bool {
+    let mut any = false;
+    for p in gpu.gpus.iter().flat_map(|g| &g.processes) {
+        if p.pid != runner.pid {
+            continue;
+        }
+        any = true;
+        let name = p.name.strip_suffix(".exe").unwrap_or(&p.name);
+        let runner_like = name == "llama-server"
+            || name == "ollama"
+            || name.starts_with("ollama_llama_se")
+            || (!name.is_empty() && name == runner.exe);
+        if !runner_like {
+            return false;
+        }
+    }
+    any
 }
 
 /// Whether a GPU process could be the runner of a model whose runner was not found: its name is unreadable
@@ -335,6 +361,7 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
             contradiction: false,
             suspicious_no_buffer_fallback: suspicious,
             cpu_busy_gpu_idle: false,
+            ps_undercounts: false,
             runner_pid: None,
             runner_gpu_bytes: None,
             runner_gpu_layers: None,
@@ -360,6 +387,7 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
     let near_zero = NEAR_ZERO.min(ps.size_vram / 4).max(MIB);
 
     let mut placement = ps_placement;
+    let mut undercounts = false;
     let nvml_agrees = match runner_gpu {
         Some(b) if ps.size_vram == 0 => {
             let agrees = b <= CPU_RUNNER_GPU_MAX;
@@ -384,8 +412,21 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
             } else if model_bytes + below_tol < ps.size_vram {
                 placement = share_placement(model_bytes, ps.size, near_zero);
                 Some(false)
+            } else if b <= ps.size_vram + baseline + above_tol {
+                Some(true)
             } else {
-                Some(b <= ps.size_vram + baseline + above_tol)
+                // More than the claim, under a 100 % GPU claim, held by the runner itself:
+                // nothing of the model can be on the CPU when the GPU holds all of it and more.
+                // Ollama's figure leaves out what its buffer lines do not name (#17251: ps 12 GB
+                // while the GPUs showed ~90 GB; #16763: 22 GB where 0.24 said 44.8 GB). Not for
+                // the no-buffer fallback (already a non-measurement) nor for memory NVML may
+                // list under a pid that is not our runner.
+                undercounts = ps_placement.is_full_gpu()
+                    && !suspicious
+                    && input
+                        .runner
+                        .is_some_and(|r| nvml_entry_is_runner(input.gpu, r));
+                Some(false)
             }
         }
         None if input.runner.is_none()
@@ -413,7 +454,7 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         }
         None => None,
     };
-    let mut contradiction = nvml_agrees == Some(false);
+    let mut contradiction = nvml_agrees == Some(false) && !undercounts;
 
     // What the runner was told beats what ps computed: `-ngl 0` is CPU only, and fewer
     // layers than the model has leaves the rest on the CPU (fact sheet §6; Ollama passes no
@@ -479,6 +520,7 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         contradiction,
         suspicious_no_buffer_fallback: suspicious,
         cpu_busy_gpu_idle,
+        ps_undercounts: undercounts && !contradiction,
         runner_pid,
         runner_gpu_bytes: runner_gpu,
         runner_gpu_layers: gpu_layers,

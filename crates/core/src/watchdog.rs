@@ -382,6 +382,8 @@ struct State {
     /// Loaded models whose placement disagreed with the prediction, as long as they stay
     /// loaded.
     mispredicted: HashMap<String, FitMismatch>,
+    /// Our own environment: it stands in when the server's cannot be read (remote, another
+    /// user, no `ollama serve` found).
     env: OllamaEnv,
     events: broadcast::Sender<Event>,
     latest: watch::Sender<Arc<Snapshot>>,
@@ -910,6 +912,8 @@ impl State {
                 .and_then(|s| blob_path_from_modelfile(&s.modelfile))
         });
         let requested = [self.profile.model.clone()];
+        // The server's own environment where this machine can read it (local scope).
+        let env = view.env_or(&self.env);
         let obs = Observation {
             captured_at: Some(wall),
             ps: &ps,
@@ -917,7 +921,7 @@ impl State {
             tags: &self.tags,
             gpu: &view.gpu,
             runners: &view.runners,
-            env: &self.env,
+            env: &env,
             requested_models: &requested,
             request_options: Some(self.profile.load_options()),
             server_version: self.version.as_deref(),
@@ -1213,7 +1217,10 @@ impl State {
         b.history = self.loads.clone();
         b.show = self.show.clone();
         b.tags = self.tags.clone();
-        b.env = self.env.clone();
+        b.env = match &self.last {
+            Some(last) => last.view.env_or(&self.env),
+            None => self.env.clone(),
+        };
         b.requested_models = vec![self.profile.model.clone()];
         b.request_options = Some(self.profile.load_options().clone());
         b

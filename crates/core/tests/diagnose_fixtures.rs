@@ -895,3 +895,134 @@ fn incident_10505_reserved_memory_over_two_gpus_is_still_full_gpu() {
     // num_gpu 999 caps nothing.
     assert!(!codes(&d).contains(&Code::NumGpuSet));
 }
+
+#[test]
+fn env_findings_say_which_environment_they_rest_on() {
+    // A bundle without `env.source` (every one before it existed) was read from our own
+    // environment: the finding says so.
+    let d = one("gpus_hidden.json", "llama3.1:8b");
+    let ours = d.top().unwrap().text("env_source").expect("env_source");
+    assert!(ours.starts_with("our own environment"), "{ours}");
+    // Read from the running `ollama serve`: the finding names it.
+    let d = one("gpus_hidden_server_env.json", "llama3.1:8b");
+    assert_eq!(codes(&d), vec![Code::GpusHidden]);
+    assert_eq!(
+        d.top().unwrap().text("env_source"),
+        Some("ollama serve (pid 1187)")
+    );
+    // The tier-default attribution rests on OLLAMA_CONTEXT_LENGTH being unset.
+    let d = one("incident_14116_tier_32k.json", "qwq:32b");
+    let f = d.finding(Code::CtxTooLarge).unwrap();
+    assert!(f.text("env_source").is_some(), "{f:#?}");
+    // Slots from the runner's -np rest on no environment; from OLLAMA_NUM_PARALLEL they do.
+    let d = one("parallel4.json", "llama3.1:8b");
+    assert_eq!(
+        d.finding(Code::ParallelMultipliesKv)
+            .unwrap()
+            .text("env_source"),
+        None
+    );
+    let mut b = bundle("parallel4.json");
+    for r in &mut b.runners {
+        let at = r.cmdline.iter().position(|a| a == "-np").unwrap();
+        r.cmdline.drain(at..at + 2);
+    }
+    b.env.source = yollayah_core::ollama::env::EnvSource::Server { pid: 77 };
+    let d = &diagnose(&b.observation())[0];
+    let f = d.finding(Code::ParallelMultipliesKv).expect("parallel");
+    assert_eq!(f.number("parallel"), Some(4.0));
+    assert_eq!(f.text("env_source"), Some("ollama serve (pid 77)"));
+}
+
+#[test]
+fn incident_17251_ps_undercount_is_gpu_with_a_warning() {
+    // ps: 11.4 GB, 100% GPU. NVML: the runner holds 11500 + 10200 MiB over two cards, far
+    // above size_vram + 600 MiB + 1.6 GiB. All of the model is on the GPU; the figure is low.
+    let d = one("incident_17251_ps_undercounts.json", "llama3.1:8b");
+    assert_eq!(d.placement.placement, Placement::Gpu, "{d:#?}");
+    assert!(d.placement.ps_undercounts);
+    assert!(!d.placement.contradiction);
+    assert_eq!(d.placement.nvml_agrees, Some(false));
+    assert_eq!(codes(&d), vec![Code::PsUndercounts]);
+    let f = d.top().unwrap();
+    assert_eq!(f.severity, yollayah_core::diagnose::Severity::Warning);
+    assert_eq!(
+        f.number("undercount_bytes"),
+        Some(((11500 + 10200) * (1u64 << 20) - 11_400_000_000) as f64)
+    );
+    assert!(!f.remedy.contains("restart"), "{}", f.remedy);
+
+    // The same memory under a pid NVML names as another program (a pid of another namespace,
+    // or reused): not the runner's, so it proves nothing; the old verdict stands.
+    for name in ["python3", ""] {
+        let mut b = bundle("incident_17251_ps_undercounts.json");
+        for g in &mut b.gpu.gpus {
+            for p in &mut g.processes {
+                if p.pid == 17251 {
+                    p.name = name.into();
+                }
+            }
+        }
+        let d = &diagnose(&b.observation())[0];
+        assert_eq!(d.placement.placement, Placement::Unknown, "{name:?}");
+        assert!(d.placement.contradiction);
+        assert!(!d.placement.ps_undercounts);
+        assert_eq!(top(d), Code::PsContradictsNvml);
+    }
+
+    // A partial claim is not judged this way (only a 100 % GPU claim is covered).
+    let mut b = bundle("incident_17251_ps_undercounts.json");
+    b.ps.models[0].size += 2_000_000_000;
+    let d = &diagnose(&b.observation())[0];
+    assert!(!d.placement.ps_undercounts);
+    assert!(d.finding(Code::PsUndercounts).is_none());
+}
+
+#[test]
+fn incident_10911_old_estimator_spill_names_the_estimate() {
+    // 0.9.0, two RTX 3090, qwen3:32b-q8_0 at 16K, flash attention off: weights 35e9 + 1.5 GiB
+    // fixed + 4 GiB KV (262144 B/token) + 2 × 2 GiB scores (131072 B/token on each GPU) =
+    // 45200547328 B needed; available = 2 × 25769803776 − 2 × 180 MiB − 300 MiB desktop −
+    // 2 × 457 MiB = 49889148928. Ollama's estimate (49.1 GB) split it 8 % on the CPU.
+    let d = one("incident_10911_old_estimate.json", "qwen3:32b-q8_0");
+    assert_eq!(d.placement.placement, Placement::Partial { cpu_pct: 8 });
+    assert_eq!(top(&d), Code::OldEstimateSpill, "{d:#?}");
+    assert!(d.finding(Code::UnexplainedOffload).is_none());
+    let f = d.top().unwrap();
+    assert_eq!(f.number("needed_bytes"), Some(45_200_547_328.0));
+    assert_eq!(f.number("available_bytes"), Some(49_889_148_928.0));
+    assert_eq!(f.number("gpus_used"), Some(2.0));
+    assert_eq!(f.number("offloadable_layers"), Some(65.0));
+    assert!(f.title.contains("every GPU of the split"), "{}", f.title);
+    assert!(f.remedy.starts_with("Update Ollama"), "{}", f.remedy);
+    assert!(f.remedy.contains("0.11.3"), "{}", f.remedy);
+    assert!(
+        f.commands
+            .iter()
+            .any(|c| c.contains("PARAMETER num_gpu 65")),
+        "{:?}",
+        f.commands
+    );
+
+    // Where it does not fit by our sums either, the estimate is not blamed.
+    let mut b = bundle("incident_10911_old_estimate.json");
+    b.ps.models[0].context_length = Some(40960);
+    for r in &mut b.runners {
+        let at = r.cmdline.iter().position(|a| a == "--ctx-size").unwrap();
+        r.cmdline[at + 1] = "40960".into();
+    }
+    let d = &diagnose(&b.observation())[0];
+    assert!(d.finding(Code::OldEstimateSpill).is_none(), "{d:#?}");
+    assert_eq!(top(d), Code::CtxTooLarge);
+    // llama-server (≥ 0.30) has no such estimate.
+    let mut b = bundle("incident_10911_old_estimate.json");
+    b.ollama_version = Some("0.33.0".into());
+    let d = &diagnose(&b.observation())[0];
+    assert!(d.finding(Code::OldEstimateSpill).is_none());
+    // A user's num_gpu explains the split instead.
+    let mut b = bundle("incident_10911_old_estimate.json");
+    b.requested_models = vec!["qwen3:32b-q8_0".into()];
+    b.request_options = Some(serde_json::from_str(r#"{"num_gpu": 60}"#).unwrap());
+    let d = &diagnose(&b.observation())[0];
+    assert!(d.finding(Code::OldEstimateSpill).is_none());
+}

@@ -163,6 +163,20 @@ pub(crate) struct Facts<'a> {
     /// §12) as far as we can see: nothing here set num_ctx and it equals the tier for the
     /// visible GPUs' total, capped to the training context.
     pub tier_default: Option<(u64, u64)>,
+    /// Which settings came from the server's environment (set or unset) rather than the
+    /// runner's argv or a model setting: findings resting on them name where it was read.
+    pub from_env: FromEnv,
+}
+
+/// Settings decided by [`Observation::env`](super::Observation) (a variable's value, or its
+/// absence), not by the runner's argv.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FromEnv {
+    pub parallel: bool,
+    pub kv_type: bool,
+    pub flash: bool,
+    /// The context: `OLLAMA_CONTEXT_LENGTH`, or its absence behind the VRAM-tier default.
+    pub ctx: bool,
 }
 
 /// A GPU the installed Ollama cannot use.
@@ -240,6 +254,15 @@ impl<'a> Ctx<'a> {
         let (w, _) = self.f.weights?;
         let l = self.f.shape?.block_count;
         w.checked_div(l + 1)
+    }
+
+    /// Evidence `env_source`: where the server environment a finding rests on was read (the
+    /// server's `/proc/<pid>/environ`, or our own environment, which may not be the server's).
+    pub fn push_env_source(&self, x: &mut super::finding::Finding) {
+        x.evidence.push(super::finding::Evidence::t(
+            "env_source",
+            self.obs.env.source.label(),
+        ));
     }
 
     /// A `num_gpu 0` that explains a CPU placement: our options, the Modelfile, or a client.
@@ -372,6 +395,7 @@ fn not_loaded_report() -> PlacementReport {
         contradiction: false,
         suspicious_no_buffer_fallback: false,
         cpu_busy_gpu_idle: false,
+        ps_undercounts: false,
         runner_pid: None,
         runner_gpu_bytes: None,
         runner_gpu_layers: None,
@@ -419,12 +443,16 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
     let args = runner.map(Runner::args).unwrap_or_default();
     let embedding = show.is_some_and(|s| s.capabilities.iter().any(|c| c == "embedding"));
 
+    let mut from_env = FromEnv::default();
     let parallel = match args.parallel {
         Some(p) if p > 0 => p,
         _ if forced_single_slot(arch) || embedding => 1,
-        _ => env_u64(&obs.env.num_parallel)
-            .filter(|p| *p > 0)
-            .unwrap_or(1),
+        _ => {
+            from_env.parallel = true;
+            env_u64(&obs.env.num_parallel)
+                .filter(|p| *p > 0)
+                .unwrap_or(1)
+        }
     };
     let train = shape.map_or(0, |s| s.train_ctx);
     let cap = |c: u64| if train > 0 { c.min(train) } else { c };
@@ -459,6 +487,7 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         && env_u64(&obs.env.context_length).is_none_or(|c| c == 0);
     let tier_default =
         (tiered && unset && total_vram > 0 && ctx == cap(tier)).then_some((total_vram, tier));
+    from_env.ctx = ctx_source == "OLLAMA_CONTEXT_LENGTH" || tier_default.is_some();
 
     let old_runner_argv = runner.is_some() && era == Era::Old;
     let flash_off = match args.flash_attn {
@@ -466,9 +495,11 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         // Old runners got `--flash-attn` only when it was on.
         None if old_runner_argv => true,
         None => {
+            from_env.flash = true;
             !server::flash_attention_default(era, version, obs.env.flash_attention.as_deref(), arch)
         }
     };
+    from_env.kv_type = args.cache_type_k.is_none();
     let kv_type = args
         .cache_type_k
         .or(obs
@@ -555,6 +586,7 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         projector_bytes,
         request_options,
         tier_default,
+        from_env,
     }
 }
 

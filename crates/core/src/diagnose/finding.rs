@@ -33,6 +33,10 @@ pub enum Code {
     DriverTooOld,
     GpusHidden,
     PlacementUnverified,
+    /// `/api/ps` says 100 % GPU and the runner holds more than it counts.
+    PsUndercounts,
+    /// Ollama ≤ 0.24's own estimate spilled a model that fits by the real sums.
+    OldEstimateSpill,
     /// Post-pass of the watchdog, not a rule: the picker's fit prediction and the placement
     /// after loading disagree.
     FitMispredicted,
@@ -68,6 +72,8 @@ impl Code {
             Code::DriverTooOld => "DRIVER_TOO_OLD",
             Code::GpusHidden => "GPUS_HIDDEN",
             Code::PlacementUnverified => "PLACEMENT_UNVERIFIED",
+            Code::PsUndercounts => "PS_UNDERCOUNTS",
+            Code::OldEstimateSpill => "OLD_ESTIMATE_SPILL",
             Code::FitMispredicted => "FIT_MISPREDICTED",
         }
     }

@@ -11,6 +11,8 @@ use std::ffi::OsStr;
 use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
+use crate::ollama::env::{OllamaEnv, ServerEnv};
+
 /// One model runner, in the shape of the shared JSON contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Runner {
@@ -153,6 +155,50 @@ pub fn parse_runner_cmdline<'a>(name: &str, cmdline: &'a [String]) -> Option<&'a
     None
 }
 
+/// Whether a process is the Ollama server: `ollama serve` (any install path, `.exe` too).
+/// `ollama runner …` is the same binary with another subcommand.
+pub fn is_ollama_serve(name: &str, cmdline: &[String]) -> bool {
+    let argv0 = cmdline.first().map(|s| file_name(s)).unwrap_or("");
+    let ollama = |n: &str| n == "ollama" || n == "ollama.exe";
+    (ollama(name) || ollama(argv0)) && cmdline.get(1).is_some_and(|a| a == "serve")
+}
+
+/// Which of the `ollama serve` pids in `servers` is ours: the parent of a runner (a pid in
+/// `runner_parents`), else the only one. Several servers and no runner say nothing about which one
+/// answers our URL, so none is picked then.
+pub fn pick_server(servers: &[u32], runner_parents: &[u32]) -> Result<u32, String> {
+    if let Some(p) = servers.iter().find(|s| runner_parents.contains(s)) {
+        return Ok(*p);
+    }
+    match servers {
+        [] => Err("no ollama serve process found on this machine".to_owned()),
+        [one] => Ok(*one),
+        many => Err(format!(
+            "{} ollama serve processes and no runner to tell which one is ours",
+            many.len()
+        )),
+    }
+}
+
+/// The environment of server `pid`, from `/proc/<pid>/environ` (readable by the same user or
+/// root). Linux only.
+pub fn read_server_env(pid: u32) -> ServerEnv {
+    if !cfg!(target_os = "linux") {
+        return ServerEnv::Missing("the server's environment is read on Linux only".to_owned());
+    }
+    match std::fs::read(format!("/proc/{pid}/environ")) {
+        // A kernel thread or a process that cleared its environment reads empty; an
+        // `ollama serve` always has PATH at least, so empty means we may not see it.
+        Ok(b) if b.is_empty() => ServerEnv::Missing(format!(
+            "ollama serve (pid {pid}): its environment reads empty"
+        )),
+        Ok(b) => ServerEnv::Read(OllamaEnv::from_environ(pid, &b)),
+        Err(e) => ServerEnv::Missing(format!(
+            "ollama serve (pid {pid}): /proc/{pid}/environ: {e}"
+        )),
+    }
+}
+
 /// The blob path of the model's `FROM` line in an `/api/show` modelfile, skipping comments.
 pub fn blob_path_from_modelfile(modelfile: &str) -> Option<&str> {
     modelfile.lines().find_map(|line| {
@@ -175,6 +221,12 @@ pub struct RunnerScanner {
     /// The runners of the last answer, to notice one vanishing or changing its model.
     known: Vec<Runner>,
     full_scans: u64,
+    /// `ollama serve` processes among the candidates, from the last collect.
+    servers: Vec<u32>,
+    /// The server environment read for one pid; read again only for a new server pid.
+    server_env: ServerEnv,
+    server_env_pid: Option<u32>,
+    server_env_reads: u64,
 }
 
 /// Whether a runner of `known` is gone from `now` or runs another `--model` there. A runner
@@ -201,7 +253,28 @@ impl RunnerScanner {
             candidates: Vec::new(),
             known: Vec::new(),
             full_scans: 0,
+            servers: Vec::new(),
+            server_env: ServerEnv::Missing("no process scan yet".to_owned()),
+            server_env_pid: None,
+            server_env_reads: 0,
         }
+    }
+
+    /// The `ollama serve` pids the last scan or refresh saw, sorted.
+    pub fn servers(&self) -> &[u32] {
+        &self.servers
+    }
+
+    /// How many times a server's environment was read so far (test figure: once per pid).
+    pub fn server_env_reads(&self) -> u64 {
+        self.server_env_reads
+    }
+
+    /// The environment of the running `ollama serve` as of the last scan or refresh, or why it
+    /// could not be read. `/proc/<pid>/environ` is read once per server pid: a process's
+    /// initial environment never changes.
+    pub fn server_env(&self) -> &ServerEnv {
+        &self.server_env
     }
 
     /// Current runners, sorted by pid, from a full scan of the process table. Empty when the
@@ -238,13 +311,16 @@ impl RunnerScanner {
     /// process of the machine). When a known runner exited or changed its `--model` (a
     /// replaced runner has a new pid), a full scan runs right away instead.
     pub fn refresh_known(&mut self) -> Vec<Runner> {
+        let server_before = self.server_env_pid;
         let runners = self.collect();
         if let Some(sys) = self.sys.as_ref() {
             // `collect` refreshed these pids with dead-process removal, so a runner that
             // exited is gone from `sys` and is forgotten here too.
             self.candidates.retain(|pid| sys.process(*pid).is_some());
         }
-        if runner_identity_changed(&self.known, &runners) {
+        // A restarted server (new pid, maybe a new environment) is only found by a full scan.
+        let server_gone = server_before.is_some_and(|p| !self.servers.contains(&p));
+        if runner_identity_changed(&self.known, &runners) || server_gone {
             return self.scan();
         }
         self.known.clone_from(&runners);
@@ -266,6 +342,8 @@ impl RunnerScanner {
             return Vec::new();
         };
         if self.candidates.is_empty() {
+            self.servers.clear();
+            self.update_server_env(&[]);
             return Vec::new();
         }
         sys.refresh_processes_specifics(
@@ -278,6 +356,8 @@ impl RunnerScanner {
                 .with_cmd(UpdateKind::OnlyIfNotSet),
         );
         let mut out = Vec::new();
+        let mut parents = Vec::new();
+        self.servers.clear();
         for pid in &self.candidates {
             let Some(p) = sys.process(*pid) else { continue };
             // A thread's CPU time is already in its process's figure (/proc/PID/stat).
@@ -296,9 +376,16 @@ impl RunnerScanner {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
+            if is_ollama_serve(&name, &cmdline) {
+                self.servers.push(pid.as_u32());
+                continue;
+            }
             let Some(model) = parse_runner_cmdline(&name, &cmdline) else {
                 continue;
             };
+            if let Some(parent) = p.parent() {
+                parents.push(parent.as_u32());
+            }
             // A process never changes container: read its cgroup once, not on every tick.
             let container = match self.known.iter().find(|k| k.pid == pid.as_u32()) {
                 Some(k) => k.container.clone(),
@@ -315,7 +402,24 @@ impl RunnerScanner {
             });
         }
         out.sort_by_key(|r| r.pid);
+        self.servers.sort_unstable();
+        self.update_server_env(&parents);
         out
+    }
+
+    fn update_server_env(&mut self, runner_parents: &[u32]) {
+        match pick_server(&self.servers, runner_parents) {
+            Ok(pid) if self.server_env_pid == Some(pid) => {}
+            Ok(pid) => {
+                self.server_env_reads += 1;
+                self.server_env = read_server_env(pid);
+                self.server_env_pid = Some(pid);
+            }
+            Err(why) => {
+                self.server_env = ServerEnv::Missing(why);
+                self.server_env_pid = None;
+            }
+        }
     }
 }
 
@@ -420,6 +524,37 @@ mod tests {
             parse_runner_cmdline("llama-server", &v(&["llama-server", "--model"])),
             None
         );
+    }
+
+    #[test]
+    fn ollama_serve_is_told_from_runners_and_clients() {
+        assert!(is_ollama_serve(
+            "ollama",
+            &v(&["/usr/local/bin/ollama", "serve"])
+        ));
+        assert!(is_ollama_serve(
+            "ollama.exe",
+            &v(&["C:\\o\\ollama.exe", "serve"])
+        ));
+        // comm can differ from argv0 (a wrapper), argv0 decides too.
+        assert!(is_ollama_serve("x", &v(&["/bin/ollama", "serve"])));
+        assert!(!is_ollama_serve(
+            "ollama",
+            &v(&["ollama", "runner", "--model", BLOB])
+        ));
+        assert!(!is_ollama_serve("ollama", &v(&["ollama", "run", "serve"])));
+        assert!(!is_ollama_serve("ollama", &v(&["ollama"])));
+        assert!(!is_ollama_serve("python3", &v(&["python3", "serve"])));
+    }
+
+    #[test]
+    fn the_server_is_a_runner_s_parent_or_the_only_one() {
+        assert_eq!(pick_server(&[10], &[]), Ok(10));
+        assert_eq!(pick_server(&[10, 20], &[20, 5]), Ok(20));
+        let many = pick_server(&[10, 20], &[5]).unwrap_err();
+        assert!(many.contains("2 ollama serve processes"), "{many}");
+        let none = pick_server(&[], &[5]).unwrap_err();
+        assert!(none.contains("no ollama serve"), "{none}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::super::ctx::{Ctx, OLLAMA_MIN_MEMORY, show_blob};
 use super::super::finding::{Code, Evidence, Finding, Severity};
 use super::super::memory::{self, GIB, MIB};
+use super::super::server::Version;
 use super::{gib, mib, server_ctx_commands, share_score};
 use crate::placement;
 
@@ -187,6 +188,101 @@ pub(crate) fn min_vram_rule(cx: &Ctx<'_>) -> Option<Finding> {
     x.evidence.push(Evidence::u("minimum_bytes", minimum));
     x.evidence.push(Evidence::u("graph_bytes", graph));
     x.evidence.push(Evidence::u("layer_bytes", layer));
+    if cx.f.from_env.flash {
+        x.evidence
+            .push(Evidence::b("flash_attention", !cx.f.flash_off));
+        cx.push_env_source(&mut x);
+    }
+    Some(x)
+}
+
+/// `OLD_ESTIMATE_SPILL`: a server ≤ 0.24 split a model that by our sums fits the room it has.
+/// Those servers place layers by Ollama's own pre-load estimate, which over-shoots: the graph
+/// reserved on every GPU of a split (fixed in 0.11.3: "we were over allocating the amount of
+/// memory for the graph when we couldn't fit on a single device", #11702), flash attention
+/// and quantised KV ignored (#5022, #10128). #10911 (0.9.0): qwen3:32b-q8_0 on two RTX 3090
+/// spills above 12K with VRAM left; #5821 (0.2.x): required.full 23.5 GiB, 22.7 available, 31/33
+/// layers loaded, and the runner used 18.5 GiB. llama-server (≥ 0.30) places by what it
+/// really allocates, without that estimate.
+pub(crate) fn old_estimate_spill(cx: &Ctx<'_>) -> Option<Finding> {
+    let partial = matches!(cx.report.placement, placement::Placement::Partial { .. });
+    if !cx.loaded
+        || !partial
+        || !cx.era.ollama_layout()
+        || cx.forced_off_gpu()
+        || cx.f.num_gpu.is_some()
+        || cx.f.runner_ngl.is_some()
+    {
+        return None;
+    }
+    let (m, b, p) = (cx.fit?, cx.budget?, cx.ps?);
+    let need = m.need(cx.f.ctx);
+    if !m.fits(cx.f.ctx) {
+        return None;
+    }
+    let version = cx.obs.server_version.unwrap_or("before 0.30");
+    let split_graph = b.n > 1
+        && cx
+            .obs
+            .server_version
+            .and_then(Version::parse)
+            .is_some_and(|v| v < Version(0, 11, 3));
+    let layers = cx.f.shape.map(|s| s.block_count + 1);
+    let mut x = Finding::new(
+        Code::OldEstimateSpill,
+        Severity::Cause,
+        84,
+        format!(
+            "Ollama {version} estimated {:.1} GiB for {} and split it, but by the real sums it needs {:.1} GiB and {:.1} GiB is free for it: the pre-0.30 estimate is too high{}.",
+            gib(p.size),
+            cx.name,
+            gib(need),
+            gib(m.available),
+            if split_graph {
+                " (it reserved the graph on every GPU of the split)"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "Update Ollama: {}0.30 and later place layers by what llama-server really allocates. Until then, set num_gpu{} for this model to load every layer; that it then fits is our estimate, and if it is wrong the load fails with out of memory instead of spilling.",
+            if split_graph {
+                "0.11.3 stopped reserving the graph on every GPU, and "
+            } else {
+                ""
+            },
+            layers.map_or(String::new(), |n| format!(" {n}"))
+        ),
+    );
+    if let Some(n) = layers {
+        let base = cx.name.strip_suffix(":latest").unwrap_or(cx.name);
+        let derived = format!("{}-gpu", base.replace([':', '/'], "-"));
+        x.commands = vec![
+            "ollama -v".to_owned(),
+            format!(
+                "printf 'FROM {}\\nPARAMETER num_gpu {n}\\n' > Modelfile.gpu && ollama create {derived} -f Modelfile.gpu",
+                cx.name
+            ),
+        ];
+        x.evidence.push(Evidence::u("offloadable_layers", n));
+    }
+    x.evidence.push(Evidence::u("ps_size_bytes", p.size));
+    x.evidence
+        .push(Evidence::u("ps_size_vram_bytes", p.size_vram));
+    x.evidence.push(Evidence::u("needed_bytes", need));
+    x.evidence.push(Evidence::u("available_bytes", m.available));
+    x.evidence.push(Evidence::u(
+        "overestimate_bytes",
+        p.size.saturating_sub(need),
+    ));
+    x.evidence.push(Evidence::u("num_ctx", cx.f.ctx));
+    x.evidence
+        .push(Evidence::b("flash_attention", !cx.f.flash_off));
+    x.evidence.push(Evidence::u("gpus_used", b.n));
+    x.evidence.push(Evidence::t("ollama_version", version));
+    if cx.f.from_env.flash || cx.f.from_env.kv_type {
+        cx.push_env_source(&mut x);
+    }
     Some(x)
 }
 
@@ -273,6 +369,10 @@ pub(crate) fn ctx_too_large(cx: &Ctx<'_>) -> Option<Finding> {
     x.evidence.push(Evidence::t("kv_cache_type", f.kv_type));
     x.evidence
         .push(Evidence::b("flash_attention", !f.flash_off));
+    let e = f.from_env;
+    if e.ctx || e.parallel || e.kv_type || e.flash {
+        cx.push_env_source(&mut x);
+    }
     if let Some(s) = f.shape {
         x.evidence.push(Evidence::u(
             "kv_bytes_per_token",
@@ -454,6 +554,9 @@ pub(crate) fn parallel_multiplies_kv(cx: &Ctx<'_>) -> Option<Finding> {
     x.evidence.push(Evidence::u("parallel", f.parallel));
     x.evidence.push(Evidence::u("kv_cache_bytes", kv));
     x.evidence.push(Evidence::u("saving_bytes", saving));
+    if f.from_env.parallel {
+        cx.push_env_source(&mut x);
+    }
     Some(x)
 }
 

@@ -203,6 +203,7 @@ pub(crate) fn gpus_hidden(cx: &Ctx<'_>) -> Option<Finding> {
         "sudo systemctl restart ollama".to_owned(),
     ];
     x.evidence.push(Evidence::t("cuda_visible_devices", value));
+    cx.push_env_source(&mut x);
     x.evidence
         .push(Evidence::u("hidden_free_bytes", hidden_free));
     if let Some(d) = cx.deficit {

@@ -32,6 +32,7 @@ pub(crate) const RULES: &[(Code, Rule)] = &[
     (Code::GpusHidden, gpu::gpus_hidden),
     (Code::GpuBackendLost, truth::gpu_backend_lost),
     (Code::PsContradictsNvml, truth::ps_contradicts_nvml),
+    (Code::PsUndercounts, truth::ps_undercounts),
     (Code::NoBufferFallback, truth::no_buffer_fallback),
     (Code::NumGpuZero, gpu::num_gpu_zero),
     (Code::ClientNumGpuZero, gpu::client_num_gpu_zero),
@@ -39,6 +40,7 @@ pub(crate) const RULES: &[(Code, Rule)] = &[
     (Code::F16WeightsOnCpu, fit::f16_weights_on_cpu),
     (Code::ModelTooLarge, fit::model_too_large),
     (Code::MinVramRule, fit::min_vram_rule),
+    (Code::OldEstimateSpill, fit::old_estimate_spill),
     (Code::CtxTooLarge, fit::ctx_too_large),
     (
         Code::VramHeldByOtherProcess,

@@ -261,6 +261,40 @@ pub(crate) fn ps_contradicts_nvml(cx: &Ctx<'_>) -> Option<Finding> {
     Some(x)
 }
 
+/// `PS_UNDERCOUNTS`: `/api/ps` says 100 % GPU and the model's own runner holds clearly more
+/// than `size_vram` (beyond the runtime baseline and the tolerance). All of the model is on
+/// the GPU; Ollama's figure leaves out memory its buffer lines do not name (#17251: 0.32.3 ps
+/// 12 GB, rocm-smi ~90 GB; #16763: 0.30.8 ps 22 GB, 0.24 said 44.8 GB; PR #18197: buffers
+/// logged under a renumbered device name were not counted). A reload would change nothing.
+pub(crate) fn ps_undercounts(cx: &Ctx<'_>) -> Option<Finding> {
+    if !cx.loaded || !cx.report.ps_undercounts {
+        return None;
+    }
+    let (p, held) = (cx.ps?, cx.report.runner_gpu_bytes?);
+    let mut x = Finding::new(
+        Code::PsUndercounts,
+        Severity::Warning,
+        40,
+        format!(
+            "{} is fully on the GPU, but ollama ps under-counts it: its runner holds {} MiB of GPU memory, /api/ps counts {} MiB.",
+            cx.name,
+            held >> 20,
+            p.size_vram >> 20
+        ),
+        "The placement is right, only Ollama's size is low: no reload is needed. Trust nvidia-smi's figure when judging how much VRAM is left for other models.".into(),
+    );
+    push_ps_vs_runner(&mut x, cx);
+    x.evidence.push(Evidence::u(
+        "undercount_bytes",
+        held.saturating_sub(p.size_vram),
+    ));
+    x.evidence.push(Evidence::u(
+        "runtime_baseline_bytes",
+        crate::placement::runtime_baseline(cx.obs.gpu),
+    ));
+    Some(x)
+}
+
 /// `NO_BUFFER_FALLBACK`: `size == size_vram == file size`, Ollama parsed no buffer lines.
 pub(crate) fn no_buffer_fallback(cx: &Ctx<'_>) -> Option<Finding> {
     if !cx.loaded || !cx.report.suspicious_no_buffer_fallback {
