@@ -388,3 +388,34 @@ async fn load_without_model_is_a_usage_error() {
     })
     .await;
 }
+
+/// #17251-style: ps counts less than the runner holds under a 100% GPU claim. The verdict is
+/// the GPU (exit 0) with a warning, and the text says the runner holds more than ps counts,
+/// not that it contradicts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ps_undercount_is_gpu_with_a_warning() {
+    bounded(async {
+        let home = Home::new();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../core/tests/fixtures/incident_17251_ps_undercounts.json");
+        let fixture = fixture.to_str().unwrap();
+        let r = home.run(&["doctor", "--from", fixture, "--json"]).await;
+        assert_eq!(r.code, 0, "{r:?}");
+        let j = r.json();
+        assert_eq!(j["verdict"], "gpu");
+        let d = diagnosis(&j, "llama3.1:8b");
+        assert_eq!(d["placement"]["ps_undercounts"], true);
+        assert_eq!(d["placement"]["contradiction"], false);
+        assert_eq!(d["findings"][0]["code"], "PS_UNDERCOUNTS");
+        assert_eq!(d["findings"][0]["severity"], "warning");
+        let text = home.run(&["doctor", "--from", fixture]).await;
+        assert_eq!(text.code, 0, "{text:?}");
+        assert!(
+            text.stdout.contains("more than /api/ps counts"),
+            "{}",
+            text.stdout
+        );
+        assert!(!text.stdout.contains("CONTRADICTS"), "{}", text.stdout);
+    })
+    .await;
+}
