@@ -2,16 +2,23 @@
 //! closes, so the always-on tray never runs WebKit. "Open chat" while it runs brings the window
 //! forward (over the socket); if it crashed, the tray says so and the next "Open chat" starts a
 //! new one.
+//!
+//! Opening the tray menu starts one *hidden* ([`ChatProcess::prestart`]): a fresh WebKit
+//! process takes ~300 ms to paint, about the time a hand takes from opening the menu to
+//! clicking "Open chat", which then only shows the loaded window. A pre-started process that is
+//! not shown is stopped a few seconds after the menu closes ([`ChatProcess::stop_unused`]), so
+//! the idle tray runs no WebKit.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::clients::Clients;
+use crate::clients::{ClientId, Clients};
 use crate::error::{Error, Result};
 use crate::lock::lock;
 use crate::notify::Notice;
+use crate::wire::ServerMessage;
 
 /// The chat binary's name; it is installed beside the tray's.
 pub const CHAT_BIN: &str = "yollayah-chat";
@@ -42,8 +49,23 @@ pub fn chat_program() -> PathBuf {
 struct Running {
     pid: Option<u32>,
     opened_at: Option<Instant>,
-    /// We asked it to end (toggle, Quit): its exit by SIGTERM is a close, not a crash.
+    /// We asked it to end (toggle, Quit, unused pre-start): its exit by SIGTERM is a close, not
+    /// a crash.
     stopping: bool,
+    /// The process was started hidden (menu opened): it shows its window on `Focus` only.
+    started_hidden: bool,
+    /// "Open chat" asked for its window since it started (false: pre-started, still hidden).
+    shown: bool,
+    /// Counts the menu's openings and closings: a stop planned at one of them runs only if
+    /// none came after it.
+    menu_moves: u64,
+}
+
+impl Running {
+    /// Whether a process runs that is not on its way out.
+    fn alive(&self) -> bool {
+        self.pid.is_some() && !self.stopping
+    }
 }
 
 /// Starts and watches the chat process.
@@ -69,9 +91,10 @@ impl ChatProcess {
         lock(&self.running).pid.is_some()
     }
 
-    /// Opens the chat: brings the window forward (through `clients`) when its process runs,
-    /// else starts one; if that one crashes, `crashed` hears why, in plain words. Takes the
-    /// parts it needs, not the shell: the shell holds this (issue 14: no import cycles).
+    /// Opens the chat: brings the window forward (through `clients`) when its process runs
+    /// (pre-started hidden or open), else starts one; if that one crashes, `crashed` hears why,
+    /// in plain words. Takes the parts it needs, not the shell: the shell holds this (issue 14:
+    /// no import cycles).
     pub fn open(
         &self,
         clients: &Clients,
@@ -79,12 +102,71 @@ impl ChatProcess {
     ) -> Result<()> {
         let mut running = lock(&self.running);
         running.opened_at = Some(Instant::now());
-        if running.pid.is_some() {
+        if running.alive() {
+            running.shown = true;
+            // A pre-started process that has not connected yet hears it on connecting
+            // ([`ChatProcess::connected`]).
+            drop(running);
             clients.focus();
             return Ok(());
         }
+        self.spawn(running, true, crashed)
+    }
+
+    /// The tray menu is opening: starts the chat process hidden, unless one runs, so that
+    /// "Open chat" finds its page loaded. Returns the menu's move count, for
+    /// [`ChatProcess::stop_unused`] (a host may never say that the menu closed).
+    pub fn prestart(&self, crashed: impl FnOnce(String) + Send + 'static) -> Result<u64> {
+        let mut running = lock(&self.running);
+        running.menu_moves += 1;
+        let moves = running.menu_moves;
+        if !running.alive() {
+            self.spawn(running, false, crashed)?;
+        }
+        Ok(moves)
+    }
+
+    /// The tray menu closed: returns the menu's move count, for [`ChatProcess::stop_unused`].
+    pub fn menu_closed(&self) -> u64 {
+        let mut running = lock(&self.running);
+        running.menu_moves += 1;
+        running.menu_moves
+    }
+
+    /// Stops a pre-started process that "Open chat" never showed, if the menu has not moved
+    /// since `moves` (a reopened menu keeps it). Returns whether it stopped one.
+    pub fn stop_unused(&self, moves: u64) -> bool {
+        let running = lock(&self.running);
+        if running.menu_moves != moves || !running.alive() || running.shown {
+            return false;
+        }
+        tracing::info!("the menu closed without Open chat: stopping the pre-started chat");
+        self.kill(running);
+        true
+    }
+
+    /// A chat window connected as `id`: a pre-started one that "Open chat" asked for before
+    /// it connected shows its window now.
+    pub fn connected(&self, clients: &Clients, id: ClientId) {
+        let running = lock(&self.running);
+        if running.started_hidden && running.shown {
+            drop(running);
+            clients.send(id, &ServerMessage::Focus);
+        }
+    }
+
+    /// Starts the process, visible or hidden, in place of any that is on its way out.
+    fn spawn(
+        &self,
+        mut running: MutexGuard<'_, Running>,
+        visible: bool,
+        crashed: impl FnOnce(String) + Send + 'static,
+    ) -> Result<()> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--socket").arg(&self.socket).stdin(Stdio::null());
+        if !visible {
+            cmd.arg("--hidden");
+        }
         // The chat logs its start-up steps against this moment (yollayah-chat's `timing`).
         if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
             cmd.env(OPEN_AT_ENV, format!("{:.3}", now.as_secs_f64() * 1000.0));
@@ -102,13 +184,16 @@ impl ChatProcess {
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io(format!("starting {}", self.program.display()), e))?;
-        running.pid = Some(child.id());
+        let pid = child.id();
+        running.pid = Some(pid);
         running.stopping = false;
+        running.started_hidden = !visible;
+        running.shown = visible;
         drop(running);
         let state = self.running.clone();
         std::thread::Builder::new()
             .name("chat-process".into())
-            .spawn(move || reap(&mut child, &state, crashed))
+            .spawn(move || reap(&mut child, pid, &state, crashed))
             .map_err(|e| Error::io("starting the chat reaper", e))?;
         Ok(())
     }
@@ -121,24 +206,29 @@ impl ChatProcess {
         }
     }
 
-    /// Closes the chat if its process runs, else opens it (the global shortcut,
-    /// `--toggle-chat`).
+    /// Closes the chat if its window is open, else opens it (the global shortcut,
+    /// `--toggle-chat`). A pre-started, hidden one counts as closed: it is shown.
     pub fn toggle(
         &self,
         clients: &Clients,
         crashed: impl FnOnce(String) + Send + 'static,
     ) -> Result<()> {
-        if self.is_running() {
-            self.stop();
+        let running = lock(&self.running);
+        if running.alive() && running.shown {
+            self.kill(running);
             Ok(())
         } else {
+            drop(running);
             self.open(clients, crashed)
         }
     }
 
     /// Ends the chat process (the shortcut's close, Quit).
     pub fn stop(&self) {
-        let mut running = lock(&self.running);
+        self.kill(lock(&self.running));
+    }
+
+    fn kill(&self, mut running: MutexGuard<'_, Running>) {
         running.stopping = true;
         if let Some(pid) = running.pid {
             // SIGTERM through kill(1): no unsafe code here, and the window closes cleanly.
@@ -150,13 +240,18 @@ impl ChatProcess {
     }
 }
 
-/// Waits for the chat process; a crash is reported, a close is not.
-fn reap(child: &mut Child, state: &Mutex<Running>, crashed: impl FnOnce(String)) {
+/// Waits for the chat process `pid`; a crash is reported, a close is not.
+fn reap(child: &mut Child, pid: u32, state: &Mutex<Running>, crashed: impl FnOnce(String)) {
     let outcome = child.wait();
     let asked = {
         let mut running = lock(state);
-        running.pid = None;
-        std::mem::take(&mut running.stopping)
+        if running.pid == Some(pid) {
+            running.pid = None;
+            std::mem::take(&mut running.stopping)
+        } else {
+            // A newer process took its place: this one was on its way out, asked to stop.
+            true
+        }
     };
     if asked {
         return;
