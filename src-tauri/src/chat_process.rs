@@ -275,3 +275,123 @@ pub fn crash_notice(problem: String) -> Notice {
         replaces: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// A stand-in for `yollayah-chat` (the process is the system edge here): it writes its
+    /// arguments to `args` and waits to be stopped.
+    fn fake_chat(dir: &std::path::Path) -> ChatProcess {
+        let program = dir.join("fake-chat");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" > {}/args\nexec sleep 60\n",
+            dir.display()
+        );
+        std::fs::write(&program, script).expect("script");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        ChatProcess::new(program, dir.join("socket"))
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn args(dir: &std::path::Path) -> String {
+        let path = dir.join("args");
+        wait_until("the fake chat's arguments", || path.exists());
+        std::fs::read_to_string(path).expect("args")
+    }
+
+    /// Crash reports, for asserting that there were none (the reaper runs on its own thread).
+    #[derive(Default, Clone)]
+    struct Crashes(Arc<Mutex<Vec<String>>>);
+
+    impl Crashes {
+        fn hear(&self) -> impl FnOnce(String) + Send + 'static {
+            let heard = self.0.clone();
+            move |problem| lock(&heard).push(problem)
+        }
+
+        fn none(&self) {
+            // The reaper reports just after the process is seen gone.
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                lock(&self.0).is_empty(),
+                "closes reported as crashes: {:?}",
+                self.0
+            );
+        }
+    }
+
+    #[test]
+    fn a_pre_started_chat_is_hidden_shown_by_open_and_kept_only_while_wanted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chat = fake_chat(dir.path());
+        let crashes = Crashes::default();
+        let clients = Clients::default();
+
+        // The menu opens: a hidden chat starts; closing the menu and the grace passing stops it.
+        let moves = chat.prestart(crashes.hear()).expect("prestart");
+        assert!(chat.is_running());
+        assert!(args(dir.path()).contains("--hidden"), "started visible");
+        let closed = chat.menu_closed();
+        assert!(!chat.stop_unused(moves), "a later menu move was ignored");
+        assert!(chat.stop_unused(closed), "an unused pre-start survives");
+        wait_until("the unused chat to end", || !chat.is_running());
+
+        // Reopened within the grace: the same process stays; once shown, no stop applies.
+        std::fs::remove_file(dir.path().join("args")).expect("rm args");
+        chat.prestart(crashes.hear()).expect("prestart");
+        let first = chat.menu_closed();
+        let again = chat.prestart(crashes.hear()).expect("prestart again");
+        assert!(
+            !chat.stop_unused(first),
+            "the reopened menu's chat was stopped"
+        );
+        chat.open(&clients, crashes.hear()).expect("open");
+        assert!(!chat.stop_unused(again), "a shown chat was stopped");
+        assert!(chat.is_running());
+
+        // "Open chat" came before the process connected: it is told to show on connecting.
+        let (tx, mut rx) = mpsc::channel(4);
+        let id = clients.add(tx);
+        chat.connected(&clients, id);
+        let frame = rx.try_recv().expect("a focus message on connecting");
+        assert_eq!(
+            serde_json::from_slice::<ServerMessage>(&frame).expect("frame"),
+            ServerMessage::Focus
+        );
+        chat.stop();
+        wait_until("the chat to end", || !chat.is_running());
+        crashes.none();
+    }
+
+    #[test]
+    fn a_chat_started_by_open_is_visible_and_not_told_to_show_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chat = fake_chat(dir.path());
+        let crashes = Crashes::default();
+        let clients = Clients::default();
+        chat.open(&clients, crashes.hear()).expect("open");
+        assert!(!args(dir.path()).contains("--hidden"));
+        // The menu opening and closing around it leaves the open chat alone.
+        chat.prestart(crashes.hear()).expect("prestart");
+        assert!(!chat.stop_unused(chat.menu_closed()));
+        let (tx, mut rx) = mpsc::channel(4);
+        let id = clients.add(tx);
+        chat.connected(&clients, id);
+        assert!(rx.try_recv().is_err(), "a visible chat was sent focus");
+        // The shortcut on an open chat closes it, as before.
+        chat.toggle(&clients, crashes.hear()).expect("toggle");
+        wait_until("the chat to end", || !chat.is_running());
+        crashes.none();
+    }
+}

@@ -118,7 +118,10 @@ mod tests {
     fn the_root_menu_opening_and_closing_are_heard_and_nothing_else() {
         let opened = Some(MenuMove::Opened);
         let closed = Some(MenuMove::Closed);
-        assert_eq!(menu_move("AboutToShow", Some(&(0i32,).to_variant())), opened);
+        assert_eq!(
+            menu_move("AboutToShow", Some(&(0i32,).to_variant())),
+            opened
+        );
         assert_eq!(menu_move("AboutToShow", Some(&(7i32,).to_variant())), None);
         assert_eq!(menu_move("AboutToShow", None), None);
         assert_eq!(
@@ -146,14 +149,26 @@ mod tests {
             )])
         };
         assert_eq!(
-            menu_move("EventGroup", Some(&group(vec![(0, "opened"), (4, "clicked")]))),
+            menu_move(
+                "EventGroup",
+                Some(&group(vec![(0, "opened"), (4, "clicked")]))
+            ),
             opened
         );
         assert_eq!(
-            menu_move("EventGroup", Some(&group(vec![(0, "opened"), (0, "closed")]))),
+            menu_move(
+                "EventGroup",
+                Some(&group(vec![(0, "opened"), (0, "closed")]))
+            ),
             closed
         );
-        assert_eq!(menu_move("EventGroup", Some(&group(vec![(4, "clicked")]))), None);
-        assert_eq!(menu_move("GetLayout", Some(&(0i32, -1i32).to_variant())), None);
+        assert_eq!(
+            menu_move("EventGroup", Some(&group(vec![(4, "clicked")]))),
+            None
+        );
+        assert_eq!(
+            menu_move("GetLayout", Some(&(0i32, -1i32).to_variant())),
+            None
+        );
     }
 }

@@ -214,11 +214,7 @@ mod tests {
         assert!(parse_args(["--socket".to_owned()]).is_err());
         assert!(parse_args(["--demo".to_owned()]).is_err());
         assert!(parse_args(["--standalone".to_owned(), "--demo".to_owned()]).is_ok());
-        assert!(
-            parse_args(["--hidden".to_owned()])
-                .expect("hidden")
-                .hidden
-        );
+        assert!(parse_args(["--hidden".to_owned()]).expect("hidden").hidden);
         assert!(parse_args(["--standalone".to_owned(), "--hidden".to_owned()]).is_err());
     }
 }
