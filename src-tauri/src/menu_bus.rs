@@ -56,7 +56,7 @@ pub(crate) fn menu_move(member: &str, body: Option<&Variant>) -> Option<MenuMove
         "EventGroup" => arg(0)?
             .iter()
             .filter_map(|e| event(e.try_child_value(0)?.get()?, e.try_child_value(1)?.str()?))
-            .last(),
+            .next_back(),
         _ => None,
     }
 }

@@ -2,7 +2,7 @@
 //! idle tray runs no webview processes (the webview is most of a Tauri app's memory).
 
 use tauri::webview::PageLoadEvent;
-use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
 
 use tauri::Result;
 
@@ -15,13 +15,8 @@ pub const CHAT_LABEL: &str = "chat";
 pub fn open<R: Runtime>(app: &AppHandle<R>, visible: bool) -> Result<()> {
     if let Some(window) = app.get_webview_window(CHAT_LABEL) {
         if visible {
-            if window.is_visible()? {
-                window.unminimize()?;
-            } else {
-                crate::timing::mark("shown (Open chat)");
-                window.show()?;
-            }
-            window.set_focus()?;
+            window.unminimize()?;
+            show(&window)?;
         }
         return Ok(());
     }
@@ -34,13 +29,33 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, visible: bool) -> Result<()> {
         // Files dropped on the window reach the page as HTML drag-and-drop (with their bytes),
         // where ui/images.js attaches them; Tauri's own handler would swallow the drop.
         .disable_drag_drop_handler()
-        .visible(visible)
-        // Focus follows the window's showing, not its (hidden) creation.
-        .focused(visible)
-        .on_page_load(|_, payload| match payload.event() {
-            PageLoadEvent::Started => crate::timing::mark("page load started"),
-            PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+        // Always built hidden, and shown once the page starts loading (`visible`) or on the
+        // tray's `Focus` (pre-started). Mapped at once, GTK asked WebKit to paint before the
+        // web process had started, and WebKit's UI process then blocked for its 500 ms
+        // timeout waiting for the web process's first backing store (1 in 3 cold opens,
+        // docs/benchmarks.md); once the page loads, the web process is up.
+        .visible(false)
+        .focused(false)
+        .on_page_load(move |window, payload| {
+            match payload.event() {
+                PageLoadEvent::Started => crate::timing::mark("page load started"),
+                PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+            }
+            if visible && payload.event() == PageLoadEvent::Started {
+                if let Err(err) = show(&window) {
+                    tracing::warn!(%err, "could not show the chat window");
+                }
+            }
         })
         .build()?;
     Ok(())
+}
+
+/// Shows the (hidden) window and gives it focus.
+fn show<R: Runtime>(window: &WebviewWindow<R>) -> Result<()> {
+    if !window.is_visible()? {
+        crate::timing::mark("window shown");
+        window.show()?;
+    }
+    window.set_focus()
 }
