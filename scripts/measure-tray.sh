@@ -87,13 +87,20 @@ first_verdict() { items | head -1 | cut -f2 | grep -q '·' && ! items | head -1 
 wait_for "a verdict in the menu" first_verdict
 t_verdict=$(now_ms)
 verdict=$(items | head -1 | cut -f2)
-click() { # click LABEL
+item_id() { # item_id LABEL
   local id
   id=$(items | awk -F'\t' -v l="$1" '$2 == l { print $1; exit }')
   [ -n "$id" ] || { echo "no menu item $1" >&2; exit 1; }
-  gdbus call --session --dest "$svc" --object-path "$menu" \
-    --method com.canonical.dbusmenu.Event -- "$id" clicked '<0>' 0 >/dev/null
+  echo "$id"
 }
+click() { # click LABEL
+  click_id "$(item_id "$1")"
+}
+click_id() { # click_id ID: one D-Bus call, as a host's click (the timed clicks use it)
+  gdbus call --session --dest "$svc" --object-path "$menu" \
+    --method com.canonical.dbusmenu.Event -- "$1" clicked '<0>' 0 >/dev/null
+}
+open_chat=$(item_id "Open chat")
 
 tree() { # the app and all its descendants
   local p=$1; echo "$p"
@@ -118,7 +125,7 @@ hz=$(getconf CLK_TCK)
 cpu_idle=$(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", 100 * d / hz / 10 }')
 
 t_click=$(now_ms)
-click "Open chat"
+click_id "$open_chat"
 wait_for "the chat window" chat_mapped
 t_mapped=$(now_ms)
 sleep 5
@@ -167,7 +174,7 @@ for i in $(seq "$opens"); do
       sleep "$(awk -v ms="$menu_ms" 'BEGIN { print ms / 1000 }')"
     fi
     t_again=$(now_ms)
-    click "Open chat"
+    click_id "$open_chat"
     # The host closes its menu as the click lands: told in the background, so that the
     # gdbus call's own time does not count as the window's.
     closing=
