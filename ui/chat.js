@@ -130,11 +130,15 @@ export class ChatView {
     v = {
       id, el: m, blocks, tail, tailText, tailHtml, meta,
       thinking, thinkingSummary, thinkingBody, thinkingText, thinkRaw: "", thinkingDirty: false,
-      thinkingStarted: 0,
+      thinkingStarted: 0, thinkStick: true,
       nextIndex: 0, htmlSoFar: "", queued: [], pendingTail: null, pendingTailHtml: null,
       raw: "", resync: false,
     };
     thinkingSummary.addEventListener("click", () => setThinkingOpen(v, thinkingBody.hidden));
+    thinkingBody.addEventListener("scroll", () => {
+      v.thinkStick =
+        thinkingBody.scrollTop + thinkingBody.clientHeight >= thinkingBody.scrollHeight - BOTTOM_SLACK_PX;
+    });
     setThinkingOpen(v, false);
     this.replies.set(id, v);
     this.log.append(m);
@@ -391,6 +395,10 @@ export class ChatView {
         v.thinkingText.data = v.thinkRaw;
       }
       v.thinkingDirty = false;
+      // Follow a live trace, as the log follows the reply, unless the reader scrolled up in it.
+      if (v.thinkStick && !v.thinkingBody.hidden) {
+        v.thinkingBody.scrollTop = v.thinkingBody.scrollHeight;
+      }
     }
     this.dirty.delete(v);
   }

@@ -3,7 +3,8 @@
 // the GPU", "≈ 30 % on the CPU: …", "needs another model unloaded"), predicted before loading.
 // From here the user picks the model that answers ("Use for chat"), the one the watchdog keeps
 // warm ("Watch this one"), thinking per model, and (with `[[hosts]]`) the server chats go to.
-// The choices live in the tray, so they hold for every chat window until the tray restarts.
+// The choices live in the tray, so they hold for every chat window, and the tray keeps them
+// (all but "Watch this one") in the history database for the next start.
 // Everything is written with textContent; every control is a native button/checkbox/select,
 // so the picker works from the keyboard (Tab, Space/Enter, Esc closes).
 
@@ -98,6 +99,9 @@ export class ModelPanel {
     t.textContent = choice.chosen && typeof choice.model === "string" ? choice.model : "Models";
     t.title = `Chat model: ${choice.model}${choice.host ? ` on ${choice.host}` : ""}. Models on this machine, and whether each fits on the GPU`;
     if (this.hooks.onChoice) this.hooks.onChoice(choice);
+    // Why a choice went away on its own (the chosen model is gone from the server): the tray
+    // sends it once.
+    if (typeof choice.note === "string" && choice.note) this.say(choice.note);
   }
 
   say(text) {
@@ -107,8 +111,9 @@ export class ModelPanel {
 
   async act(what, fn) {
     try {
-      this.setChoice(await fn());
+      const choice = await fn();
       this.say("");
+      this.setChoice(choice);
       await this.refresh(true);
       return true;
     } catch (err) {
@@ -182,7 +187,10 @@ export class ModelPanel {
     if (!keepNote) this.say("");
     let models;
     try {
-      [models] = await Promise.all([this.hooks.load(), this.loadChoice()]);
+      // The list first: it is what tells the tray that a chosen model is gone, and the
+      // choice read after it then says so.
+      models = await this.hooks.load();
+      await this.loadChoice();
     } catch (err) {
       list.replaceChildren(el("li", "note", `Could not list the models: ${message(err)}`));
       list.setAttribute("aria-busy", "false");

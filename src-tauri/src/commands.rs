@@ -126,7 +126,7 @@ pub(crate) async fn handle(
             json(picker::set_think(core, &model, think.as_deref()).await?)
         }
         Command::WatchModel { model } => json(picker::watch_model(core, &model).await?),
-        Command::ChooseHost { host } => json(picker::choose_host(core, host)?),
+        Command::ChooseHost { host } => json(picker::choose_host(core, host).await?),
         Command::CheckNow => {
             // The tick reaches Ollama with the client's own timeouts; the bound only keeps a
             // wedged watchdog from holding the window's button forever.

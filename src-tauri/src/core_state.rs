@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use yollayah_core::agent_client::AgentClient;
 use yollayah_core::chat::{ChatEngine, SharedHistory};
 use yollayah_core::config::HostConfig;
-use yollayah_core::history::{self, History};
+use yollayah_core::history::{self, History, StoredChoice};
 use yollayah_core::ollama::client::OllamaClient;
 use yollayah_core::ollama::types::Think;
 use yollayah_core::shortcut::Binding;
@@ -54,8 +54,9 @@ pub struct Core {
     pub host_tick: Duration,
     /// `[shortcut] toggle_chat`: the global shortcut the tray binds.
     pub shortcut: Binding,
-    /// What the model picker chose (model, thinking, host).
-    pub choice: Mutex<ChatChoice>,
+    /// What the model picker chose (model, thinking, host); kept in the history database
+    /// between runs (`picker`). An `Arc` so the write can read it under the history lock.
+    pub choice: Arc<Mutex<ChatChoice>>,
     /// The `[[hosts]]` chats can be sent to, each with its own engine.
     pub chat_hosts: Vec<ChatHost>,
     /// The in-process simulator of demo mode: held only so it lives as long as the core.
@@ -88,6 +89,30 @@ pub struct ChatChoice {
     pub think: BTreeMap<String, Think>,
     /// The `[[hosts]]` name chats go to; `None`: `[ollama]`.
     pub host: Option<String>,
+    /// What the picker says once, at its next state: why a choice went away on its own (the
+    /// chosen model is no longer on the server). Never stored.
+    pub note: Option<String>,
+}
+
+impl ChatChoice {
+    /// A stored choice, as it was last run (checked against this run by `picker::restore`).
+    pub fn from_stored(stored: StoredChoice) -> ChatChoice {
+        ChatChoice {
+            model: stored.model,
+            think: stored.think,
+            host: stored.host,
+            note: None,
+        }
+    }
+
+    /// What is kept for the next run.
+    pub fn stored(&self) -> StoredChoice {
+        StoredChoice {
+            model: self.model.clone(),
+            think: self.think.clone(),
+            host: self.host.clone(),
+        }
+    }
 }
 
 /// A `[[hosts]]` entry chats can go to.

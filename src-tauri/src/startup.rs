@@ -196,6 +196,7 @@ impl Core {
         let ollama = client.clone();
         let persona = Arc::new(persona);
         let chat_hosts = chat_hosts(&config, &persona, &watchdog, &history, &mut problems);
+        let choice = crate::picker::restore(&history, &chat_hosts);
         let chat = ChatEngine::new(
             client,
             persona,
@@ -218,7 +219,7 @@ impl Core {
             hosts,
             host_tick,
             shortcut,
-            choice: Mutex::default(),
+            choice: Arc::new(Mutex::new(choice)),
             chat_hosts,
             #[cfg(feature = "demo")]
             _sim: options.sim,

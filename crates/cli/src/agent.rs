@@ -57,6 +57,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
             return Err(e.into());
         }
     };
+    let stop = crate::watch::stop_signal();
     // One line for the journal; never the tokens.
     eprintln!(
         "yollayah agent: watching {} at {}, serving {}",
@@ -64,7 +65,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
         ctx.client.base_url(),
         agent.url()
     );
-    crate::watch::stop_signal().await;
+    stop.await;
     cancel.cancel();
     agent.join().await;
     Ok(exit::OK)

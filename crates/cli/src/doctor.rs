@@ -410,6 +410,10 @@ fn print_human(r: &Report<'_>, bundle: &CaptureBundle, captured: Option<&std::pa
         for f in &d.findings {
             println!("  {}. {} — {}", f.rank, f.code, f.title);
             println!("     fix: {}", f.remedy);
+            // The exact commands, ready to paste: the remedy names them, these spell them out.
+            for c in &f.commands {
+                println!("       $ {c}");
+            }
             let ev: Vec<String> = f
                 .evidence
                 .iter()

@@ -146,4 +146,7 @@ fn print_human(r: &Report) {
             until(m.expires_at, now)
         );
     }
+    // `/api/ps` can claim 100% GPU for a model that runs on the CPU (fact sheet): say where
+    // the check is rather than let this table pass for it.
+    println!("PROCESSOR is what Ollama reports; `yollayah doctor` checks it against the GPU.");
 }

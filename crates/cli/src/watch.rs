@@ -49,6 +49,7 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
     // Subscribe before the task's first tick so the first snapshot is not missed.
     let handle = spawn_watchdog(&ctx, &args.gpu, args.no_warm, cancel.clone())?;
     let mut events = handle.subscribe();
+    let stop = stop_signal();
     if !args.json {
         println!(
             "Watching {} at {} (Ctrl-C to stop).",
@@ -56,7 +57,6 @@ pub async fn run(globals: &Globals, args: Args) -> Result<u8> {
             ctx.client.base_url()
         );
     }
-    let stop = stop_signal();
     tokio::pin!(stop);
     let mut last_shown: Option<(Verdict, String)> = None;
     // The last advice printed: a snapshot repeats it on every headline change and an alert
@@ -123,26 +123,34 @@ fn notifier(config: &Config) -> Option<Notifier> {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM where there is one.
-pub(crate) async fn stop_signal() {
+/// Resolves on Ctrl-C, or SIGTERM where there is one. The handlers are installed by this call,
+/// not at the first poll: whoever reads our first line and signals at once must get a clean
+/// stop, not the default action.
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

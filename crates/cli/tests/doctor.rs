@@ -84,6 +84,23 @@ async fn partial_is_exit_5_with_ctx_advice() {
             (1024..131072).contains(&suggested),
             "suggested_num_ctx {suggested}"
         );
+        // The human report spells out the same commands, ready to paste.
+        let commands: Vec<&str> = top["commands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        assert!(!commands.is_empty(), "{top:#}");
+        let human = home.run(&args[..args.len() - 1]).await;
+        assert_eq!(human.code, 5, "{human:?}");
+        for c in commands {
+            assert!(
+                human.stdout.contains(&format!("$ {c}")),
+                "{c} missing from:\n{}",
+                human.stdout
+            );
+        }
         sim.shutdown().await;
     })
     .await;
@@ -148,6 +165,44 @@ async fn cpu_is_exit_6_with_num_gpu_zero() {
         assert_eq!(d["placement"]["placement"]["kind"], "cpu");
         assert_eq!(d["placement"]["ps_processor"], "100% CPU");
         assert_eq!(d["findings"][0]["code"], "NUM_GPU_ZERO", "{d:#}");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// ollama/ollama#17290 and #16415 on the wire: Ollama 0.32.1 on driver 535 drops the GPU at
+/// discovery; NVML still shows an idle, healthy board. The cause is the driver, not memory and
+/// not a lost backend, and nothing offers a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_driver_too_old_for_the_server_is_named() {
+    bounded(async {
+        let mut sc = demo();
+        sc.version = "0.32.1".into();
+        sc.driver_version = Some("535.309.01".into());
+        let sim = sim(sc).await;
+        let home = Home::new();
+        let url = sim.url();
+        let args = [
+            "--url",
+            &url,
+            "--model",
+            "llama3.2:3b",
+            "doctor",
+            "--load",
+            "--gpu-source",
+            "sim",
+            "--json",
+        ];
+        let r = home.run(&args).await;
+        assert_eq!(r.code, 6, "{r:?}");
+        let j = r.json();
+        assert_eq!(j["verdict"], "cpu");
+        let d = diagnosis(&j, "llama3.2:3b");
+        assert_eq!(d["placement"]["ps_processor"], "100% CPU");
+        let top = &d["findings"][0];
+        assert_eq!(top["code"], "DRIVER_TOO_OLD", "{d:#}");
+        assert!(top["remedy"].as_str().unwrap().contains("570"), "{top:#}");
+        assert!(!codes(d).contains(&"GPU_BACKEND_LOST".to_owned()), "{d:#}");
         sim.shutdown().await;
     })
     .await;

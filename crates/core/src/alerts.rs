@@ -403,8 +403,12 @@ fn line_for(f: &Finding, machine: &MachineView, runner: Option<u32>) -> Option<(
             "Install or load the NVIDIA driver.",
         ),
         Code::GpuArchUnsupported => pair(
-            "This Ollama build does not support the GPU.",
-            "Install an Ollama build for this GPU.",
+            "Ollama's build cannot use this GPU.",
+            "Use another Ollama build.",
+        ),
+        Code::DriverTooOld => pair(
+            "The NVIDIA driver is too old for Ollama.",
+            "Update the driver.",
         ),
         Code::GpusHidden => pair(
             "CUDA_VISIBLE_DEVICES hides the GPU.",
@@ -488,7 +492,15 @@ pub fn advice(d: &ModelDiagnosis, seen: &Seen<'_>) -> Option<Advice> {
     let reload_cannot_help = found.as_ref().is_some_and(|(f, _)| {
         matches!(
             f.code,
-            Code::NumGpuZero | Code::NumGpuSet | Code::GpuBackendLost
+            // Whatever memory is free, the same server puts it on the CPU again.
+            Code::NumGpuZero
+                | Code::NumGpuSet
+                | Code::GpuBackendLost
+                | Code::GpuArchUnsupported
+                | Code::DriverTooOld
+                | Code::DriverLibraryMismatch
+                | Code::NvidiaDriverMissing
+                | Code::GpusHidden
         )
     });
     let fits = fits_after_reload(d, seen);
@@ -1134,6 +1146,26 @@ mod tests {
     }
 
     #[test]
+    fn a_gpu_the_server_cannot_use_gets_no_reload_offer() {
+        // Both GPUs empty, so the model "fits": but the installed Ollama cannot use them, and a
+        // reload would land on the CPU again.
+        for code in [Code::DriverTooOld, Code::GpuArchUnsupported] {
+            let mut d = diag(M, Placement::Cpu);
+            d.findings = vec![finding(code, 0)];
+            let m = gpu(true, 40 * GIB, Vec::new());
+            let seen = Seen {
+                machine: &m,
+                ps: &[],
+                ours: &[M.to_owned()],
+            };
+            let a = advice(&d, &seen).expect("advice");
+            assert!(a.actions.is_empty(), "{code}: {a:?}");
+            assert!(!a.line.contains("reload"), "{code}: {}", a.line);
+            assert_eq!(a.code, Some(code));
+        }
+    }
+
+    #[test]
     fn unchecked_verdicts_never_read_as_clean() {
         let m = gpu(false, 0, Vec::new());
         let seen = Seen {
@@ -1182,6 +1214,10 @@ mod tests {
             Code::ParallelMultipliesKv,
             Code::GpuBackendLost,
             Code::PsContradictsNvml,
+            Code::GpuArchUnsupported,
+            Code::DriverTooOld,
+            Code::DriverLibraryMismatch,
+            Code::NvidiaDriverMissing,
         ] {
             let (cause, fix) = line_for(&finding(code, GIB), &m, None).expect("a cause line");
             // The menu shows cause and fix on one line.

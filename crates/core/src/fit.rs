@@ -18,6 +18,7 @@
 use serde::Serialize;
 
 use crate::diagnose::memory::{self, FitModel};
+use crate::diagnose::server::{Version, driver_too_old};
 use crate::diagnose::{Code, Evidence, Finding, Severity};
 use crate::gpu::{GpuSnapshot, NvmlStatus};
 use crate::ollama::types::{PsModel, ShowResponse};
@@ -32,6 +33,8 @@ pub struct FitSettings {
     pub kv_cache_type: String,
     pub flash_attention: bool,
     pub fit_margin_mib: u64,
+    /// `/api/version`, when known: some versions refuse old drivers outright.
+    pub server_version: Option<String>,
 }
 
 impl Default for FitSettings {
@@ -41,6 +44,7 @@ impl Default for FitSettings {
             kv_cache_type: String::new(),
             flash_attention: true,
             fit_margin_mib: memory::DEFAULT_FIT_MARGIN_MIB,
+            server_version: None,
         }
     }
 }
@@ -128,6 +132,29 @@ pub fn predict(
     if let NvmlStatus::Unavailable { reason } = &gpu.nvml {
         // The snapshot says why: NVML's own error, or a server on another machine.
         return unknown(ctx, &format!("no GPU information: {reason}"));
+    }
+    // Whatever memory is free: a server that refuses this driver uses no GPU (DRIVER_TOO_OLD).
+    let refused = settings
+        .server_version
+        .as_deref()
+        .and_then(Version::parse)
+        .zip(gpu.driver_version.as_deref())
+        .and_then(|(v, d)| driver_too_old(d, v).map(|r| (d, r)));
+    if let Some((driver, required)) = refused {
+        return ModelFit {
+            model: model.to_owned(),
+            num_ctx: ctx,
+            prediction: FitPrediction::Spills {
+                cpu_pct: 100,
+                largest_ctx: None,
+                unload: Vec::new(),
+            },
+            need_bytes: 0,
+            available_bytes: 0,
+            summary: format!(
+                "runs on the CPU: NVIDIA driver {driver} is older than this Ollama accepts ({required} or newer)"
+            ),
+        };
     }
     // The GPU Ollama would pick for a single-GPU load: the one with the most free memory.
     let Some(card) = gpu.gpus.iter().max_by_key(|g| g.memory_free) else {

@@ -5,7 +5,11 @@
 //! A reply left `streaming` by a crash is marked `incomplete` ("interrupted") on the next open.
 //! A file that is not a healthy SQLite database is reported and never modified. The API is
 //! synchronous: async callers run it on a blocking thread.
+//!
+//! The same file keeps the few settings the apps carry between runs (the `settings` table: the
+//! tray's model-picker choice, [`StoredChoice`]), so there is still one file to back up.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ollama::types::{Message, Metrics};
+use crate::ollama::types::{Message, Metrics, Think};
 
 /// The history store as the chat engine and the apps share it.
 pub type SharedHistory = Arc<Mutex<History>>;
@@ -86,6 +90,14 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL
     );
     CREATE INDEX images_by_message ON images(message_id, position);",
+    // v4: small settings kept between runs, one row each (the tray's model picker: keys
+    // `picker.*`, see [`StoredChoice`]). Key/value, so a later setting is a row, not a
+    // migration; values are text an older or newer Yollayah may not understand, and a reader
+    // ignores what it cannot parse.
+    "CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this code writes.
@@ -186,6 +198,38 @@ impl<'a> From<&'a crate::images::PreparedImage> for NewImage<'a> {
             height: p.height,
             data: &p.data,
         }
+    }
+}
+
+/// The tray's model-picker choices, kept between runs in the `settings` table
+/// (`docs/desktop.md`, "Model picker"). `None`/empty everywhere is the config's behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredChoice {
+    /// The model that answers; `None`: the watched one.
+    pub model: Option<String>,
+    /// Thinking per model, as sent.
+    pub think: BTreeMap<String, Think>,
+    /// The `[[hosts]]` name chats go to; `None`: `[ollama]`.
+    pub host: Option<String>,
+}
+
+/// The keys of [`StoredChoice`]: `picker.model`, `picker.host`, `picker.think.<model>`.
+const CHOICE_PREFIX: &str = "picker.";
+/// The first key after every `picker.` key (`/` follows `.` in every collation SQLite uses
+/// for TEXT), so the range scan needs no `LIKE` escaping of model names.
+const CHOICE_END: &str = "picker/";
+const CHOICE_MODEL: &str = "picker.model";
+const CHOICE_HOST: &str = "picker.host";
+const CHOICE_THINK: &str = "picker.think.";
+
+/// How a think value is stored: the words `Think::parse` reads back.
+fn think_text(think: Think) -> &'static str {
+    match think {
+        Think::On => "on",
+        Think::Off => "off",
+        Think::Low => "low",
+        Think::Medium => "medium",
+        Think::High => "high",
     }
 }
 
@@ -771,6 +815,94 @@ impl History {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Replaces the stored picker choice with `choice`, in one transaction (a crash keeps the
+    /// old choice or the new one, never half of each).
+    pub fn save_choice(&mut self, choice: &StoredChoice) -> Result<()> {
+        let (path, timeout) = (self.path.clone(), self.busy_timeout);
+        let err = |e| db_error(&path, timeout, e);
+        let mut rows: Vec<(String, &str)> = Vec::with_capacity(choice.think.len() + 2);
+        if let Some(model) = &choice.model {
+            rows.push((CHOICE_MODEL.to_owned(), model));
+        }
+        if let Some(host) = &choice.host {
+            rows.push((CHOICE_HOST.to_owned(), host));
+        }
+        for (model, think) in &choice.think {
+            rows.push((format!("{CHOICE_THINK}{model}"), think_text(*think)));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM settings WHERE key >= ?1 AND key < ?2",
+            params![CHOICE_PREFIX, CHOICE_END],
+        )
+        .map_err(err)?;
+        for (key, value) in &rows {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The stored picker choice. A row this version cannot read (an unknown key, a value that
+    /// is not text, an empty name, a think value it does not know) is skipped with a warning:
+    /// a bad setting must never stop the app from starting. Errors are the database's only.
+    pub fn load_choice(&self) -> Result<StoredChoice> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, value FROM settings WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![CHOICE_PREFIX, CHOICE_END], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, rusqlite::types::Value>(1)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut choice = StoredChoice::default();
+        for (key, value) in rows {
+            let rusqlite::types::Value::Text(text) = value else {
+                tracing::warn!(key, "ignoring a stored picker setting that is not text");
+                continue;
+            };
+            let slot = match key.as_str() {
+                CHOICE_MODEL => Some(&mut choice.model),
+                CHOICE_HOST => Some(&mut choice.host),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                if text.trim().is_empty() {
+                    tracing::warn!(key, "ignoring an empty stored picker setting");
+                } else {
+                    *slot = Some(text);
+                }
+                continue;
+            }
+            match key.strip_prefix(CHOICE_THINK).filter(|m| !m.is_empty()) {
+                Some(model) => match Think::parse(&text) {
+                    Some(think) => {
+                        choice.think.insert(model.to_owned(), think);
+                    }
+                    None => {
+                        tracing::warn!(key, value = text, "ignoring an unknown think value");
+                    }
+                },
+                None => tracing::warn!(key, "ignoring an unknown picker setting"),
+            }
+        }
+        Ok(choice)
     }
 
     fn require_conversation(&self, conversation: ConversationId) -> Result<()> {

@@ -161,7 +161,17 @@ pub async fn list_with_predictions(
     num_ctx: u64,
     settings: &FitSettings,
 ) -> Result<Vec<ModelEntry>> {
-    let ps = client.ps().await?.models;
+    let (ps, version) = tokio::join!(client.ps(), async {
+        match &settings.server_version {
+            Some(_) => None,
+            None => client.version().await.ok().map(|v| v.version),
+        }
+    });
+    let ps = ps?.models;
+    let settings = &FitSettings {
+        server_version: settings.server_version.clone().or(version),
+        ..settings.clone()
+    };
     let rows = tags_and_shows(client).await?;
     Ok(rows
         .iter()

@@ -346,6 +346,13 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
     let runner_gpu = runner_pid
         .and_then(|pid| runner_gpu_bytes_among(input.gpu, pid, ps.size_vram, input.runners));
     let gpu_layers = input.runner.and_then(|r| r.args().gpu_layers);
+    // Every repeating layer offloaded by the argv (`-ngl 99`, Ollama 0.3's `--n-gpu-layers 33`).
+    let all_layers = gpu_layers
+        .zip(input.block_count)
+        .is_some_and(|(n, b)| n > 0 && b > 0 && n as u64 >= b);
+    // Before 0.30 the runner's layer count is Ollama's own placement: the same layout its
+    // `/api/ps` share was computed from, in layers instead of bytes.
+    let ollama_layers = input.runner.is_some_and(|r| !r.is_llama_server());
     let baseline = runtime_baseline(input.gpu);
 
     let below_tol = ((ps.size_vram as f64 * BELOW_FRAC) as u64).max(BELOW_MIN);
@@ -364,7 +371,17 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
         Some(b) => {
             // The runtime baseline is the runner's, not the model's.
             let model_bytes = b.saturating_sub(baseline);
-            if model_bytes + below_tol < ps.size_vram {
+            // At least half the claim held: a runner that fell back or lost layers holds far less
+            // (#6160's over-reservation was 16 of 22 GB).
+            let over_reserved =
+                all_layers && model_bytes > near_zero && model_bytes * 2 >= ps.size_vram;
+            if model_bytes + below_tol < ps.size_vram && over_reserved {
+                // Every layer is on the GPU and the runner holds real model memory: the
+                // shortfall is reserved-but-unallocated memory in Ollama's figure (its
+                // pre-0.30 estimate ignored flash attention and reserves the largest graph,
+                // ollama/ollama#6160, #5022, #10505), not a share on the CPU.
+                Some(true)
+            } else if model_bytes + below_tol < ps.size_vram {
                 placement = share_placement(model_bytes, ps.size, near_zero);
                 Some(false)
             } else {
@@ -412,7 +429,11 @@ pub fn assess(input: &PlacementInput<'_>) -> PlacementReport {
             }
             _ => None,
         };
-        if let Some(argv) = argv {
+        // Ollama's own layer count next to a partial `/api/ps` is one split told twice (layers
+        // differ in size, KV and graph follow them): not a contradiction (#5756: 15/33 layers,
+        // ps 36 % on the CPU).
+        let same_layout = ollama_layers && matches!(ps_placement, Placement::Partial { .. });
+        if let Some(argv) = argv.filter(|_| !same_layout) {
             let ps_cpu = ps_placement.cpu_share_pct().unwrap_or(0);
             let argv_cpu = argv.cpu_share_pct().unwrap_or(0);
             if argv_cpu > ps_cpu.saturating_add(10) {
@@ -502,6 +523,7 @@ mod tests {
             cmdline,
             cpu_percent: 0.0,
             rss_bytes: 0,
+            container: None,
         }
     }
 
@@ -668,6 +690,100 @@ mod tests {
             "{half:?}"
         );
         assert!(half.contradiction);
+    }
+
+    /// An Ollama 0.3 runner: every setting in the argv, `--n-gpu-layers` computed by Ollama.
+    fn old_runner(ngl: u32) -> Runner {
+        let cmdline = [
+            "/tmp/ollama1/runners/cuda_v11/ollama_llama_server",
+            "--model",
+            BLOB,
+            "--n-gpu-layers",
+            &ngl.to_string(),
+            "--flash-attn",
+            "--parallel",
+            "4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Runner {
+            exe: "ollama_llama_se".into(),
+            cmdline,
+            ..runner(None)
+        }
+    }
+
+    #[test]
+    fn every_layer_on_the_gpu_below_the_estimate_is_not_a_cpu_share() {
+        // ollama/ollama#6160: ps 22 GB "100% GPU", nvidia-smi 16 GB, 33/33 layers offloaded:
+        // Ollama's estimate reserved more than the runner allocated.
+        let p = ps(CLAIM, CLAIM);
+        let r = judge(
+            &p,
+            Some(&old_runner(LAYERS as u32 + 1)),
+            &gpu(&[(PID, "ollama_llama_se", CLAIM * 7 / 10)]),
+            &Scope::Local,
+        );
+        assert_eq!(r.placement, Placement::Gpu, "{r:?}");
+        assert_eq!(r.nvml_agrees, Some(true));
+        assert!(!r.contradiction);
+        // The same argv with the runner holding nothing is still a lost backend.
+        let lost = judge(
+            &p,
+            Some(&old_runner(LAYERS as u32 + 1)),
+            &gpu(&[(PID, "ollama_llama_se", 0)]),
+            &Scope::Local,
+        );
+        assert_eq!(lost.placement, Placement::Cpu);
+        assert!(lost.contradiction);
+        // Nor is a runner holding a third of the claim: no estimate is that far off.
+        let third = judge(
+            &p,
+            Some(&old_runner(LAYERS as u32 + 1)),
+            &gpu(&[(PID, "ollama_llama_se", CLAIM / 3)]),
+            &Scope::Local,
+        );
+        assert!(
+            matches!(third.placement, Placement::Partial { .. }),
+            "{third:?}"
+        );
+        assert!(third.contradiction);
+        // Without the layer count the shortfall stays a split.
+        let unknown = judge(
+            &p,
+            Some(&runner(None)),
+            &gpu(&[(PID, "llama-server", CLAIM * 7 / 10)]),
+            &Scope::Local,
+        );
+        assert!(matches!(unknown.placement, Placement::Partial { .. }));
+    }
+
+    #[test]
+    fn ollamas_own_layer_count_next_to_a_partial_ps_is_no_contradiction() {
+        // ollama/ollama#5756: 15 of 33 layers, ps 36 % on the CPU: one split in two units.
+        let p = ps(CLAIM, CLAIM * 64 / 100);
+        let old = judge(
+            &p,
+            Some(&old_runner(11)),
+            &gpu(&[(PID, "ollama_llama_se", CLAIM * 64 / 100 + 300 * MIB)]),
+            &Scope::Local,
+        );
+        assert_eq!(old.placement, p_placement(&p), "{old:?}");
+        assert!(!old.contradiction);
+        // A client's -ngl on llama-server is a setting, and its layer share still wins.
+        let head = judge(
+            &p,
+            Some(&runner(Some(11))),
+            &gpu(&[(PID, "llama-server", CLAIM * 64 / 100 + 300 * MIB)]),
+            &Scope::Local,
+        );
+        assert_eq!(head.placement, Placement::Partial { cpu_pct: 54 });
+        assert!(head.contradiction);
+    }
+
+    fn p_placement(p: &PsModel) -> Placement {
+        Placement::from_ps(p.size, p.size_vram)
     }
 
     #[test]

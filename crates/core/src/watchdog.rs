@@ -399,9 +399,11 @@ struct State {
     warming: Option<WarmReason>,
     /// Bumped by anything that makes a warm in flight stale: an unload sent after it started
     /// (Ollama may carry it out after the load answers, fact sheet §5) or a switch of the
-    /// watched model. A stale warm's answer proves nothing about now, so it answers no waiter.
+    /// watched model. A stale warm answers only the waiters who asked before that, and its
+    /// success teaches keep-warm nothing.
     warm_epoch: u64,
-    warm_waiters: Vec<oneshot::Sender<Result<WarmOutcome>>>,
+    /// Who waits for a warm, with [`warm_epoch`](Self::warm_epoch) when they asked.
+    warm_waiters: Vec<(u64, oneshot::Sender<Result<WarmOutcome>>)>,
     warm_done_tx: mpsc::Sender<WarmDone>,
     paused_by_unload: bool,
     /// A reload (unload, then warm) is in flight: its warm takes the server's default context.
@@ -484,7 +486,14 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = interval.tick() => state.tick().await,
             Some(done) = warm_done.recv() => {
-                let replies = state.finish_warm(done);
+                let (replies, unload_again) = state.finish_warm(done);
+                if unload_again {
+                    // The user unloaded while this load ran, and the server may have seen
+                    // the unload first: make the later request win whatever the order.
+                    if let Err(e) = state.client.unload(&state.profile.model).await {
+                        tracing::warn!("unload after an abandoned warm: {e}");
+                    }
+                }
                 // Waiters hear after the tick, so `latest()` already shows where it landed.
                 state.tick().await;
                 state.answer_warm(replies);
@@ -499,7 +508,7 @@ async fn run(
                 Command::Warm(reply) => {
                     state.keep_warm.user_requested();
                     state.paused_by_unload = false;
-                    state.warm_waiters.push(reply);
+                    state.warm_waiters.push((state.warm_epoch, reply));
                     if state.warming.is_none() {
                         state.start_warm(WarmReason::Requested, false);
                     }
@@ -522,7 +531,7 @@ async fn run(
                     state.keep_warm.user_requested();
                     state.paused_by_unload = false;
                     state.reloading = true;
-                    state.warm_waiters.push(reply);
+                    state.warm_waiters.push((state.warm_epoch, reply));
                     if state.warming.is_none() {
                         state.start_warm(WarmReason::Requested, false);
                     }
@@ -735,9 +744,18 @@ impl State {
 
     /// Books a finished warm and takes the waiters it answers, each with its reply (the
     /// placement is filled in by [`answer_warm`](Self::answer_warm) after the next tick).
-    fn finish_warm(&mut self, done: WarmDone) -> Vec<WarmReply> {
+    /// Also says whether the model must be unloaded again: an unload came while this warm
+    /// ran and nothing asked for the model since.
+    fn finish_warm(&mut self, done: WarmDone) -> (Vec<WarmReply>, bool) {
         self.warming = None;
         let stale = done.epoch != self.warm_epoch;
+        // Who asked before an unload or a switch hears this warm's result (the later unload
+        // wins); who asked after needs a load of its own.
+        let (answered, later): (Vec<_>, Vec<_>) = self
+            .warm_waiters
+            .drain(..)
+            .partition(|(epoch, _)| *epoch <= done.epoch);
+        self.warm_waiters = later;
         let model = done.model.clone();
         if stale {
             // The keep-warm state of the watched model learns nothing from it, but whoever
@@ -766,14 +784,13 @@ impl State {
                 retry: self.settings.rewarm && !stale,
             })),
         }
-        if stale {
-            let switched = model != self.profile.model;
-            if !self.warm_waiters.is_empty()
-                || (switched && self.settings.rewarm && !self.paused_by_unload)
-            {
-                self.start_warm(WarmReason::Requested, false);
-            }
-            return Vec::new();
+        let switched = model != self.profile.model;
+        let unload_again =
+            stale && !switched && self.paused_by_unload && self.warm_waiters.is_empty();
+        if !self.warm_waiters.is_empty()
+            || (stale && switched && self.settings.rewarm && !self.paused_by_unload)
+        {
+            self.start_warm(WarmReason::Requested, false);
         }
         let reply = || match &done.result {
             Ok(load_ms) => Ok(WarmOutcome {
@@ -786,10 +803,11 @@ impl State {
                 reason: e.to_string(),
             }),
         };
-        self.warm_waiters
-            .drain(..)
-            .map(|waiter| (waiter, reply()))
-            .collect()
+        let replies = answered
+            .into_iter()
+            .map(|(_, waiter)| (waiter, reply()))
+            .collect();
+        (replies, unload_again)
     }
 
     /// Answers warm waiters, with the placement the tick after the load saw.

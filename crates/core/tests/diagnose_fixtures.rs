@@ -478,6 +478,36 @@ fn unsupported_gpu_architecture() {
 }
 
 #[test]
+fn incident_17290_driver_too_old_for_the_build() {
+    let d = one("incident_17290_driver.json", "llama3.1:8b");
+    assert_eq!(d.placement.placement, Placement::Cpu);
+    assert_eq!(top(&d), Code::DriverTooOld, "{d:#?}");
+    let f = d.top().unwrap();
+    assert_eq!(f.text("driver_version"), Some("535.309.01"));
+    assert_eq!(f.number("required_driver"), Some(570.0));
+    // Not a lost backend (no reload helps) and not a memory problem (both P40s are empty).
+    for wrong in [
+        Code::GpuBackendLost,
+        Code::CtxTooLarge,
+        Code::VramHeldByOtherProcess,
+        Code::UnexplainedOffload,
+    ] {
+        assert!(!codes(&d).contains(&wrong), "{wrong}: {:?}", codes(&d));
+    }
+    // #16415: the same 535 driver under 0.30.0 (the log said "570 or newer").
+    let mut b = bundle("incident_17290_driver.json");
+    b.ollama_version = Some("0.30.0".into());
+    assert_eq!(top(&diagnose(&b.observation())[0]), Code::DriverTooOld);
+    // Before 0.30 Ollama made no such check: 535 is no explanation then.
+    b.ollama_version = Some("0.29.3".into());
+    assert!(!codes(&diagnose(&b.observation())[0]).contains(&Code::DriverTooOld));
+    // A driver that meets the minimum is no explanation either.
+    let mut b = bundle("incident_17290_driver.json");
+    b.gpu.driver_version = Some("570.172.08".into());
+    assert!(!codes(&diagnose(&b.observation())[0]).contains(&Code::DriverTooOld));
+}
+
+#[test]
 fn gpus_hidden_by_cuda_visible_devices() {
     let d = one("gpus_hidden.json", "llama3.1:8b");
     assert_eq!(codes(&d), vec![Code::GpusHidden]);
@@ -701,4 +731,167 @@ fn a_client_ngl_split_that_ps_reports_as_full_gpu_names_the_setting_not_a_reload
     assert_eq!(top(&d), Code::NumGpuSet, "{:?}", codes(&d));
     let c = d.finding(Code::PsContradictsNvml).unwrap();
     assert!(c.score < d.top().unwrap().score);
+}
+
+// --- incident audit: threads not seen while the rules were written -----------------------------
+
+#[test]
+fn incident_14116_vram_tier_default_context_spills() {
+    // 48 GiB RTX A6000 under 0.15.5: the ≥ 47 GiB tier (262144) capped to llama3.3:70b's
+    // 131072. avail = 51527024640 − 230 MiB − 457 MiB = 50806652928; room = avail −
+    // 42520413916 − 1 GiB = 7212497188; / 327680 (f16, flash attention on) = 22010 → 21504.
+    // PR #14743 measured the spill point of a 70B on 51.8 GiB at 32K.
+    let d = one("incident_14116_tier_262k.json", "llama3.3:70b");
+    assert_eq!(d.placement.placement, Placement::Partial { cpu_pct: 43 });
+    assert_eq!(top(&d), Code::CtxTooLarge);
+    assert_advice_is_tight(&d, 21504);
+    let f = d.top().unwrap();
+    assert_eq!(f.text("num_ctx_origin"), Some("ollama_vram_tier_default"));
+    assert_eq!(f.number("tier_default_num_ctx"), Some(262144.0));
+    assert!(
+        f.title.contains("Ollama's default for 48.0 GiB of VRAM"),
+        "{}",
+        f.title
+    );
+    assert!(f.remedy.contains("Ollama picks 262144"), "{}", f.remedy);
+
+    // 24 GiB RTX 4090: the 32768 tier; qwq:32b (PR #14743: "spills at 16k"). avail =
+    // 25757220864 − 480 MiB − 457 MiB = 24774705152; room = avail − 19851336436 − 1 GiB =
+    // 3849626892; / 262144 = 14685 → 14336.
+    let d = one("incident_14116_tier_32k.json", "qwq:32b");
+    assert_eq!(top(&d), Code::CtxTooLarge);
+    assert_advice_is_tight(&d, 14336);
+    let f = d.top().unwrap();
+    assert_eq!(f.number("tier_default_num_ctx"), Some(32768.0));
+    assert!(f.title.contains("24.0 GiB of VRAM"), "{}", f.title);
+
+    // Where something does set the context, or before the tiers existed (0.15.5), the same
+    // numbers are not blamed on the default; the advice stays.
+    let mut set = bundle("incident_14116_tier_32k.json");
+    set.env.context_length = Some("32768".into());
+    let mut old = bundle("incident_14116_tier_32k.json");
+    old.ollama_version = Some("0.15.4".into());
+    for b in [set, old] {
+        let d = &diagnose(&b.observation())[0];
+        let f = d.finding(Code::CtxTooLarge).expect("ctx");
+        assert_eq!(f.text("num_ctx_origin"), None, "{f:#?}");
+        assert!(!f.title.contains("Ollama's default"), "{}", f.title);
+        assert_eq!(f.suggested_num_ctx, Some(14336));
+    }
+}
+
+#[test]
+fn incident_5756_sixty_four_parallel_slots() {
+    let d = one("incident_5756_parallel64.json", "llama3:latest");
+    // 15 of 33 layers is Ollama's own layout, the same split ps gives in bytes: no
+    // contradiction, and ps's 36 % stands (before: 53 % from the layer count, plus
+    // PS_CONTRADICTS_NVML telling the user to distrust ps).
+    assert_eq!(d.placement.placement, Placement::Partial { cpu_pct: 36 });
+    assert!(!d.placement.contradiction, "{d:#?}");
+    assert_eq!(top(&d), Code::ParallelMultipliesKv);
+    let f = d.top().unwrap();
+    assert!(f.remedy.contains("OLLAMA_NUM_PARALLEL=1"), "{}", f.remedy);
+    // 64 slots × 2048 tokens × 128 KiB.
+    assert_eq!(f.number("kv_cache_bytes"), Some((16u64 << 30) as f64));
+    assert!(!codes(&d).contains(&Code::PsContradictsNvml));
+    // 2048 tokens a slot is not too much context: no num_ctx advice.
+    assert!(d.findings.iter().all(|f| f.suggested_num_ctx.is_none()));
+}
+
+#[test]
+fn incident_6160_ps_over_estimate_is_not_a_split() {
+    // ps 22 GB "100% GPU", the runner 16000 MiB with all 33 layers offloaded: Ollama 0.3's
+    // estimate over-reserves (flash attention ignored). Before: 27 % "on the CPU",
+    // PS_CONTRADICTS_NVML and UNEXPLAINED_OFFLOAD.
+    let d = one(
+        "incident_6160_ps_overestimate.json",
+        "llama3.1:8b-instruct-q8_0",
+    );
+    assert_eq!(d.placement.placement, Placement::Gpu, "{d:#?}");
+    assert_eq!(d.placement.nvml_agrees, Some(true));
+    assert!(!d.placement.contradiction);
+    assert!(d.findings.is_empty(), "{:#?}", d.findings);
+    // The same runner holding nothing on the GPU is a lost backend, layer count or not.
+    let mut b = bundle("incident_6160_ps_overestimate.json");
+    b.gpu.gpus[0].processes[0].used_memory = Some(0);
+    b.gpu.gpus[0].memory_used = 180 << 20;
+    let d = &diagnose(&b.observation())[0];
+    assert_eq!(d.placement.placement, Placement::Cpu);
+    assert_eq!(top(d), Code::GpuBackendLost);
+}
+
+#[test]
+fn incident_7198_huge_context_puts_everything_on_the_cpu() {
+    let d = one("incident_7198_ctx_cpu.json", "llama3.2:3b-instruct-q8_0");
+    assert_eq!(d.placement.placement, Placement::Cpu);
+    assert_eq!(top(&d), Code::CtxTooLarge);
+    // avail = 8589934592 − 480 MiB − 457 MiB = 7607418880; room = avail − 3421897184 −
+    // 1 GiB = 3111779872; / (114688 KV + 512 × 24 × 4 scores, flash attention off on 0.3) =
+    // 18992 → 18432. The thread: 40000 was already 33 % on the CPU.
+    assert_advice_is_tight(&d, 18432);
+    let f = d.top().unwrap();
+    // The app asked for 128000 itself: not the server's default.
+    assert_eq!(f.text("num_ctx_origin"), None);
+    for wrong in [
+        Code::GpuBackendLost,
+        Code::MinVramRule,
+        Code::UnexplainedOffload,
+    ] {
+        assert!(!codes(&d).contains(&wrong), "{wrong}: {:?}", codes(&d));
+    }
+}
+
+#[test]
+fn incident_4604_docker_loses_the_gpu() {
+    let d = one("incident_4604_docker_cgroup.json", "llama3.1:8b");
+    assert_eq!(d.placement.placement, Placement::Cpu);
+    assert_eq!(top(&d), Code::GpuBackendLost);
+    let f = d.top().unwrap();
+    assert_eq!(f.text("container"), Some("docker"));
+    assert!(
+        f.remedy.contains("native.cgroupdriver=cgroupfs"),
+        "{}",
+        f.remedy
+    );
+    assert!(f.commands.iter().any(|c| c.contains("docker restart")));
+    // Reloading the host's modules does not give a container its devices back.
+    assert!(
+        f.commands
+            .iter()
+            .all(|c| !c.contains("nvidia_uvm") && !c.contains("systemctl stop ollama")),
+        "{:?}",
+        f.commands
+    );
+    // The same picture on the host keeps the suspend/resume remedy.
+    let mut b = bundle("incident_4604_docker_cgroup.json");
+    b.runners[0].container = None;
+    let d = &diagnose(&b.observation())[0];
+    let f = d.top().unwrap();
+    assert_eq!(f.code, Code::GpuBackendLost);
+    assert!(f.commands.iter().any(|c| c.contains("modprobe nvidia_uvm")));
+    // Another runtime: restart the container, no docker-specific config.
+    b.runners[0].container = Some("podman".into());
+    let d = &diagnose(&b.observation())[0];
+    let f = d.top().unwrap();
+    assert!(f.remedy.contains("podman container"), "{}", f.remedy);
+    assert!(f.commands.iter().all(|c| !c.contains("nvidia_uvm")));
+}
+
+#[test]
+fn incident_10505_reserved_memory_over_two_gpus_is_still_full_gpu() {
+    // Every layer asked for (num_gpu 999 ≥ 48 layers) and the runner holds 12 GiB over both
+    // cards against ps's 15.2 GB: reserved, not spilled. Before: a partial verdict.
+    let d = one("incident_10505_ps_reserved.json", "qwen2.5:14b");
+    assert_eq!(d.placement.runner_gpu_bytes, Some(12 << 30));
+    assert_eq!(d.placement.placement, Placement::Gpu, "{d:#?}");
+    assert!(!d.placement.contradiction);
+    assert!(
+        d.findings
+            .iter()
+            .all(|f| f.severity != yollayah_core::diagnose::Severity::Cause),
+        "{:#?}",
+        d.findings
+    );
+    // num_gpu 999 caps nothing.
+    assert!(!codes(&d).contains(&Code::NumGpuSet));
 }

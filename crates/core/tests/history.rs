@@ -353,3 +353,181 @@ fn images_are_stored_with_their_message_atomically_and_removed_with_the_conversa
     assert_eq!(count(&other), 1);
     assert_eq!(h.messages(keep).unwrap()[0].images.len(), 1);
 }
+
+/// A database exactly as the v3 release left it (user_version 3, no `settings` table), with a
+/// conversation, a stored image and a reply cut off mid-stream.
+fn v3_database(path: &std::path::Path) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE conversations (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
+            model TEXT NOT NULL, persona TEXT NOT NULL, created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL);
+         CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL
+            REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL,
+            content TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
+            metrics TEXT);
+         ALTER TABLE messages ADD COLUMN status_reason TEXT;
+         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+         CREATE INDEX messages_by_status ON messages(status);
+         CREATE INDEX conversations_by_update ON conversations(updated_at DESC, id DESC);
+         ALTER TABLE messages ADD COLUMN thinking TEXT;
+         ALTER TABLE messages ADD COLUMN thinking_ms INTEGER;
+         CREATE TABLE images (id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL
+            REFERENCES messages(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+            mime TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+            data BLOB NOT NULL);
+         CREATE INDEX images_by_message ON images(message_id, position);
+         INSERT INTO conversations VALUES (1, 'kept', 'qwen3:8b', 'p', 1000, 2000);
+         INSERT INTO messages VALUES (1, 1, 'user', 'a question', 'complete', 1000, NULL,
+            NULL, NULL, NULL);
+         INSERT INTO messages VALUES (2, 1, 'assistant', 'an answer', 'complete', 1100, NULL,
+            NULL, 'pondered', 40);
+         INSERT INTO messages VALUES (3, 1, 'assistant', 'cut', 'streaming', 1200, NULL,
+            NULL, NULL, NULL);
+         INSERT INTO images VALUES (1, 1, 0, 'image/png', 2, 3, X'89504E47');
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_v3_database_upgrades_keeping_its_conversations_and_gains_the_choice() {
+    use yollayah_core::history::{ConversationId, StoredChoice};
+    use yollayah_core::ollama::types::Think;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite3");
+    v3_database(&path);
+    let mut h = History::open(&path).unwrap();
+    let list = h.list_conversations(10).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].title.as_str(), list[0].model.as_str()),
+        ("kept", "qwen3:8b")
+    );
+    let msgs = h.messages(ConversationId(1)).unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0].content, "a question");
+    assert_eq!(msgs[0].images.len(), 1);
+    assert_eq!(
+        h.image_data(msgs[0].images[0].id).unwrap().unwrap(),
+        b"\x89PNG"
+    );
+    assert_eq!(msgs[1].thinking.as_deref(), Some("pondered"));
+    assert_eq!(
+        msgs[2].status,
+        MessageStatus::Incomplete {
+            reason: INTERRUPTED.into()
+        }
+    );
+    // Nothing stored yet: the config decides.
+    assert_eq!(h.load_choice().unwrap(), StoredChoice::default());
+    let choice = StoredChoice {
+        model: Some("qwen3:8b".into()),
+        think: [("qwen3:8b".to_owned(), Think::Off)].into(),
+        host: None,
+    };
+    h.save_choice(&choice).unwrap();
+    drop(h);
+
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(
+        SCHEMA_VERSION, 4,
+        "this test upgrades from the version before"
+    );
+    drop(conn);
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.load_choice().unwrap(), choice);
+    assert_eq!(h.messages(ConversationId(1)).unwrap().len(), 3);
+}
+
+#[test]
+fn the_choice_round_trips_and_each_save_replaces_the_last() {
+    use yollayah_core::history::StoredChoice;
+    use yollayah_core::ollama::types::Think;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let full = StoredChoice {
+        model: Some("hf.co/org/Model-GGUF:Q4_K_M".into()),
+        think: [
+            ("qwen3:8b".to_owned(), Think::Off),
+            ("gpt-oss:20b".to_owned(), Think::Low),
+            ("deepseek-r1:8b".to_owned(), Think::On),
+            ("gpt-oss:120b".to_owned(), Think::High),
+            ("gpt-oss:latest".to_owned(), Think::Medium),
+        ]
+        .into(),
+        host: Some("closet".into()),
+    };
+    {
+        let mut h = History::open(&path).unwrap();
+        // Saving the same choice twice is no conflict (the old rows go first).
+        h.save_choice(&full).unwrap();
+        h.save_choice(&full).unwrap();
+    }
+    // Another setting, outside the picker's keys, is left alone by every save below.
+    Connection::open(&path)
+        .unwrap()
+        .execute("INSERT INTO settings VALUES ('other.setting', 'x')", [])
+        .unwrap();
+    let mut h = History::open(&path).unwrap();
+    assert_eq!(h.load_choice().unwrap(), full);
+
+    // Back to the watched model, this machine, one think value left.
+    let smaller = StoredChoice {
+        model: None,
+        think: [("qwen3:8b".to_owned(), Think::On)].into(),
+        host: None,
+    };
+    h.save_choice(&smaller).unwrap();
+    drop(h);
+    let mut h = History::open(&path).unwrap();
+    assert_eq!(h.load_choice().unwrap(), smaller);
+    h.save_choice(&StoredChoice::default()).unwrap();
+    assert_eq!(h.load_choice().unwrap(), StoredChoice::default());
+    drop(h);
+    let conn = Connection::open(&path).unwrap();
+    let rows: Vec<String> = conn
+        .prepare("SELECT key FROM settings ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, ["other.setting"]);
+}
+
+#[test]
+fn unreadable_stored_choices_are_skipped_not_fatal() {
+    use yollayah_core::history::StoredChoice;
+    use yollayah_core::ollama::types::Think;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    drop(History::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO settings VALUES ('picker.model', X'00FF');
+             INSERT INTO settings VALUES ('picker.host', '   ');
+             INSERT INTO settings VALUES ('picker.think.qwen3:8b', 'maybe');
+             INSERT INTO settings VALUES ('picker.think.', 'on');
+             INSERT INTO settings VALUES ('picker.colour', 'teal');
+             INSERT INTO settings VALUES ('picker.think.gpt-oss:20b', 'low');",
+        )
+        .unwrap();
+    let h = History::open(&path).unwrap();
+    assert_eq!(
+        h.load_choice().unwrap(),
+        StoredChoice {
+            model: None,
+            think: [("gpt-oss:20b".to_owned(), Think::Low)].into(),
+            host: None,
+        }
+    );
+}

@@ -517,3 +517,58 @@ async fn a_remote_server_gets_no_prediction_and_says_why() {
     })
     .await;
 }
+
+/// ollama/ollama#17290 before loading: a server that refuses this driver uses no GPU, so the
+/// picker must not say "fits on the GPU" about an empty 12 GB board; and after the load the
+/// prediction holds (no FIT_MISPREDICTED to report).
+#[tokio::test]
+async fn a_driver_the_server_refuses_is_predicted_as_cpu() {
+    bounded(async {
+        let mut scenario = fast_scenario();
+        scenario.version = "0.32.1".into();
+        scenario.driver_version = Some("535.309.01".into());
+        let sim = ollama_sim::start(scenario).await.expect("sim");
+        let client = common::client(&sim);
+        let mut machine = Machine::simulator(&sim.url()).expect("machine");
+        let gpu = machine.observe(true).await.gpu;
+        assert!(gpu.gpus.iter().all(|g| g.memory_free > 8 << 30), "{gpu:?}");
+        let list = models::list_with_predictions(&client, &gpu, 4096, &FitSettings::default())
+            .await
+            .expect("list");
+        let fit = list
+            .iter()
+            .find(|m| m.name == "qwen3:8b")
+            .and_then(|m| m.fit.clone())
+            .expect("prediction");
+        assert!(
+            matches!(fit.prediction, FitPrediction::Spills { cpu_pct: 100, .. }),
+            "{fit:?}"
+        );
+        assert!(
+            fit.summary.contains("535.309.01") && fit.summary.contains("570"),
+            "{}",
+            fit.summary
+        );
+        let ps = load(&client, "qwen3:8b", 4096).await;
+        assert_eq!(Placement::from_ps(ps.size, ps.size_vram), Placement::Cpu);
+        assert_eq!(fit::check(&fit, &ps), None);
+        // The same board under 0.29 (no driver check): the prediction is memory's again.
+        let settings = FitSettings {
+            server_version: Some("0.29.3".into()),
+            ..FitSettings::default()
+        };
+        let list = models::list_with_predictions(&client, &gpu, 4096, &settings)
+            .await
+            .expect("list");
+        let small = list
+            .iter()
+            .find(|m| m.name == "llama3.2:3b")
+            .and_then(|m| m.fit.clone())
+            .expect("prediction");
+        assert!(
+            !matches!(small.prediction, FitPrediction::Spills { cpu_pct: 100, .. }),
+            "{small:?}"
+        );
+    })
+    .await;
+}

@@ -94,15 +94,23 @@ fn one_runner_per_process_not_per_thread() {
         vec![pid],
         "one entry, the process itself"
     );
-    std::thread::sleep(yollayah_core::machine::CPU_SAMPLE_INTERVAL);
-    let again = scanner.refresh_known();
-    let r = again
-        .iter()
-        .find(|r| r.model_path == blob)
-        .expect("still there");
-    assert_eq!(again.iter().filter(|r| r.model_path == blob).count(), 1);
     // The process's own (main) thread only sleeps: anything well above 0 is the busy
-    // thread's time, counted in the process's figure. Low bar: the machine may be busy.
-    assert!(r.cpu_percent > 5.0, "cpu {}", r.cpu_percent);
+    // thread's time, counted in the process's figure. Low bar, and a few samples: on a loaded
+    // machine one interval can pass without the busy thread being scheduled.
+    let mut cpu = Vec::new();
+    for _ in 0..8 {
+        std::thread::sleep(yollayah_core::machine::CPU_SAMPLE_INTERVAL);
+        let again = scanner.refresh_known();
+        assert_eq!(again.iter().filter(|r| r.model_path == blob).count(), 1);
+        let r = again
+            .iter()
+            .find(|r| r.model_path == blob)
+            .expect("still there");
+        cpu.push(r.cpu_percent);
+        if r.cpu_percent > 5.0 {
+            break;
+        }
+    }
+    assert!(cpu.iter().any(|c| *c > 5.0), "cpu samples {cpu:?}");
     drop(runner);
 }

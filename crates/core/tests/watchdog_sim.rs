@@ -700,3 +700,41 @@ async fn a_switch_during_a_warm_warms_the_new_model() {
     })
     .await;
 }
+
+/// The other order: Warm, then Unload while that load runs. The later request wins: the warm
+/// is answered with its load, and the model ends up unloaded, not warmed again for the waiter,
+/// even when the unload reached the server before the load did (the warm first asks
+/// `/api/show`, so either can arrive first).
+#[tokio::test]
+async fn an_unload_during_a_requested_warm_wins() {
+    bounded(async {
+        let scenario = Scenario {
+            load_ms: 600,
+            ..fast_scenario()
+        };
+        let settings = yollayah_core::watchdog::WatchdogSettings {
+            warm_on_start: false,
+            ..settings()
+        };
+        let mut rig = Rig::start(scenario, settings).await;
+        let watchdog = rig.watchdog.clone();
+        let warm = tokio::spawn(async move { watchdog.warm().await });
+        rig.events.wait_for("the requested warm", is_started).await;
+        rig.watchdog.unload().await.expect("unload");
+        let outcome = warm.await.expect("join").expect("warm answered");
+        assert_eq!(outcome.model, MODEL);
+        // Its placement may still show the model: the server unloads once that request has
+        // ended, which can come after the tick that followed it.
+        rig.watchdog.kick_and_wait(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rig.watchdog.kick_and_wait(Duration::from_secs(3)).await;
+        assert!(
+            rig.sim.loaded_models().is_empty(),
+            "warmed again: {} loads, events {}",
+            rig.sim.load_count(),
+            rig.events.describe()
+        );
+        assert_eq!(rig.sim.load_count(), 1);
+    })
+    .await;
+}

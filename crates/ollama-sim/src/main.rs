@@ -45,31 +45,42 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    // Listen before announcing the URL: a caller that reads it and sends SIGTERM at once must
+    // get a clean shutdown, not the default action.
+    let stop = shutdown_signal();
     println!("{}", sim.url());
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     sim.shutdown().await;
     std::process::ExitCode::SUCCESS
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    // Registered here, synchronously; only the waiting is deferred.
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
+            (term, int) => {
+                let e = term.err().or(int.err());
+                tracing::warn!(error = ?e, "cannot watch SIGTERM/SIGINT; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

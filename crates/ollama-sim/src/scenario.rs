@@ -288,13 +288,40 @@ impl Scenario {
         }
     }
 
-    /// Effective default context: explicit, else the VRAM tier of Ollama's `Serve`.
+    /// Whether Ollama's GPU discovery drops every GPU because the driver is older than its CUDA
+    /// build accepts: from 0.30 on, below the 570 branch ("NVIDIA driver too old …
+    /// required_driver=570 or newer", ollama/ollama#16415, #17290). The GPUs stay visible to
+    /// NVML (`/__sim/gpu`); Ollama just runs everything on the CPU.
+    pub fn driver_too_old(&self) -> bool {
+        let number = |s: &str| s.trim().parse::<u32>().ok();
+        let mut v = self.version.split(['.', '-']);
+        let (major, minor) = (v.next().and_then(number), v.next().and_then(number));
+        let new_enough = matches!((major, minor), (Some(a), Some(b)) if (a, b) >= (0, 30));
+        let driver = self
+            .driver_version
+            .as_deref()
+            .and_then(|d| d.split('.').next())
+            .and_then(number);
+        new_enough && driver.is_some_and(|d| d < 570)
+    }
+
+    /// The GPUs Ollama itself can use (none when discovery dropped them).
+    pub fn usable_gpus(&self) -> &[GpuSpec] {
+        if self.driver_too_old() {
+            &[]
+        } else {
+            &self.gpus
+        }
+    }
+
+    /// Effective default context: explicit, else the VRAM tier of Ollama's `Serve` over the
+    /// GPUs it discovered.
     pub fn default_ctx(&self) -> u64 {
         if let Some(c) = self.default_num_ctx {
             return c;
         }
         const GIB: u64 = 1 << 30;
-        let total: u64 = self.gpus.iter().map(|g| g.memory_total).sum();
+        let total: u64 = self.usable_gpus().iter().map(|g| g.memory_total).sum();
         if total >= 47 * GIB {
             262_144
         } else if total >= 23 * GIB {
@@ -391,6 +418,28 @@ fn default_driver() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_old_driver_hides_the_gpus_from_ollama_0_30_on() {
+        let with = |version: &str, driver: Option<&str>| Scenario {
+            version: version.into(),
+            driver_version: driver.map(str::to_owned),
+            ..Scenario::default()
+        };
+        for (version, driver, dropped) in [
+            ("0.32.1", Some("535.309.01"), true),
+            ("0.30.0-rc2", Some("569.99"), true),
+            ("0.30.0", Some("570.86.10"), false),
+            ("0.29.9", Some("535.309.01"), false),
+            ("0.33.0", None, false),
+        ] {
+            let sc = with(version, driver);
+            assert_eq!(sc.driver_too_old(), dropped, "{version} {driver:?}");
+            assert_eq!(sc.usable_gpus().is_empty(), dropped);
+            assert!(!sc.gpus.is_empty(), "NVML still sees them");
+        }
+        assert_eq!(with("0.32.1", Some("535.1")).default_ctx(), 4096);
+    }
 
     #[test]
     fn builtin_catalog_parses_and_resolves() {

@@ -283,7 +283,7 @@ impl State {
         let overhead = sc.compute_overhead_mib * MIB;
         // Pre-flight (only with another model loaded, only for automatic placement): an
         // estimate above 80% of free VRAM evicts first.
-        if opts.num_gpu < 0 && !sc.gpus.is_empty() {
+        if opts.num_gpu < 0 && !sc.usable_gpus().is_empty() {
             let estimate = model.file_size + kv;
             while !self.runners.is_empty() {
                 let free = self.free_per_gpu(sc).into_iter().max().unwrap_or(0);
@@ -340,7 +340,7 @@ impl State {
             size: total,
             size_vram: 0,
         };
-        if opts.num_gpu == 0 || sc.gpus.is_empty() {
+        if opts.num_gpu == 0 || sc.usable_gpus().is_empty() {
             return Ok(cpu);
         }
         let free = self.free_per_gpu(sc);

@@ -9,6 +9,16 @@ use tauri::Result;
 /// The chat window's label (the capability file grants permissions to this label).
 pub const CHAT_LABEL: &str = "chat";
 
+/// Whether `url` is one of the app's own pages (`tauri://localhost`, or the
+/// `http(s)://tauri.localhost` form some platforms use).
+fn is_app_page(url: &tauri::Url) -> bool {
+    match url.scheme() {
+        "tauri" => url.host_str() == Some("localhost"),
+        "http" | "https" => url.host_str() == Some("tauri.localhost") && url.port().is_none(),
+        _ => false,
+    }
+}
+
 /// Opens the chat window, or brings it forward if it is already open (shown by a pre-started
 /// process: `visible`). `visible` false builds it hidden: the page loads, and a later call
 /// with `visible` shows it.
@@ -36,6 +46,9 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, visible: bool) -> Result<()> {
         // docs/benchmarks.md); once the page loads, the web process is up.
         .visible(false)
         .focused(false)
+        // Model output is untrusted: whatever slips past the sanitiser or a click handler, the
+        // window never leaves the app's own pages (links go out through `open_external`).
+        .on_navigation(is_app_page)
         .on_page_load(move |window, payload| {
             match payload.event() {
                 PageLoadEvent::Started => crate::timing::mark("page load started"),
@@ -58,4 +71,34 @@ fn show<R: Runtime>(window: &WebviewWindow<R>) -> Result<()> {
         window.show()?;
     }
     window.set_focus()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_app_page;
+
+    #[test]
+    fn only_the_apps_own_pages_are_navigable() {
+        let ok = [
+            "tauri://localhost/index.html",
+            "tauri://localhost/",
+            "http://tauri.localhost/index.html",
+        ];
+        let refused = [
+            "https://example.com/",
+            "http://localhost:11434/api/tags",
+            "tauri://evil/index.html",
+            "http://tauri.localhost:8080/",
+            "http://tauri.localhost.evil.com/",
+            "file:///etc/passwd",
+            "data:text/html,<script>1</script>",
+            "javascript:alert(1)",
+        ];
+        for u in ok {
+            assert!(is_app_page(&u.parse().expect("url")), "{u}");
+        }
+        for u in refused {
+            assert!(!is_app_page(&u.parse().expect("url")), "{u}");
+        }
+    }
 }

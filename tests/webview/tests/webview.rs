@@ -535,6 +535,21 @@ fn xss_corpus_in_a_real_reply_stays_inert_text() {
         app.js("return typeof window.__xss;").expect("sentinel"),
         "undefined"
     );
+    // And should something ever slip through, the window cannot be taken elsewhere: the shell
+    // refuses any navigation away from the app's own pages (the link below is a closed port
+    // of this machine, not a real target).
+    let before = app.js("return location.href;").expect("href");
+    app.js("setTimeout(() => { location.href = 'http://127.0.0.1:9/x'; }, 0); return null;")
+        .expect("navigate");
+    std::thread::sleep(Duration::from_millis(800));
+    let after = app
+        .js("return {href: location.href, log: !!document.getElementById('log')};")
+        .expect("after navigation");
+    assert_eq!(
+        after,
+        json!({"href": before, "log": true}),
+        "the window navigated away"
+    );
 }
 
 /// The simulator's token count of `text` (its rule: a piece ends at whitespace after a word, at
@@ -1922,6 +1937,31 @@ fn streaming_cost_of_thinking_then_a_4000_token_answer_in_the_real_webview() {
         .expect("reset counters");
     let t0 = Instant::now();
     send(&app, "Think it through, then write the long one");
+    // A live trace taller than its box follows its end, as the log follows the reply.
+    let live = wait_for(
+        "the live trace to overflow its box",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || {
+            let t = app.js(
+                "const m = [...document.querySelectorAll('#log .msg.assistant')].pop();\
+                 const b = m && m.querySelector('.thinking.live .thinking-text');\
+                 return b && !b.hidden && b.scrollHeight > b.clientHeight + 100\
+                   ? {top: b.scrollTop, height: b.clientHeight, total: b.scrollHeight} : null;",
+            )?;
+            Ok((!t.is_null()).then_some(t))
+        },
+    )
+    .expect("a long live trace");
+    let (top, height, total) = (
+        live["top"].as_f64().unwrap_or(0.0),
+        live["height"].as_f64().unwrap_or(0.0),
+        live["total"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        top + height >= total - 24.0 - 40.0,
+        "the live trace does not follow its end: {live}"
+    );
     wait_done(&app, Duration::from_secs(120));
     let wall = t0.elapsed();
     let perf = app

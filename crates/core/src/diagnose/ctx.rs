@@ -159,10 +159,23 @@ pub(crate) struct Facts<'a> {
     /// Projector bytes from `/api/show` `projector_info` (parameter count × type size).
     pub projector_bytes: Option<u64>,
     pub request_options: Option<&'a Options>,
+    /// `(total VRAM, default)` when the context is Ollama's VRAM-based default (fact sheet §5,
+    /// §12) as far as we can see: nothing here set num_ctx and it equals the tier for the
+    /// visible GPUs' total, capped to the training context.
+    pub tier_default: Option<(u64, u64)>,
 }
 
 /// A GPU the installed Ollama cannot use.
 #[derive(Debug, Clone)]
+/// The NVIDIA driver is older than the installed Ollama's CUDA build needs: Ollama drops every
+/// GPU at discovery and runs on the CPU.
+pub(crate) struct DriverIssue {
+    /// As NVML reports it, e.g. `535.183.01`.
+    pub driver: String,
+    /// The oldest driver branch this Ollama accepts.
+    pub required: u32,
+}
+
 pub(crate) struct ArchIssue {
     pub gpu: String,
     pub index: u32,
@@ -204,6 +217,7 @@ pub(crate) struct Ctx<'a> {
     /// Another runner of the same server holds GPU memory: `(pid, bytes)`.
     pub sibling_on_gpu: Option<(u32, u64)>,
     pub arch_issue: Option<ArchIssue>,
+    pub driver_issue: Option<DriverIssue>,
     pub history: Option<&'a ModelLoads>,
 }
 
@@ -237,11 +251,17 @@ impl<'a> Ctx<'a> {
     /// hidden GPU, a broken driver); memory rules stay quiet then.
     pub fn forced_off_gpu(&self) -> bool {
         self.num_gpu_zero_explains()
-            || self.arch_issue.is_some()
+            || self.build_skips_gpu()
             || self.nvml_failure == Some(NvmlFailure::VersionMismatch)
             || (self.obs.gpu.is_ok()
                 && !self.obs.gpu.gpus.is_empty()
                 && self.obs.gpu.gpus.iter().all(|g| !self.visibility.shows(g)))
+    }
+
+    /// The installed Ollama cannot use the GPU at all (its architecture is not compiled in,
+    /// or the driver is too old for its CUDA build): no memory or backend story applies.
+    pub fn build_skips_gpu(&self) -> bool {
+        self.arch_issue.is_some() || self.driver_issue.is_some()
     }
 
     /// Evidence that a client (not the Modelfile, not the app) asked for num_gpu 0.
@@ -319,6 +339,13 @@ fn arch_unsupported(cc: (u32, u32), version: Option<Version>) -> Option<&'static
         );
     }
     None
+}
+
+fn driver_too_old(driver: &str, version: Option<Version>) -> Option<DriverIssue> {
+    server::driver_too_old(driver, version?).map(|required| DriverIssue {
+        driver: driver.to_owned(),
+        required,
+    })
 }
 
 fn projector_bytes(show: &ShowResponse) -> Option<u64> {
@@ -410,6 +437,7 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         .filter(|g| vis.shows(g))
         .map(|g| g.memory_total)
         .sum();
+    let tier = vram_tier_default(total_vram);
     let (ctx, ctx_source) = if let Some(c) = args.ctx_total.filter(|c| *c > 0) {
         (c / parallel.max(1), "runner -c")
     } else if let Some(c) = ps.and_then(|p| p.context_length).filter(|c| *c > 0) {
@@ -421,15 +449,16 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
     } else if let Some(c) = env_u64(&obs.env.context_length).filter(|c| *c > 0) {
         (cap(c), "OLLAMA_CONTEXT_LENGTH")
     } else {
-        let tier = if total_vram >= 47 * GIB {
-            262_144
-        } else if total_vram >= 23 * GIB {
-            32_768
-        } else {
-            4_096
-        };
         (cap(tier), "VRAM tier default")
     };
+    // The tiers exist from 0.15.5 (ollama/ollama#14116, PR #13946); before, the default was
+    // 2048 or 4096 whatever the VRAM.
+    let tiered = version.is_none_or(|v| v >= Version(0, 15, 5));
+    let unset = option_i64(request_options, "num_ctx").is_none_or(|c| c <= 0)
+        && param_i64(params, "num_ctx").is_none_or(|c| c <= 0)
+        && env_u64(&obs.env.context_length).is_none_or(|c| c == 0);
+    let tier_default =
+        (tiered && unset && total_vram > 0 && ctx == cap(tier)).then_some((total_vram, tier));
 
     let old_runner_argv = runner.is_some() && era == Era::Old;
     let flash_off = match args.flash_attn {
@@ -525,6 +554,19 @@ fn facts<'a>(obs: &Observation<'a>, sub: &Subject<'a>, key: &mut String) -> Fact
         projector,
         projector_bytes,
         request_options,
+        tier_default,
+    }
+}
+
+/// Ollama's default context for `total_vram` bytes of GPU memory (`routes.go` `Serve`, logged
+/// as `vram-based default context`): ≥ 47 GiB → 262144, ≥ 23 GiB → 32768, else 4096.
+pub(crate) fn vram_tier_default(total_vram: u64) -> u64 {
+    if total_vram >= 47 * GIB {
+        262_144
+    } else if total_vram >= 23 * GIB {
+        32_768
+    } else {
+        4_096
     }
 }
 
@@ -772,6 +814,14 @@ impl<'a> Ctx<'a> {
         } else {
             None
         };
+        let driver_issue = if obs.gpu.is_ok() && loaded && !full_gpu && runner_off_gpu {
+            obs.gpu
+                .driver_version
+                .as_deref()
+                .and_then(|d| driver_too_old(d, version))
+        } else {
+            None
+        };
         let history = obs
             .history
             .and_then(|h| h.get(blob.unwrap_or(name)).or_else(|| h.get(name)));
@@ -800,6 +850,7 @@ impl<'a> Ctx<'a> {
             ps_cpu_only,
             sibling_on_gpu,
             arch_issue,
+            driver_issue,
             history,
         }
     }

@@ -30,6 +30,7 @@ pub enum Code {
     DriverLibraryMismatch,
     NvidiaDriverMissing,
     GpuArchUnsupported,
+    DriverTooOld,
     GpusHidden,
     PlacementUnverified,
     /// Post-pass of the watchdog, not a rule: the picker's fit prediction and the placement
@@ -64,6 +65,7 @@ impl Code {
             Code::DriverLibraryMismatch => "DRIVER_LIBRARY_MISMATCH",
             Code::NvidiaDriverMissing => "NVIDIA_DRIVER_MISSING",
             Code::GpuArchUnsupported => "GPU_ARCH_UNSUPPORTED",
+            Code::DriverTooOld => "DRIVER_TOO_OLD",
             Code::GpusHidden => "GPUS_HIDDEN",
             Code::PlacementUnverified => "PLACEMENT_UNVERIFIED",
             Code::FitMispredicted => "FIT_MISPREDICTED",

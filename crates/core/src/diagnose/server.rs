@@ -24,6 +24,22 @@ impl Version {
     }
 }
 
+/// The oldest NVIDIA driver branch `version` of Ollama accepts, where known. From 0.30 on,
+/// Ollama checks the driver at discovery and drops GPUs below it ("NVIDIA driver too old …
+/// required_driver=\"570 or newer\"", ollama/ollama#16415 on a compute 6.1 card; #17290 the
+/// same with driver 535 on two P40s). 570 is the figure of that log line; whether newer
+/// boards need more (CUDA 13 wants 580) is **a guess** left out: only 570 is asserted.
+pub fn min_driver(version: Version) -> Option<u32> {
+    (version >= Version(0, 30, 0)).then_some(570)
+}
+
+/// The driver branch Ollama `version` would need, when `driver` (NVML's `535.183.01`) is
+/// older than that: Ollama then sees no GPU at all.
+pub fn driver_too_old(driver: &str, version: Version) -> Option<u32> {
+    let major: u32 = driver.split('.').next()?.trim().parse().ok()?;
+    min_driver(version).filter(|required| major < *required)
+}
+
 /// The three designs of Ollama's runner and estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
@@ -71,9 +87,7 @@ impl Era {
 
 /// A `llama-server` runner (Ollama ≥ 0.30), which gets `-ngl` only when a client set num_gpu.
 pub fn is_llama_server(r: &Runner) -> bool {
-    let argv0 = r.cmdline.first().map(String::as_str).unwrap_or("");
-    let base = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
-    r.exe.starts_with("llama-server") || base.starts_with("llama-server")
+    r.is_llama_server()
 }
 
 /// Flash attention as the server would use it when nothing in the runner's argv says.

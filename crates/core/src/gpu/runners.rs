@@ -25,6 +25,11 @@ pub struct Runner {
     pub cpu_percent: f32,
     #[serde(default)]
     pub rss_bytes: u64,
+    /// The container runtime the runner lives in (`docker`, `containerd`, `kubernetes`,
+    /// `podman`, `lxc`), from `/proc/<pid>/cgroup`; `None` on the host or where unknown. A GPU
+    /// lost inside a container has other causes and fixes than one lost on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Load-time settings read back from a runner's argv: what the runner really got, which beats
@@ -76,10 +81,47 @@ impl Runner {
         out
     }
 
+    /// A `llama-server` runner (Ollama ≥ 0.30), which gets `-ngl` only when a client set
+    /// num_gpu; earlier runners always got Ollama's own computed layer count.
+    pub fn is_llama_server(&self) -> bool {
+        let argv0 = self.cmdline.first().map(String::as_str).unwrap_or("");
+        self.exe.starts_with("llama-server") || file_name(argv0).starts_with("llama-server")
+    }
+
     /// True when `model_path` names a blob file rather than a model (MLX runners).
     pub fn has_blob_path(&self) -> bool {
         file_name(&self.model_path).starts_with("sha256-")
     }
+}
+
+/// The container runtime named by a `/proc/<pid>/cgroup` text, if any: cgroup v1 lines
+/// (`12:devices:/docker/<id>`) and v2 (`0::/system.slice/docker-<id>.scope`) alike.
+pub fn container_from_cgroup(text: &str) -> Option<&'static str> {
+    text.lines().find_map(|l| {
+        let path = l.splitn(3, ':').nth(2)?;
+        if path.contains("kubepods") {
+            Some("kubernetes")
+        } else if path.contains("/docker") || path.contains("docker-") {
+            Some("docker")
+        } else if path.contains("libpod") {
+            Some("podman")
+        } else if path.contains("containerd") || path.contains("cri-containerd") {
+            Some("containerd")
+        } else if path.contains("/lxc") || path.contains("lxc.payload") {
+            Some("lxc")
+        } else {
+            None
+        }
+    })
+}
+
+/// The container runtime of `pid` (Linux; `None` elsewhere or when unreadable).
+fn container_of(pid: u32) -> Option<String> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    container_from_cgroup(&text).map(str::to_owned)
 }
 
 fn file_name(p: &str) -> &str {
@@ -257,6 +299,11 @@ impl RunnerScanner {
             let Some(model) = parse_runner_cmdline(&name, &cmdline) else {
                 continue;
             };
+            // A process never changes container: read its cgroup once, not on every tick.
+            let container = match self.known.iter().find(|k| k.pid == pid.as_u32()) {
+                Some(k) => k.container.clone(),
+                None => container_of(pid.as_u32()),
+            };
             out.push(Runner {
                 pid: pid.as_u32(),
                 exe: name.into_owned(),
@@ -264,6 +311,7 @@ impl RunnerScanner {
                 cpu_percent: p.cpu_usage(),
                 rss_bytes: p.memory(),
                 cmdline,
+                container,
             });
         }
         out.sort_by_key(|r| r.pid);
@@ -332,6 +380,7 @@ mod tests {
             cmdline: head,
             cpu_percent: 0.0,
             rss_bytes: 0,
+            container: None,
         };
         let a = r.args();
         assert_eq!(
@@ -393,8 +442,42 @@ mod tests {
             cmdline: mlx,
             cpu_percent: 0.0,
             rss_bytes: 0,
+            container: None,
         };
         assert!(!r.has_blob_path());
+    }
+
+    #[test]
+    fn container_runtime_from_cgroup() {
+        // cgroup v2 under systemd's docker driver, v1 under cgroupfs, Kubernetes, podman.
+        assert_eq!(
+            container_from_cgroup("0::/system.slice/docker-4f1c0d2a9b.scope\n"),
+            Some("docker")
+        );
+        assert_eq!(
+            container_from_cgroup("12:devices:/docker/4f1c0d2a9b\n11:memory:/docker/4f1c0d2a9b\n"),
+            Some("docker")
+        );
+        assert_eq!(
+            container_from_cgroup(
+                "0::/kubepods.slice/kubepods-besteffort.slice/cri-containerd-ab.scope\n"
+            ),
+            Some("kubernetes")
+        );
+        assert_eq!(
+            container_from_cgroup("0::/machine.slice/libpod-9a.scope/container\n"),
+            Some("podman")
+        );
+        // The host: a systemd service, a user session.
+        assert_eq!(
+            container_from_cgroup("0::/system.slice/ollama.service\n"),
+            None
+        );
+        assert_eq!(
+            container_from_cgroup("0::/user.slice/user-1000.slice/session-2.scope\n"),
+            None
+        );
+        assert_eq!(container_from_cgroup(""), None);
     }
 
     #[test]

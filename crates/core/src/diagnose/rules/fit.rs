@@ -222,22 +222,38 @@ pub(crate) fn ctx_too_large(cx: &Ctx<'_>) -> Option<Finding> {
         (true, false) => 55,
         _ => 35,
     };
+    // Nobody we can see asked for this context: it is the server's VRAM-based default, which
+    // ollama/ollama#14116 reports exhausting VRAM (PR #14743: qwq 32B spills at 16K on 24 GiB).
+    let origin = f
+        .tier_default
+        .map(|(vram, _)| format!(", Ollama's default for {:.1} GiB of VRAM", gib(vram)));
     let title = format!(
-        "The context (num_ctx {}{}) needs {:.1} GiB of KV cache, more than the GPU has room for next to the weights.",
+        "The context (num_ctx {}{}{}) needs {:.1} GiB of KV cache, more than the GPU has room for next to the weights.",
         f.ctx,
         if f.parallel > 1 {
             format!(" × {} slots", f.parallel)
         } else {
             String::new()
         },
+        origin.as_deref().unwrap_or(""),
         gib(kv)
     );
     let suggested = advice.filter(|a| *a < f.ctx);
+    let why_default = match f.tier_default {
+        Some((_, tier)) if tier != f.ctx => format!(
+            "No Modelfile, option or OLLAMA_CONTEXT_LENGTH we can see sets it: Ollama picks {tier} from the GPUs' total memory (capped at the model's {} tokens) and does not check that the model still fits. ",
+            f.ctx
+        ),
+        Some(_) => "No Modelfile, option or OLLAMA_CONTEXT_LENGTH we can see sets it: Ollama picks it from the GPUs' total memory and does not check that the model still fits. ".to_owned(),
+        None => String::new(),
+    };
     let remedy = match suggested {
         Some(a) => format!(
-            "Set num_ctx to {a} so the whole model fits on the GPU. Set it on the server (OLLAMA_CONTEXT_LENGTH={a}, or a derived model with PARAMETER num_ctx {a}) rather than per request: OpenAI-compatible /v1 clients cannot send num_ctx, so a per-request value makes every such client reload the model."
+            "{why_default}Set num_ctx to {a} so the whole model fits on the GPU. Set it on the server (OLLAMA_CONTEXT_LENGTH={a}, or a derived model with PARAMETER num_ctx {a}) rather than per request: OpenAI-compatible /v1 clients cannot send num_ctx, so a per-request value makes every such client reload the model."
         ),
-        None => "Lower num_ctx and free VRAM; at this size even a small context does not fit next to the weights.".into(),
+        None => format!(
+            "{why_default}Lower num_ctx and free VRAM; at this size even a small context does not fit next to the weights."
+        ),
     };
     let mut x = Finding::new(Code::CtxTooLarge, Severity::Cause, score, title, remedy);
     x.suggested_num_ctx = suggested;
@@ -246,6 +262,12 @@ pub(crate) fn ctx_too_large(cx: &Ctx<'_>) -> Option<Finding> {
     }
     x.evidence.push(Evidence::u("num_ctx", f.ctx));
     x.evidence.push(Evidence::t("num_ctx_source", f.ctx_source));
+    if let Some((vram, tier)) = f.tier_default {
+        x.evidence
+            .push(Evidence::t("num_ctx_origin", "ollama_vram_tier_default"));
+        x.evidence.push(Evidence::u("tier_total_vram_bytes", vram));
+        x.evidence.push(Evidence::u("tier_default_num_ctx", tier));
+    }
     x.evidence.push(Evidence::u("parallel", f.parallel));
     x.evidence.push(Evidence::u("kv_cache_bytes", kv));
     x.evidence.push(Evidence::t("kv_cache_type", f.kv_type));

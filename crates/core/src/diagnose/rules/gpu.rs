@@ -115,6 +115,39 @@ pub(crate) fn gpu_arch_unsupported(cx: &Ctx<'_>) -> Option<Finding> {
     Some(x)
 }
 
+/// `DRIVER_TOO_OLD`: Ollama ≥ 0.30 drops GPUs whose driver is older than its CUDA build needs
+/// (ollama/ollama#16415, #17290): everything runs on the CPU, and `nvidia-smi` looks healthy.
+/// Reloading modules or rebooting does not help; a newer driver does.
+pub(crate) fn driver_too_old(cx: &Ctx<'_>) -> Option<Finding> {
+    let d = cx.driver_issue.as_ref()?;
+    let version = cx.obs.server_version.unwrap_or("this version");
+    let mut x = Finding::new(
+        Code::DriverTooOld,
+        Severity::Cause,
+        97,
+        format!(
+            "NVIDIA driver {} is older than Ollama {version} accepts ({} or newer): Ollama skips the GPU and runs {} on the CPU.",
+            d.driver, d.required, cx.name
+        ),
+        format!(
+            "Install NVIDIA driver {} or newer (e.g. the distribution's nvidia-driver-{} package), reboot, and restart Ollama; or keep this driver with an Ollama older than 0.30.",
+            d.required, d.required
+        ),
+    );
+    x.commands = vec![
+        "nvidia-smi --query-gpu=driver_version --format=csv,noheader".to_owned(),
+        "journalctl -u ollama --no-pager | grep -i 'driver too old'".to_owned(),
+    ];
+    x.evidence
+        .push(Evidence::t("driver_version", d.driver.clone()));
+    x.evidence
+        .push(Evidence::u("required_driver", u64::from(d.required)));
+    if let Some(v) = cx.obs.server_version {
+        x.evidence.push(Evidence::t("ollama_version", v));
+    }
+    Some(x)
+}
+
 /// `GPUS_HIDDEN`: `CUDA_VISIBLE_DEVICES` hides GPUs that would hold the model.
 pub(crate) fn gpus_hidden(cx: &Ctx<'_>) -> Option<Finding> {
     if !cx.not_on_gpu || !cx.obs.gpu.is_ok() || cx.num_gpu_zero_explains() {

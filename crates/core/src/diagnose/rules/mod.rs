@@ -28,6 +28,7 @@ pub(crate) const RULES: &[(Code, Rule)] = &[
     (Code::NvidiaDriverMissing, truth::nvidia_driver_missing),
     (Code::NvmlUnavailable, truth::nvml_unavailable),
     (Code::GpuArchUnsupported, gpu::gpu_arch_unsupported),
+    (Code::DriverTooOld, gpu::driver_too_old),
     (Code::GpusHidden, gpu::gpus_hidden),
     (Code::GpuBackendLost, truth::gpu_backend_lost),
     (Code::PsContradictsNvml, truth::ps_contradicts_nvml),

@@ -156,7 +156,7 @@ fn push_ps_vs_runner(x: &mut Finding, cx: &Ctx<'_>) {
 pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
     if !cx.loaded
         || cx.num_gpu_zero_explains()
-        || cx.arch_issue.is_some()
+        || cx.build_skips_gpu()
         || cx.sibling_on_gpu.is_some()
     {
         return None;
@@ -177,19 +177,47 @@ pub(crate) fn gpu_backend_lost(cx: &Ctx<'_>) -> Option<Finding> {
     } else {
         return None;
     };
+    let container = cx.runner.and_then(|r| r.container.as_deref());
+    let (remedy, commands) = match container {
+        // ollama/ollama#4604, #8962, #12323 (fix documented by PR #7519): under systemd's cgroup
+        // driver a container loses its GPU devices when systemd re-applies cgroups, hours or
+        // days after it started; the host's driver is fine.
+        Some("docker") => (
+            "Ollama runs in a docker container, which loses its GPU devices when systemd re-applies cgroups (the host's driver is fine, so reloading modules there will not help). Restart the container now; to stop it recurring, set Docker's cgroup driver to cgroupfs (\"exec-opts\": [\"native.cgroupdriver=cgroupfs\"] in /etc/docker/daemon.json) and restart Docker.".to_owned(),
+            vec![
+                "docker ps --filter ancestor=ollama/ollama --format '{{.Names}}'".to_owned(),
+                "docker restart <container>".to_owned(),
+                "sudo nano /etc/docker/daemon.json   # add \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"]".to_owned(),
+                "sudo systemctl restart docker".to_owned(),
+            ],
+        ),
+        Some(rt) => (
+            format!(
+                "Ollama runs in a {rt} container that no longer reaches the GPU; the host's driver is fine, so reloading modules there will not help. Restart the container; if it recurs after hours of running, the runtime's systemd cgroup driver is the likely cause, as it is for docker."
+            ),
+            Vec::new(),
+        ),
+        None => (
+            "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama."
+                .to_owned(),
+            vec![
+                "sudo systemctl stop ollama".to_owned(),
+                "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm".to_owned(),
+                "sudo systemctl start ollama".to_owned(),
+            ],
+        ),
+    };
     let mut x = Finding::new(
         Code::GpuBackendLost,
         Severity::Cause,
         score,
         title.into(),
-        "Reload the NVIDIA UVM module, which suspend/resume often breaks, then restart Ollama."
-            .into(),
+        remedy,
     );
-    x.commands = vec![
-        "sudo systemctl stop ollama".to_owned(),
-        "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm".to_owned(),
-        "sudo systemctl start ollama".to_owned(),
-    ];
+    x.commands = commands;
+    if let Some(rt) = container {
+        x.evidence.push(Evidence::t("container", rt));
+    }
     push_ps_vs_runner(&mut x, cx);
     if let (Some(m), Some(b)) = (cx.fit, cx.budget) {
         x.evidence
@@ -212,7 +240,7 @@ pub(crate) fn ps_contradicts_nvml(cx: &Ctx<'_>) -> Option<Finding> {
         .report
         .runner_gpu_layers
         .is_some_and(|n| n >= 0 && cx.report.block_count.map_or(n == 0, |b| (n as u64) < b));
-    let explained = cx.backend_lost_ps_gpu || cx.arch_issue.is_some() || client_layers;
+    let explained = cx.backend_lost_ps_gpu || cx.build_skips_gpu() || client_layers;
     let mut x = Finding::new(
         Code::PsContradictsNvml,
         Severity::Warning,
