@@ -4,7 +4,12 @@
 # closed, "Open chat" click → window mapped and → first paint (the page reports it; the tray
 # logs it), where that time goes (the chat process and the page log each start-up step against
 # the click), then the median of OPENS (default 5) more opens, PSS with the chat open, WebKit
-# processes and PSS 2 s after closing it. PSS is
+# processes and PSS 2 s after closing it. The OPENS more opens alternate between a cold click
+# and the tray host's way: the menu opens (AboutToShow(0), Event(0, "opened"): the tray starts
+# the chat hidden), then "Open chat" is clicked MENU_MS (default 400) ms later and the menu
+# closes (MENU_MS=off: cold clicks only, e.g. for a yollayah-chat without --hidden given as
+# YOLLAYAH_CHAT_BIN). Last, the menu opened and closed without a click: WebKit processes left
+# after the grace. PSS is
 # summed over the tray and every process under it (the chat window's process and its web
 # processes). A measurement, not a test: it prints figures and fails only if the app does not
 # come up.
@@ -83,13 +88,20 @@ first_verdict() { items | head -1 | cut -f2 | grep -q '·' && ! items | head -1 
 wait_for "a verdict in the menu" first_verdict
 t_verdict=$(now_ms)
 verdict=$(items | head -1 | cut -f2)
-click() { # click LABEL
+item_id() { # item_id LABEL
   local id
   id=$(items | awk -F'\t' -v l="$1" '$2 == l { print $1; exit }')
   [ -n "$id" ] || { echo "no menu item $1" >&2; exit 1; }
-  gdbus call --session --dest "$svc" --object-path "$menu" \
-    --method com.canonical.dbusmenu.Event -- "$id" clicked '<0>' 0 >/dev/null
+  echo "$id"
 }
+click() { # click LABEL
+  click_id "$(item_id "$1")"
+}
+click_id() { # click_id ID: one D-Bus call, as a host's click (the timed clicks use it)
+  gdbus call --session --dest "$svc" --object-path "$menu" \
+    --method com.canonical.dbusmenu.Event -- "$1" clicked '<0>' 0 >/dev/null
+}
+open_chat=$(item_id "Open chat")
 
 tree() { # the app and all its descendants
   local p=$1; echo "$p"
@@ -114,7 +126,7 @@ hz=$(getconf CLK_TCK)
 cpu_idle=$(awk -v d=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", 100 * d / hz / 10 }')
 
 t_click=$(now_ms)
-click "Open chat"
+click_id "$open_chat"
 wait_for "the chat window" chat_mapped
 t_mapped=$(now_ms)
 sleep 5
@@ -137,28 +149,66 @@ sleep 2
 webkit_left=$(for p in $(tree "$pid") $web_pids; do c=$(cat "/proc/$p/comm" 2>/dev/null || true); case $c in WebKit*) echo "$c($p)";; esac; done | sort -u | tr '\n' ' ')
 pss_after=$(pss)
 
-# More opens, for the spread: each one click → mapped, → shell painted, → status shown; the
-# window is closed and its processes gone before the next.
-opens=${OPENS:-5}
-mapped_all=() shell_all=() status_all=()
-for i in $(seq "$opens"); do
-  n_before=$(grep -c 'chat window painted' "$tmp/err" || true)
-  s_before=$(grep -c 'chat start-up: page shell' "$tmp/err" || true)
-  t_again=$(now_ms)
-  click "Open chat"
-  wait_for "the chat window" chat_mapped
-  mapped_all+=($(($(now_ms) - t_again)))
-  painted_again() { [ "$(grep -c 'chat window painted' "$tmp/err")" -gt "$n_before" ]; }
-  wait_for "the chat's paint" painted_again
-  status_all+=("$(grep -o 'chat window painted [0-9]* ms' "$tmp/err" | tail -1 | grep -o '[0-9]*' | head -1)")
-  if [ "$(grep -c 'chat start-up: page shell' "$tmp/err")" -gt "$s_before" ]; then
-    shell_all+=("$(sed -n 's/.*chat start-up: page shell +\([0-9]*\) ms$/\1/p' "$tmp/err" | tail -1)")
+menu_event() { # menu_event opened|closed: as a tray host tells our menu
+  if [ "$1" = opened ]; then
+    gdbus call --session --dest "$svc" --object-path "$menu" \
+      --method com.canonical.dbusmenu.AboutToShow -- 0 >/dev/null
   fi
-  win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
-  xdotool windowfocus --sync "$win" key --clearmodifiers Escape
-  wait_for "the chat window to close" gone
-  sleep 1
+  gdbus call --session --dest "$svc" --object-path "$menu" \
+    --method com.canonical.dbusmenu.Event -- 0 "$1" '<0>' 0 >/dev/null
+}
+no_chat() { [ -z "$(for p in $(tree "$pid"); do case $(cat "/proc/$p/comm" 2>/dev/null) in WebKit*|yollayah-chat) echo "$p";; esac; done)" ]; }
+
+# More opens, for the spread, alternating cold (a click with no chat running) and pre-started
+# (the menu opened, the click MENU_MS later): each one click → mapped, → shell painted (cold:
+# the page's mark), → status shown (the tray's clock: the first frame reported after the
+# click); the window is closed and its processes gone before the next.
+opens=${OPENS:-5}
+menu_ms=${MENU_MS:-400}
+mapped_cold=() shell_cold=() status_cold=() mapped_menu=() status_menu=()
+for i in $(seq "$opens"); do
+  modes="cold menu"; [ "$menu_ms" != off ] || modes=cold
+  for mode in $modes; do
+    n_before=$(grep -c 'chat window painted' "$tmp/err" || true)
+    s_before=$(grep -c 'chat start-up: page shell' "$tmp/err" || true)
+    if [ "$mode" = menu ]; then
+      menu_event opened
+      sleep "$(awk -v ms="$menu_ms" 'BEGIN { print ms / 1000 }')"
+    fi
+    t_again=$(now_ms)
+    click_id "$open_chat"
+    # The host closes its menu as the click lands: told in the background, so that the
+    # gdbus call's own time does not count as the window's.
+    closing=
+    if [ "$mode" = menu ]; then menu_event closed & closing=$!; fi
+    wait_for "the chat window" chat_mapped
+    mapped=$(($(now_ms) - t_again))
+    [ -z "$closing" ] || wait "$closing"
+    painted_again() { [ "$(grep -c 'chat window painted' "$tmp/err")" -gt "$n_before" ]; }
+    wait_for "the chat's paint" painted_again
+    status=$(grep -o 'chat window painted [0-9]* ms' "$tmp/err" | tail -1 | grep -o '[0-9]*' | head -1)
+    if [ "$mode" = cold ]; then
+      mapped_cold+=("$mapped") status_cold+=("$status")
+      if [ "$(grep -c 'chat start-up: page shell' "$tmp/err")" -gt "$s_before" ]; then
+        shell_cold+=("$(sed -n 's/.*chat start-up: page shell +\([0-9]*\) ms$/\1/p' "$tmp/err" | tail -1)")
+      fi
+    else
+      mapped_menu+=("$mapped") status_menu+=("$status")
+    fi
+    win=$(xdotool search --onlyvisible --name '^Yollayah$' | head -1)
+    xdotool windowfocus --sync "$win" key --clearmodifiers Escape
+    wait_for "the chat window to close" gone
+    wait_for "the chat process to end" no_chat
+    sleep 1
+  done
 done
+# The menu opened and closed without "Open chat": the pre-started chat must not stay.
+[ "$menu_ms" != off ] && menu_event opened
+sleep 1
+[ "$menu_ms" != off ] && menu_event closed
+sleep 5
+unused_left=$(for p in $(tree "$pid"); do c=$(cat "/proc/$p/comm" 2>/dev/null || true); case $c in WebKit*|yollayah-chat) echo "$c($p)";; esac; done | sort -u | tr '\n' ' ')
+pss_unused=$(pss)
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
 click "Quit"
 wait "$pid" 2>/dev/null || true
@@ -174,11 +224,17 @@ Open chat click → first paint   ${shell_ms:-?} ms   (the page's shell: markup 
 Open chat click → status shown  ${painted_ms:-?} ms   (tray's clock: click handled → second frame with the status)
 where the time goes, first open (from the click handled in the tray):
 $steps
-$opens more opens, median (each):
-  click → window mapped  $(median "${mapped_all[@]}") ms  (${mapped_all[*]})
-  click → shell painted  $(median "${shell_all[@]}") ms  (${shell_all[*]})
-  click → status shown   $(median "${status_all[@]}") ms  (${status_all[*]})
+$opens more opens each way, interleaved, median (each)
+  cold click (no chat running):
+    click → window mapped  $(median "${mapped_cold[@]}") ms  (${mapped_cold[*]})
+    click → shell painted  $(median "${shell_cold[@]}") ms  (${shell_cold[*]})
+    click → status shown   $(median "${status_cold[@]}") ms  (${status_cold[*]})
+  menu opened, click after ${menu_ms} ms (chat pre-started hidden):
+    click → window mapped  $(median "${mapped_menu[@]}") ms  (${mapped_menu[*]})
+    click → painted        $(median "${status_menu[@]}") ms  (${status_menu[*]})  (shell and status in the first frame shown)
 chat open: PSS                  $pss_open
 2 s after closing: WebKit left  ${webkit_left:-none}
 2 s after closing: PSS          $pss_after
+menu closed unused, 5 s later: chat/WebKit left  ${unused_left:-none}
+menu closed unused, 5 s later: PSS               $pss_unused
 OUT

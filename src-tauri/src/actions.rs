@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::chat_process::crash_notice;
 use crate::error::Error;
@@ -20,6 +21,11 @@ pub enum AppCommand {
     /// Open the chat if it is closed, close it if it is open (the global shortcut and
     /// `yollayah-tray --toggle-chat`).
     ToggleChat,
+    /// The tray menu is opening (the tray host said so over D-Bus, `menu_bus`): start the chat
+    /// hidden, so that "Open chat" only has to show it.
+    MenuOpened,
+    /// The tray menu closed: a pre-started chat that was not shown ends after a short grace.
+    MenuClosed,
     /// Load the model into VRAM now.
     WarmModel,
     /// Warm the model of the `[[hosts]]` entry at this index, through its agent.
@@ -151,6 +157,14 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     let outcome = match cmd {
         AppCommand::OpenChat => shell.chat.open(&shell.clients, report_crash(shell)),
         AppCommand::ToggleChat => shell.chat.toggle(&shell.clients, report_crash(shell)),
+        AppCommand::MenuOpened => shell
+            .chat
+            .prestart(report_crash(shell))
+            .map(|moves| stop_unused_after(shell, moves, MENU_OPEN_LIMIT)),
+        AppCommand::MenuClosed => {
+            stop_unused_after(shell, shell.chat.menu_closed(), UNUSED_GRACE);
+            Ok(())
+        }
         AppCommand::WarmHost(index) => {
             crate::hosts::warm(shell, index);
             Ok(())
@@ -179,6 +193,25 @@ pub fn dispatch(shell: &Arc<Shell>, cmd: AppCommand) {
     if let Err(err) = outcome {
         report(shell, cmd, &err);
     }
+}
+
+/// How long a pre-started chat outlives the menu's closing unused: a menu opened again within
+/// it finds the chat still loaded.
+const UNUSED_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a pre-started chat waits unused while the menu stays open, for hosts that never
+/// say that their menu closed (then the chat window's ~200 MB would stay with the idle tray).
+const MENU_OPEN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Stops the pre-started chat after `wait` unless it was shown or the menu moved since `moves`.
+fn stop_unused_after(shell: &Arc<Shell>, moves: u64, wait: Duration) {
+    let weak = Arc::downgrade(shell);
+    shell.runtime().spawn(async move {
+        tokio::time::sleep(wait).await;
+        if let Some(shell) = weak.upgrade() {
+            shell.chat.stop_unused(moves);
+        }
+    });
 }
 
 /// Warm, Reload, Unload and Mute: straight to the watchdog, on a task of their own (a warm waits for a

@@ -24,6 +24,7 @@ mod hosts;
 pub mod ipc;
 mod launch;
 mod lock;
+mod menu_bus;
 mod models;
 mod notify;
 mod picker;

@@ -79,6 +79,7 @@ async fn connection(shell: Arc<Shell>, stream: UnixStream, uid: u32) {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     let id = shell.clients.add(tx.clone());
+    shell.chat.connected(&shell.clients, id);
     tracing::debug!(id, "chat window connected");
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {

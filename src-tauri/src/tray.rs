@@ -240,6 +240,10 @@ pub fn install(shell: &Arc<Shell>) -> Result<()> {
     }));
     // A view change that raced the install is drawn now.
     redraw(shell);
+    // Without it "Open chat" still works, only without the head start.
+    if let Err(err) = crate::menu_bus::install(shell) {
+        tracing::warn!(%err, "the menu's opening is not heard: Open chat starts the chat cold");
+    }
     Ok(())
 }
 

@@ -7,8 +7,10 @@
 //! process runs before the chat first opens; "Open chat" starts the chat window's process (and
 //! its web processes), Esc in the window ends it, and 2 s later no WebKit process is left;
 //! a second "Open chat" starts a new one; the global shortcut (Super+Y, an X11 key grab here)
-//! and `yollayah-tray --toggle-chat` each open the chat and, pressed again, close it; "Quit"
-//! exits. A second test puts a fake xdg-desktop-portal on the session bus and checks that the
+//! and `yollayah-tray --toggle-chat` each open the chat and, pressed again, close it; the menu
+//! opening (AboutToShow, Event "opened") starts the chat hidden and "Open chat" shows that
+//! process, while a menu closed unused leaves no chat or WebKit process a few seconds later;
+//! "Quit" exits. A second test puts a fake xdg-desktop-portal on the session bus and checks that the
 //! tray binds its shortcut there and toggles the chat on the portal's `Activated`. Needs the
 //! session from
 //! `scripts/e2e/run.sh` (Xvfb, a session bus, the watcher, dunst); skipped unless
@@ -206,6 +208,21 @@ async fn click(menu: &zbus::Proxy<'_>, label: &str) {
         .call("Event", &(id, "clicked", Variant::from(0i32), 0u32))
         .await
         .unwrap_or_else(|e| panic!("clicking {label:?}: {e}"));
+}
+
+/// The menu opening or closing (`kind`: "opened", "closed"), told as tray hosts tell it: on
+/// opening `AboutToShow(0)` then `Event(0, "opened")`, on closing `Event(0, "closed")`.
+async fn menu_moves(menu: &zbus::Proxy<'_>, kind: &str) {
+    if kind == "opened" {
+        let _needs_update: bool = menu
+            .call("AboutToShow", &(0i32,))
+            .await
+            .unwrap_or_else(|e| panic!("AboutToShow: {e}"));
+    }
+    let () = menu
+        .call("Event", &(0i32, kind, Variant::from(0i32), 0u32))
+        .await
+        .unwrap_or_else(|e| panic!("the menu {kind}: {e}"));
 }
 
 async fn sim_get(http: &reqwest::Client, url: &str) -> Value {
@@ -609,6 +626,65 @@ async fn tray_menu_drives_the_real_app() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+    // 8e. Opening the menu, as a tray host says it (AboutToShow(0), Event(0, "opened")), starts
+    //     the chat process hidden; "Open chat" then shows that same process's window, which
+    //     outlives the menu's closing and its grace.
+    menu_moves(&menu, "opened").await;
+    let prestarted = poll("a chat process pre-started by the menu", || async {
+        let found = descendants_named(pid, "yollayah-chat");
+        (found.len() == 1).then(|| found[0])
+    })
+    .await;
+    poll("the pre-started chat's web process", || async {
+        (!descendants_named(pid, "WebKitWebProces").is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]).is_empty(),
+        "the pre-started chat window is on screen before Open chat"
+    );
+    click(&menu, "Open chat").await;
+    menu_moves(&menu, "closed").await;
+    chat_opened(pid, "Open chat with the chat pre-started").await;
+    assert_eq!(
+        descendants_named(pid, "yollayah-chat"),
+        vec![prestarted],
+        "Open chat must show the pre-started chat, not start another"
+    );
+    // Past the grace after the menu closed (3 s), the shown chat stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let window = xdotool(&["search", "--onlyvisible", "--name", "^Yollayah$"]);
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        !window.is_empty() && descendants_named(pid, "yollayah-chat") == vec![prestarted],
+        "the shown chat ended after the menu closed"
+    );
+    xdotool(&["windowfocus", "--sync", &window]);
+    xdotool(&["key", "--clearmodifiers", "Escape"]);
+    chat_closed(pid, "Esc in the pre-started chat").await;
+
+    // 8f. The menu opened and closed without "Open chat": a reopening within the grace keeps
+    //     the pre-started chat, and a few seconds after the last close no chat process and no
+    //     WebKit process is left; its window never showed.
+    menu_moves(&menu, "opened").await;
+    let unused = poll("a chat process pre-started by the menu", || async {
+        let found = descendants_named(pid, "yollayah-chat");
+        (found.len() == 1).then(|| found[0])
+    })
+    .await;
+    menu_moves(&menu, "closed").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    menu_moves(&menu, "opened").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        descendants_named(pid, "yollayah-chat"),
+        vec![unused],
+        "a menu reopened within the grace must keep the pre-started chat"
+    );
+    menu_moves(&menu, "closed").await;
+    chat_closed(pid, "the menu closed without Open chat").await;
+
     let notices = our_notifications();
     assert!(
         !notices

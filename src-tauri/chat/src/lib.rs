@@ -4,6 +4,9 @@
 //! emits what the tray sends as the window's events, and exits when its window closes, taking
 //! its web processes with it. It holds no state of its own: the core lives in the tray.
 //!
+//! `--hidden` (the tray's pre-start, when its menu opens) builds the window hidden and loads the
+//! page; the tray's `Focus` ("Open chat") shows it.
+//!
 //! `--standalone` runs a core in this process instead (tests, development): the window still
 //! talks to it through the socket.
 
@@ -71,7 +74,16 @@ fn pump<R: Runtime>(app: AppHandle<R>, mut heard: UnboundedReceiver<Heard>) {
                     }
                 }
                 Heard::Focus => {
-                    if let Err(err) = window::open(&app) {
+                    // On the main thread, after `try_run` built the window: a `Focus` that
+                    // beats the window's creation (a pre-started process's) shows it rather
+                    // than building a second one.
+                    let handle = app.clone();
+                    let shown = app.run_on_main_thread(move || {
+                        if let Err(err) = window::open(&handle, true) {
+                            tracing::warn!(%err, "could not bring the chat window forward");
+                        }
+                    });
+                    if let Err(err) = shown {
                         tracing::warn!(%err, "could not bring the chat window forward");
                     }
                 }
@@ -94,9 +106,11 @@ struct Args {
     standalone: bool,
     /// `--demo` (with `--standalone`): against an in-process simulator.
     demo: bool,
+    /// `--hidden`: build the window hidden, until the tray says `Focus`.
+    hidden: bool,
 }
 
-const USAGE: &str = "usage: yollayah-chat [--socket PATH | --standalone [--demo]]";
+const USAGE: &str = "usage: yollayah-chat [--socket PATH [--hidden] | --standalone [--demo]]";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut out = Args::default();
@@ -106,11 +120,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--socket" => out.socket = Some(args.next().ok_or(USAGE)?.into()),
             "--standalone" => out.standalone = true,
             "--demo" => out.demo = true,
+            "--hidden" => out.hidden = true,
             other => return Err(format!("unknown argument {other:?} ({USAGE})")),
         }
     }
     if out.demo && !out.standalone {
         return Err(format!("--demo needs --standalone ({USAGE})"));
+    }
+    if out.hidden && out.standalone {
+        return Err(format!("--hidden needs the tray's socket ({USAGE})"));
     }
     Ok(out)
 }
@@ -166,7 +184,7 @@ fn try_run() -> Result<(), Box<dyn std::error::Error>> {
     timing::mark("socket connected");
     let app = run_app(Builder::default(), client, heard)?;
     timing::mark("app built (GTK up)");
-    window::open(app.handle())?;
+    window::open(app.handle(), !args.hidden)?;
     timing::mark("window and webview created");
     app.run(move |_, event| {
         if let RunEvent::Exit = event {
@@ -196,5 +214,7 @@ mod tests {
         assert!(parse_args(["--socket".to_owned()]).is_err());
         assert!(parse_args(["--demo".to_owned()]).is_err());
         assert!(parse_args(["--standalone".to_owned(), "--demo".to_owned()]).is_ok());
+        assert!(parse_args(["--hidden".to_owned()]).expect("hidden").hidden);
+        assert!(parse_args(["--standalone".to_owned(), "--hidden".to_owned()]).is_err());
     }
 }

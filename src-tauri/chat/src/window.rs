@@ -2,7 +2,7 @@
 //! idle tray runs no webview processes (the webview is most of a Tauri app's memory).
 
 use tauri::webview::PageLoadEvent;
-use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
 
 use tauri::Result;
 
@@ -19,12 +19,15 @@ fn is_app_page(url: &tauri::Url) -> bool {
     }
 }
 
-/// Opens the chat window, or brings it forward if it is already open.
-pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
+/// Opens the chat window, or brings it forward if it is already open (shown by a pre-started
+/// process: `visible`). `visible` false builds it hidden: the page loads, and a later call
+/// with `visible` shows it.
+pub fn open<R: Runtime>(app: &AppHandle<R>, visible: bool) -> Result<()> {
     if let Some(window) = app.get_webview_window(CHAT_LABEL) {
-        window.unminimize()?;
-        window.show()?;
-        window.set_focus()?;
+        if visible {
+            window.unminimize()?;
+            show(&window)?;
+        }
         return Ok(());
     }
     // Closing a Tauri window destroys it (and its web process) unless a handler prevents it;
@@ -36,15 +39,38 @@ pub fn open<R: Runtime>(app: &AppHandle<R>) -> Result<()> {
         // Files dropped on the window reach the page as HTML drag-and-drop (with their bytes),
         // where ui/images.js attaches them; Tauri's own handler would swallow the drop.
         .disable_drag_drop_handler()
+        // Always built hidden, and shown once the page starts loading (`visible`) or on the
+        // tray's `Focus` (pre-started). Mapped at once, GTK asked WebKit to paint before the
+        // web process had started, and WebKit's UI process then blocked for its 500 ms
+        // timeout waiting for the web process's first backing store (1 in 3 cold opens,
+        // docs/benchmarks.md); once the page loads, the web process is up.
+        .visible(false)
+        .focused(false)
         // Model output is untrusted: whatever slips past the sanitiser or a click handler, the
         // window never leaves the app's own pages (links go out through `open_external`).
         .on_navigation(is_app_page)
-        .on_page_load(|_, payload| match payload.event() {
-            PageLoadEvent::Started => crate::timing::mark("page load started"),
-            PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+        .on_page_load(move |window, payload| {
+            match payload.event() {
+                PageLoadEvent::Started => crate::timing::mark("page load started"),
+                PageLoadEvent::Finished => crate::timing::mark("page load finished"),
+            }
+            if visible && payload.event() == PageLoadEvent::Started {
+                if let Err(err) = show(&window) {
+                    tracing::warn!(%err, "could not show the chat window");
+                }
+            }
         })
         .build()?;
     Ok(())
+}
+
+/// Shows the (hidden) window and gives it focus.
+fn show<R: Runtime>(window: &WebviewWindow<R>) -> Result<()> {
+    if !window.is_visible()? {
+        crate::timing::mark("window shown");
+        window.show()?;
+    }
+    window.set_focus()
 }
 
 #[cfg(test)]
