@@ -195,8 +195,8 @@ unrelated() {  # unrelated HOLD_MIB: a python3 process holding memory, no --mode
 }
 
 # ---------------------------------------------------------------- stand-in cases
-# CASES picks stand-in cases (default all): s1 s2 s3 s4 s5 s6.
-CASES=" ${CASES:-s1 s1x s2 s3 s4 s5 s6} "
+# CASES picks stand-in cases (default all): s1 s1x s2 s3 s4 s5 s6 s7.
+CASES=" ${CASES:-s1 s1x s2 s3 s4 s5 s6 s7} "
 want() { [[ $CASES == *" $1 "* ]]; }
 WATCH=
 start_watch() {  # one watch --json for a whole sequence, case $c
@@ -235,6 +235,9 @@ if [[ $PARTS == *" standin "* ]] && enough 120 standin; then
   want s2 && { standin none 0 6; sleep 2; observe s2-holds-none-burns-cpu; cleanup_pids; }
   want s3 && { standin forty $((SIZE_VRAM_MIB * 40 / 100 + RT)) 0; sleep 1; observe s3-holds-40pct; cleanup_pids; }
   want s4 && { unrelated 40960; sleep 1; observe s4-no-runner-unrelated-40g; cleanup_pids; }
+  # s7: the runner holds 2 GiB more than /api/ps counts (ollama/ollama#17251-style
+  # under-counting): GPU with a PS_UNDERCOUNTS warning, not "unknown, restart".
+  want s7 && { standin more $((SIZE_VRAM_MIB + RT + 2048)) 0; sleep 1; observe s7-holds-more-than-ps; cleanup_pids; }
 
   # s5: one watch across: runner A → A killed, a gap with no runner → B (same blob, new pid)
   # → B killed → an unrelated python3 holding 40 GiB appears.
