@@ -643,6 +643,14 @@ async fn embedding_model_is_warmed_with_embed() {
     .await;
 }
 
+/// Loads that take long enough for a request to arrive while one runs.
+fn slow_load() -> Scenario {
+    Scenario {
+        load_ms: 600,
+        ..fast_scenario()
+    }
+}
+
 /// Ollama carries out an unload that arrives during a load once that load's request ends
 /// (fact sheet §5). A warm asked for after such an unload must load again: answering it with
 /// the earlier load's result said "loaded" about a model that was gone (seen in CI through the
@@ -650,11 +658,7 @@ async fn embedding_model_is_warmed_with_embed() {
 #[tokio::test]
 async fn a_warm_after_an_unload_is_not_answered_by_the_load_before_it() {
     bounded(async {
-        let scenario = Scenario {
-            load_ms: 600,
-            ..fast_scenario()
-        };
-        let mut rig = Rig::start(scenario, settings()).await;
+        let mut rig = Rig::start(slow_load(), settings()).await;
         rig.events.wait_for("the start-up warm", is_started).await;
         rig.watchdog.unload().await.expect("unload");
         let outcome = rig.watchdog.warm().await.expect("warm");
@@ -678,11 +682,7 @@ async fn a_warm_after_an_unload_is_not_answered_by_the_load_before_it() {
 #[tokio::test]
 async fn a_switch_during_a_warm_warms_the_new_model() {
     bounded(async {
-        let scenario = Scenario {
-            load_ms: 600,
-            ..fast_scenario()
-        };
-        let mut rig = Rig::start(scenario, settings()).await;
+        let mut rig = Rig::start(slow_load(), settings()).await;
         rig.events.wait_for("the start-up warm", is_started).await;
         rig.watchdog.watch_model(OTHER).await.expect("watch");
         let finished = |name: &'static str| {
@@ -708,15 +708,11 @@ async fn a_switch_during_a_warm_warms_the_new_model() {
 #[tokio::test]
 async fn an_unload_during_a_requested_warm_wins() {
     bounded(async {
-        let scenario = Scenario {
-            load_ms: 600,
-            ..fast_scenario()
-        };
         let settings = yollayah_core::watchdog::WatchdogSettings {
             warm_on_start: false,
             ..settings()
         };
-        let mut rig = Rig::start(scenario, settings).await;
+        let mut rig = Rig::start(slow_load(), settings).await;
         let watchdog = rig.watchdog.clone();
         let warm = tokio::spawn(async move { watchdog.warm().await });
         rig.events.wait_for("the requested warm", is_started).await;
