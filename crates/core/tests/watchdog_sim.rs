@@ -734,3 +734,35 @@ async fn an_unload_during_a_requested_warm_wins() {
     })
     .await;
 }
+
+/// ollama/ollama#17290 through the watchdog: the headline, the verdict and the alert agree (CPU,
+/// the driver named as the cause) and nothing offers a reload that would land on the CPU again.
+#[tokio::test]
+async fn a_driver_the_server_refuses_raises_one_cpu_alert_naming_the_driver() {
+    bounded(async {
+        let scenario = Scenario {
+            version: "0.32.1".into(),
+            driver_version: Some("535.309.01".into()),
+            ..fast_scenario()
+        };
+        let mut rig = Rig::start(scenario, settings()).await;
+        rig.wait_warm().await;
+        // Raised as soon as the load shows, which may be before the warm's own event.
+        let (_, raised) = rig
+            .events
+            .wait_for_since(0, "the CPU alert", is_raised)
+            .await;
+        let Event::AlertRaised(alert) = raised else {
+            unreachable!()
+        };
+        assert_eq!(alert.code, Some(Code::DriverTooOld), "{alert:?}");
+        assert_eq!(alert.placement, yollayah_core::placement::Placement::Cpu);
+        assert!(alert.body.contains("driver"), "{}", alert.body);
+        assert!(alert.actions.is_empty(), "{:?}", alert.actions);
+        let snap = rig.watchdog.latest();
+        assert_eq!(snap.verdict, Verdict::Cpu, "{}", snap.headline);
+        let d = snap.target().expect("diagnosis");
+        assert_eq!(d.top().map(|f| f.code), Some(Code::DriverTooOld));
+    })
+    .await;
+}
