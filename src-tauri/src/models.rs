@@ -3,6 +3,7 @@
 //! The GPU view and Ollama's settings are the watchdog's last reading (its capture bundle), so
 //! listing costs no extra NVML or process scan.
 
+use yollayah_core::diagnose::server::{Version, driver_too_old};
 use yollayah_core::fit::FitSettings;
 use yollayah_core::gpu::GpuSnapshot;
 use yollayah_core::models::{self, ModelEntry};
@@ -16,12 +17,13 @@ const GIB: u64 = 1 << 30;
 /// The chat models (embedding-only ones are left out), in `/api/tags` order.
 pub async fn list(core: &Core) -> Result<Vec<ModelEntry>> {
     let seen = core.watchdog.capture().await?;
-    let num_ctx = core
-        .watchdog
-        .profile()
-        .num_ctx()
-        .unwrap_or_else(|| server_default_ctx(&seen.env, &seen.gpu));
-    let settings = fit_settings(&seen.env);
+    let num_ctx = core.watchdog.profile().num_ctx().unwrap_or_else(|| {
+        server_default_ctx(&seen.env, &seen.gpu, seen.ollama_version.as_deref())
+    });
+    let settings = FitSettings {
+        server_version: seen.ollama_version.clone(),
+        ..fit_settings(&seen.env)
+    };
     let all = models::list_with_predictions(&core.ollama, &seen.gpu, num_ctx, &settings).await?;
     Ok(all.into_iter().filter(|m| m.chat).collect())
 }
@@ -29,8 +31,9 @@ pub async fn list(core: &Core) -> Result<Vec<ModelEntry>> {
 /// The context Ollama gives a model the profile does not size: `OLLAMA_CONTEXT_LENGTH`, else
 /// its VRAM tier (≥ 47 GiB → 262144, ≥ 23 GiB → 32768, else 4096: `routes.go` `Serve`, see
 /// the fact sheet). The tier counts the VRAM of every GPU this process sees, which is the
-/// server's view only when both run on this machine.
-fn server_default_ctx(env: &OllamaEnv, gpu: &GpuSnapshot) -> u64 {
+/// server's view only when both run on this machine; a server that refuses the driver
+/// (`DRIVER_TOO_OLD`) discovered no GPU, so its tier is the smallest.
+fn server_default_ctx(env: &OllamaEnv, gpu: &GpuSnapshot, server_version: Option<&str>) -> u64 {
     if let Some(n) = env
         .context_length
         .as_deref()
@@ -39,7 +42,15 @@ fn server_default_ctx(env: &OllamaEnv, gpu: &GpuSnapshot) -> u64 {
     {
         return n;
     }
-    let vram: u64 = gpu.gpus.iter().map(|g| g.memory_total).sum();
+    let refused = server_version
+        .and_then(Version::parse)
+        .zip(gpu.driver_version.as_deref())
+        .is_some_and(|(v, d)| driver_too_old(d, v).is_some());
+    let vram: u64 = if refused {
+        0
+    } else {
+        gpu.gpus.iter().map(|g| g.memory_total).sum()
+    };
     match vram {
         v if v >= 47 * GIB => 262_144,
         v if v >= 23 * GIB => 32_768,
@@ -88,14 +99,19 @@ mod tests {
     #[test]
     fn default_context_follows_the_env_then_the_vram_tier() {
         let none = OllamaEnv::default();
-        assert_eq!(server_default_ctx(&none, &gpu(12)), 4096);
-        assert_eq!(server_default_ctx(&none, &gpu(24)), 32_768);
-        assert_eq!(server_default_ctx(&none, &gpu(48)), 262_144);
+        assert_eq!(server_default_ctx(&none, &gpu(12), None), 4096);
+        assert_eq!(server_default_ctx(&none, &gpu(24), None), 32_768);
+        assert_eq!(server_default_ctx(&none, &gpu(48), None), 262_144);
+        // Ollama 0.32 on driver 535 discovers no GPU (ollama/ollama#17290): the smallest tier.
+        let mut old = gpu(48);
+        old.driver_version = Some("535.309.01".into());
+        assert_eq!(server_default_ctx(&none, &old, Some("0.32.1")), 4096);
+        assert_eq!(server_default_ctx(&none, &old, Some("0.29.0")), 262_144);
         let set = OllamaEnv {
             context_length: Some("8192".into()),
             ..OllamaEnv::default()
         };
-        assert_eq!(server_default_ctx(&set, &gpu(48)), 8192);
+        assert_eq!(server_default_ctx(&set, &gpu(48), None), 8192);
     }
 
     #[test]
