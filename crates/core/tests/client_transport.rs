@@ -22,6 +22,8 @@ enum Act {
     Bytewise(Vec<u8>),
     /// Keep the connection open and silent until the test ends.
     Hold,
+    /// Stay silent this long, then go on.
+    Pause(Duration),
 }
 
 struct Request {
@@ -70,6 +72,7 @@ async fn serve(acts: Vec<Act>) -> (SocketAddr, oneshot::Receiver<Request>) {
                     }
                 }
                 Act::Hold => std::future::pending::<()>().await,
+                Act::Pause(d) => tokio::time::sleep(d).await,
             }
         }
         // Dropping the socket closes the connection.
@@ -338,6 +341,39 @@ async fn stalled_stream_is_reported_after_the_idle_timeout() {
             other => panic!("{other:?}"),
         }
         assert!(stream.next().await.is_none());
+    })
+    .await;
+}
+
+/// The idle clock restarts with every read: a slow but steady stream that lasts many idle
+/// timeouts in all is not a stall, and the silence after it is, one idle timeout later.
+#[tokio::test]
+async fn a_steady_trickle_longer_than_the_idle_timeout_is_not_a_stall() {
+    bounded(async {
+        let idle = Duration::from_millis(300);
+        let mut acts = vec![chunked_head()];
+        for i in 0..8 {
+            acts.push(http_chunk(&chunk_line(&format!("t{i}"), false)));
+            acts.push(Act::Pause(Duration::from_millis(120)));
+        }
+        acts.push(Act::Hold);
+        let (addr, _r) = serve(acts).await;
+        let c = client_with(addr, |c| c.stream_idle_timeout = idle);
+        let mut stream = c.chat_stream(&chat_req()).await.expect("stream");
+        for i in 0..8 {
+            let chunk = stream.next().await.expect("a chunk");
+            assert!(chunk.is_ok(), "chunk {i}: {chunk:?}");
+        }
+        let last = std::time::Instant::now();
+        match stream.next().await {
+            Some(Err(Error::StreamStalled { after })) => assert_eq!(after, idle),
+            other => panic!("{other:?}"),
+        }
+        let waited = last.elapsed();
+        assert!(
+            waited >= idle - Duration::from_millis(130) && waited < idle * 3,
+            "stall reported {waited:?} after the last chunk"
+        );
     })
     .await;
 }
