@@ -3,7 +3,7 @@
 //! The GPU view and Ollama's settings are the watchdog's last reading (its capture bundle), so
 //! listing costs no extra NVML or process scan.
 
-use yollayah_core::diagnose::server::{Version, driver_too_old};
+use yollayah_core::diagnose::server::refuses_driver;
 use yollayah_core::fit::FitSettings;
 use yollayah_core::gpu::GpuSnapshot;
 use yollayah_core::models::{self, ModelEntry};
@@ -42,11 +42,7 @@ fn server_default_ctx(env: &OllamaEnv, gpu: &GpuSnapshot, server_version: Option
     {
         return n;
     }
-    let refused = server_version
-        .and_then(Version::parse)
-        .zip(gpu.driver_version.as_deref())
-        .is_some_and(|(v, d)| driver_too_old(d, v).is_some());
-    let vram: u64 = if refused {
+    let vram: u64 = if refuses_driver(server_version, gpu.driver_version.as_deref()).is_some() {
         0
     } else {
         gpu.gpus.iter().map(|g| g.memory_total).sum()

@@ -18,7 +18,7 @@
 use serde::Serialize;
 
 use crate::diagnose::memory::{self, FitModel};
-use crate::diagnose::server::{Version, driver_too_old};
+use crate::diagnose::server::refuses_driver;
 use crate::diagnose::{Code, Evidence, Finding, Severity};
 use crate::gpu::{GpuSnapshot, NvmlStatus};
 use crate::ollama::types::{PsModel, ShowResponse};
@@ -134,13 +134,11 @@ pub fn predict(
         return unknown(ctx, &format!("no GPU information: {reason}"));
     }
     // Whatever memory is free: a server that refuses this driver uses no GPU (DRIVER_TOO_OLD).
-    let refused = settings
-        .server_version
-        .as_deref()
-        .and_then(Version::parse)
-        .zip(gpu.driver_version.as_deref())
-        .and_then(|(v, d)| driver_too_old(d, v).map(|r| (d, r)));
-    if let Some((driver, required)) = refused {
+    let driver = gpu.driver_version.as_deref().unwrap_or_default();
+    if let Some(required) = refuses_driver(
+        settings.server_version.as_deref(),
+        gpu.driver_version.as_deref(),
+    ) {
         return ModelFit {
             model: model.to_owned(),
             num_ctx: ctx,

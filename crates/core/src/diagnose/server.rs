@@ -40,6 +40,12 @@ pub fn driver_too_old(driver: &str, version: Version) -> Option<u32> {
     min_driver(version).filter(|required| major < *required)
 }
 
+/// [`driver_too_old`] from the raw texts (`/api/version`, NVML's driver version), for callers
+/// that hold them as read: the driver branch the server wants, when it refuses this one.
+pub fn refuses_driver(server_version: Option<&str>, driver: Option<&str>) -> Option<u32> {
+    driver_too_old(driver?, Version::parse(server_version?)?)
+}
+
 /// The three designs of Ollama's runner and estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
